@@ -1,0 +1,135 @@
+"""A lazy registry of methods: names map to "module:Class" strings and one-line descriptions, so
+listing methods imports nothing heavy. Out-of-tree methods join through the `bench.methods`
+entry-point group (name = "package.module:Class")."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import typing
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from bench.errors import BenchError
+
+ENTRY_POINT_GROUP = "bench.methods"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    target: str          # "module:Class"
+    description: str
+    origin: str = "builtin"
+
+
+# Built-in methods. Adding one is one line here plus its module.
+BUILTIN: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in [
+        MethodSpec("pop", "methods.pop:Pop", "Most popular items among the training targets (sanity floor)."),
+    ]
+}
+
+
+def register(name: str, target: str, description: str) -> None:
+    """Register a method at run time (tests, notebooks)."""
+    BUILTIN[name] = MethodSpec(name, target, description, origin="runtime")
+
+
+def _plugins() -> dict[str, MethodSpec]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = MethodSpec(ep.name, ep.value, f"(plugin from {ep.dist.name if ep.dist else 'unknown'})", "plugin")
+    return found
+
+
+def all_specs() -> dict[str, MethodSpec]:
+    specs = dict(_plugins())
+    specs.update(BUILTIN)  # built-in names win over a plugin that reuses one
+    return specs
+
+
+def get_spec(name: str) -> MethodSpec:
+    specs = all_specs()
+    if name not in specs:
+        close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"Unknown method '{name}'.{hint} Run `bench methods` to list them all.")
+    return specs[name]
+
+
+def load_class(name: str):
+    spec = get_spec(name)
+    module_name, _, attr = spec.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise BenchError(f"Method '{name}' cannot be loaded from {spec.target} ({exc}); check that its package is installed.") from exc
+    if not getattr(cls, "name", ""):
+        cls.name = name
+    return cls
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """["cft.alpha=0.2", "sft.epochs=1"] -> {"cft": {"alpha": "0.2"}, "sft": {"epochs": "1"}}."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        method, dot, field = key.strip().partition(".")
+        if not eq or not dot or not method or not field:
+            raise BenchError(f"Cannot read --set '{pair}'; write it as method.field=value, e.g. --set cft.alpha=0.2.")
+        out.setdefault(method, {})[field.strip()] = value.strip()
+    return out
+
+
+def _convert(value: str, annotation, where: str):
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value.lower() in ("none", "null", "") and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except BenchError:
+                continue
+        raise BenchError(f"Cannot read {where}={value!r} as {annotation}.")
+    if origin in (list, tuple):
+        inner = args[0] if args else str
+        items = [_convert(v.strip(), inner, where) for v in value.split(",") if v.strip()]
+        return items if origin is list else tuple(items)
+    try:
+        if annotation is bool:
+            low = value.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if annotation in (int, float, str):
+            return annotation(value)
+    except ValueError as exc:
+        raise BenchError(f"Cannot read {where}={value!r} as {annotation.__name__}; give a valid value.") from exc
+    return value
+
+
+def build_config(cls, overrides: dict[str, str]):
+    """The method's Config with overrides applied, each converted to its field's type."""
+    config_cls = cls.Config
+    hints = typing.get_type_hints(config_cls)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    values = {}
+    for field, raw in overrides.items():
+        if field not in known:
+            close = difflib.get_close_matches(field, sorted(known), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise BenchError(
+                f"Method '{cls.name}' has no setting '{field}'.{hint} Its settings: {', '.join(sorted(known)) or 'none'}."
+            )
+        values[field] = _convert(raw, hints[field], f"{cls.name}.{field}")
+    return config_cls(**values)

@@ -1,0 +1,27 @@
+"""The popularity baseline: rank items by how often they are a training target."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from bench.method import Context, ScoreMethod
+from bench.data.split import Samples
+
+
+class Pop(ScoreMethod):
+    name = "pop"
+    description = "Most popular items among the training targets (sanity floor)."
+    version = "1"
+
+    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
+        self.counts = np.bincount(train.targets, minlength=context.n_items).astype(np.float64)
+
+    def score(self, samples: Samples, batch_size: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(samples), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(samples)))
+            yield rows, np.broadcast_to(self.counts, (len(rows), len(self.counts)))
+
+    def run_info(self) -> dict:
+        return {"distinct_targets": int((self.counts > 0).sum())}
