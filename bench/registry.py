@@ -21,27 +21,43 @@ class MethodSpec:
     name: str
     target: str          # "module:Class"
     description: str
+    # class attributes set on a generated subclass, so one class serves several names
+    # (e.g. {"recbole_model": "Caser"})
+    options: dict | None = None
     origin: str = "builtin"
 
+
+_RECBOLE = "methods.recbole_adapter:RecBoleMethod"
 
 # Built-in methods. Adding one is one line here plus its module.
 BUILTIN: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in [
         MethodSpec("pop", "methods.pop:Pop", "Most popular items among the training targets (sanity floor)."),
+        # classic sequential models through RecBole; any RecBole sequential model is one line like these
+        MethodSpec("sasrec", _RECBOLE, "SASRec (RecBole): self-attention over the history, CE over all items.", {"recbole_model": "SASRec"}),
+        MethodSpec("gru4rec", _RECBOLE, "GRU4Rec (RecBole): a GRU over the history, CE over all items.", {"recbole_model": "GRU4Rec"}),
+        MethodSpec("caser", _RECBOLE, "Caser (RecBole): convolutional sequence embedding.", {"recbole_model": "Caser"}),
+        MethodSpec("bert4rec", _RECBOLE, "BERT4Rec (RecBole): bidirectional self-attention, cloze training.", {"recbole_model": "BERT4Rec"}),
+        # LLM methods on one shared engine (methods/llm)
+        MethodSpec("sft", "methods.llm.methods:SFT", "LLM fine-tuned on title generation; beam search constrained to catalogue titles."),
+        MethodSpec("bigrec", "methods.llm.methods:BIGRec", "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."),
+        MethodSpec("cft", "methods.llm.methods:CFT", "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."),
+        MethodSpec("cft-no-cf", "methods.llm.methods:CFTNoCF", "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."),
+        MethodSpec("cft-no-tw", "methods.llm.methods:CFTNoTW", "CFT ablation with uniform token weights (alpha 0.1, beta 1)."),
     ]
 }
 
 
-def register(name: str, target: str, description: str) -> None:
+def register(name: str, target: str, description: str, options: dict | None = None) -> None:
     """Register a method at run time (tests, notebooks)."""
-    BUILTIN[name] = MethodSpec(name, target, description, origin="runtime")
+    BUILTIN[name] = MethodSpec(name, target, description, options, origin="runtime")
 
 
 def _plugins() -> dict[str, MethodSpec]:
     found = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = MethodSpec(ep.name, ep.value, f"(plugin from {ep.dist.name if ep.dist else 'unknown'})", "plugin")
+        found[ep.name] = MethodSpec(ep.name, ep.value, f"(plugin from {ep.dist.name if ep.dist else 'unknown'})", origin="plugin")
     return found
 
 
@@ -68,8 +84,9 @@ def load_class(name: str):
         cls = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise BenchError(f"Method '{name}' cannot be loaded from {spec.target} ({exc}); check that its package is installed.") from exc
-    if not getattr(cls, "name", ""):
-        cls.name = name
+    if spec.options or getattr(cls, "name", "") != name:
+        # a subclass per registered name keeps class attributes (name, options) apart
+        cls = type(cls.__name__, (cls,), dict(spec.options or {}, name=name, __module__=cls.__module__))
     return cls
 
 

@@ -1,0 +1,1 @@
+"""The shared LLM engine: prompts, model loading, objectives, training, decoding, grounding."""
