@@ -72,6 +72,7 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
 
 
 def title_from_generation(text: str) -> str:
-    """The title inside a generated answer: everything before the closing quote."""
-    text = text.split(CLOSE, 1)[0] if CLOSE in text else text
-    return text.strip()
+    """The title inside a generated answer (decoded up to EOS): drop the closing quote. Titles may
+    contain quotes themselves (`12" Doll`), so only the last character is removed."""
+    text = text.strip()
+    return text[: -len(CLOSE)].strip() if text.endswith(CLOSE) else text
