@@ -1,0 +1,40 @@
+"""Explicit seeds everywhere: one call seeds Python, numpy and (if loaded) torch."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error."""
+    from bench.errors import BenchError
+
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise BenchError(f"Unknown device '{device}'; use auto, cpu, cuda or cuda:N.")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise BenchError(f"--device {device} was asked for but no GPU is visible; use --device cpu or --device auto.")
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise BenchError(f"--device {device} does not exist: {torch.cuda.device_count()} GPU(s) visible.")
+    return "cuda" if device == "auto" else device
