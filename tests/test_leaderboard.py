@@ -1,0 +1,276 @@
+"""Leaderboards built from hand-made stored runs whose numbers are known in advance."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+from scipy import stats as scipy_stats
+
+from bench import paths, stats
+from bench.errors import BenchError
+from bench.evaluate import summarize
+from bench.leaderboard import build_leaderboards, leaderboard_command, load_leaderboards
+from bench.store import RunStore
+
+N = 50
+NEW, OLD = "split-new", "split-old"
+STD_A = math.sqrt(2 * 0.1**2)  # seeds at 1.0 and 0.8: sample std (ddof=1) 0.141421...
+LOG3 = 1.0 / math.log2(3.0)  # NDCG of a target at rank 1
+
+
+def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None, split_hash=NEW, limit_test=None,
+             created_at="2025-01-02T00:00:00+00:00", sample_index=None):  # fmt: skip
+    ranks = np.asarray(ranks, dtype=np.int64)
+    n = len(ranks)
+    config_key = config_key or f"cfg{method}"
+    record = dict(
+        key=f"{config_key}-{split_hash}-{limit_test}-s{seed}-{created_at[:10]}",
+        config_key=config_key,
+        method=method,
+        label=label or method,
+        method_version="1",
+        config={},
+        overrides={},
+        dataset=dataset,
+        split_hash=split_hash,
+        seed=seed,
+        limit_test=limit_test,
+        n_test=n,
+        metrics=summarize(ranks),
+        invalid_total=0,
+        timing={},
+        provenance={},
+        info={},
+        created_at=created_at,
+    )
+    arrays = dict(
+        sample_index=np.arange(n, dtype=np.int64) if sample_index is None else np.asarray(sample_index, dtype=np.int64),
+        rank=ranks,
+        topk=np.full((n, 50), -1, dtype=np.int32),
+        invalid=np.zeros(n, dtype=np.int32),
+    )
+    store.save(record, arrays)
+
+
+@pytest.fixture
+def store():
+    return RunStore()  # under the temporary BENCH_RESULTS_DIR
+
+
+@pytest.fixture
+def toys(store):
+    """A: perfect on seed 0, 10 misses on seed 1 (stored in reverse order); B: never hits;
+    C: always at rank 1. Plus a run of an older split that must not appear."""
+    save_run(store, "toys", "A", np.zeros(N), seed=0)
+    seed1 = np.r_[np.zeros(40), np.full(10, -1)]
+    save_run(store, "toys", "A", seed1[::-1], seed=1, sample_index=np.arange(N)[::-1])
+    for seed in (0, 1):
+        save_run(store, "toys", "B", np.full(N, -1), seed=seed)
+        save_run(store, "toys", "C", np.ones(N), seed=seed)
+    save_run(store, "toys", "Z", np.zeros(N), split_hash=OLD, created_at="2024-06-01T00:00:00+00:00")
+    return store
+
+
+# per-sample values of A averaged over its two seeds, in sample order
+A_NDCG = np.r_[np.ones(40), np.full(10, 0.5)]
+A_HR = A_NDCG
+
+
+def test_means_std_letters_and_bold(toys):
+    (board,) = build_leaderboards("toys")
+    assert [(r.letter, r.label) for r in board.rows] == [("a", "A"), ("b", "B"), ("c", "C")]
+    assert board.split_hash == NEW and board.n_samples == N and board.limit_test is None
+    a, b, c = board.rows
+    assert a.seeds == [0, 1] and len(a.run_keys) == 2
+    assert a.cells["NDCG@10"].mean == pytest.approx(0.9)
+    assert a.cells["NDCG@10"].std == pytest.approx(STD_A)
+    assert b.cells["NDCG@10"].mean == 0.0 and b.cells["NDCG@10"].std == 0.0
+    assert c.cells["NDCG@10"].mean == pytest.approx(LOG3) and c.cells["HR@10"].mean == 1.0
+    for metric in ("NDCG@10", "NDCG@20"):
+        assert a.cells[metric].wins == ["b", "c"] and a.cells[metric].best
+        assert c.cells[metric].wins == ["b"] and not c.cells[metric].best
+        assert b.cells[metric].wins == []
+    for metric in ("HR@10", "HR@20"):
+        # C hits every sample; A misses half the time on 10 samples: C beats A here
+        assert c.cells[metric].wins == ["a", "b"] and c.cells[metric].best
+        assert a.cells[metric].wins == ["b"] and not a.cells[metric].best
+
+
+def test_pvalues_are_paired_tests_on_seed_averaged_values_with_holm(toys):
+    (board,) = build_leaderboards("toys")
+    hr = [cmp for cmp in board.comparisons if cmp.metric == "HR@10"]
+    assert [(cmp.a, cmp.b) for cmp in hr] == [("a", "b"), ("a", "c"), ("b", "c")]
+    raw = [
+        stats.paired_pvalue(A_HR, np.zeros(N)),
+        stats.paired_pvalue(A_HR, np.ones(N)),
+        stats.paired_pvalue(np.zeros(N), np.ones(N)),
+    ]
+    # a vs c by hand: d has 10 values -0.5 and 40 zeros
+    d = A_HR - 1.0
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(N))
+    assert raw[1] == pytest.approx(2 * scipy_stats.t.sf(abs(t), N - 1))
+    assert [cmp.p for cmp in hr] == pytest.approx(raw)
+    assert [cmp.p_adjusted for cmp in hr] == pytest.approx(stats.holm(raw))
+    assert [cmp.winner for cmp in hr] == ["a", "c", "c"]
+
+
+def test_no_letter_without_a_significant_difference(store):
+    save_run(store, "cds", "A", np.zeros(N))
+    save_run(store, "cds", "E", np.r_[-1, np.zeros(N - 1)])  # one miss: t = 1, p = 0.32
+    (board,) = build_leaderboards("cds")
+    a, e = board.rows
+    assert a.cells["NDCG@10"].std is None and e.cells["NDCG@10"].mean == pytest.approx(0.98)
+    assert a.cells["NDCG@10"].wins == [] and e.cells["NDCG@10"].wins == []
+    assert a.cells["NDCG@10"].best and not e.cells["NDCG@10"].best
+    cmp = board.comparisons[0]
+    assert cmp.p == pytest.approx(2 * scipy_stats.t.sf(1.0, N - 1)) and cmp.winner is None
+    assert "one seed per row" in board.caption
+
+
+def test_files_contain_the_numbers(toys):
+    console = Console(file=io.StringIO(), width=250)
+    written = leaderboard_command("toys", console=console)
+    out = paths.results_dir() / "leaderboard"
+    assert written == [out / "toys.md", out / "toys.tex", out / "toys.csv", out / "toys.json"]
+    assert all(p.is_file() for p in written)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    caption = (
+        "Superscript letters mark significant wins (paired t-test, Holm correction, p < 0.05) over the row "
+        "with that letter; mean ± std over 2 seeds; 50 test samples."
+    )
+    printed = console.file.getvalue()
+    assert "toys: 50 test samples" in printed and "0.9000 ± 0.1414" in printed
+    assert " ".join(caption.split()) in " ".join(printed.replace("│", " ").split())
+
+    md = written[0].read_text()
+    a_line = next(line for line in md.splitlines() if line.startswith("| a "))
+    assert [cell.strip() for cell in a_line.split("|")[1:-1]] == [
+        "a", "A", "**0.9000 ± 0.1414**<sup>bc</sup>", "0.9000 ± 0.1414<sup>b</sup>",
+        "**0.9000 ± 0.1414**<sup>bc</sup>", "0.9000 ± 0.1414<sup>b</sup>",
+    ]  # fmt: skip
+    assert "0.6309 ± 0.0000<sup>b</sup>" in md and "**1.0000 ± 0.0000**<sup>ab</sup>" in md
+    assert caption in md
+
+    tex = written[1].read_text()
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\textbf{0.9000 $\pm$ 0.1414}$^{bc}$",
+                  r"\caption{Superscript letters mark significant wins (paired t-test, Holm correction, p \textless{} 0.05)",
+                  r"mean $\pm$ std over 2 seeds; 50 test samples.}"):  # fmt: skip
+        assert piece in tex
+
+    rows = list(csv.DictReader(io.StringIO(written[2].read_text())))
+    assert len(rows) == 3 * 4
+    a_ndcg = next(r for r in rows if r["label"] == "A" and r["metric"] == "NDCG@10")
+    assert float(a_ndcg["mean"]) == pytest.approx(0.9) and float(a_ndcg["std"]) == pytest.approx(STD_A)
+    assert (a_ndcg["n_seeds"], a_ndcg["n_samples"], a_ndcg["wins"], a_ndcg["best"]) == ("2", "50", "bc", "1")
+    assert "ci_low" not in rows[0]
+
+    payload = json.loads(written[3].read_text())
+    table = payload["tables"][0]
+    assert (table["test"], table["correction"], table["alpha"], table["seed"]) == ("t", "holm", 0.05, 0)
+    assert table["caption"] == caption
+    assert len(table["rows"][0]["run_keys"]) == 2
+    assert load_leaderboards(written[3]) == build_leaderboards("toys")
+
+
+def test_baseline_intervals_match_the_bootstrap(toys, tmp_path):
+    boards = build_leaderboards("toys", baseline="B")
+    a, b, c = boards[0].rows
+    assert all(cell.vs_baseline is None for cell in b.cells.values())
+    diff, low, high = stats.paired_bootstrap_ci(A_NDCG, np.zeros(N), seed=0)
+    iv = a.cells["NDCG@10"].vs_baseline
+    assert (iv.diff, iv.low, iv.high) == (diff, low, high)
+    assert diff == pytest.approx(0.9) and low < 0.9 < high
+    assert c.cells["NDCG@10"].vs_baseline.low == pytest.approx(LOG3)  # a constant difference
+
+    written = leaderboard_command("toys", baseline="B", out_dir=tmp_path / "lb", formats=("md", "csv"), console=Console(file=io.StringIO()))
+    assert written == [tmp_path / "lb" / "toys.md", tmp_path / "lb" / "toys.csv"]
+    md = written[0].read_text()
+    assert "### Difference from B" in md and f"+0.9000 [{low:+.4f}, {high:+.4f}]" in md
+    rows = list(csv.DictReader(io.StringIO(written[1].read_text())))
+    a_ndcg = next(r for r in rows if r["label"] == "A" and r["metric"] == "NDCG@10")
+    assert float(a_ndcg["ci_low"]) == low and float(a_ndcg["ci_high"]) == high and a_ndcg["baseline"] == "B"
+    assert next(r for r in rows if r["label"] == "B")["ci_low"] == ""
+
+
+def test_two_evaluation_sets_give_two_tables(store, tmp_path):
+    for method, rank in (("A", 0), ("B", -1)):
+        save_run(store, "games", method, np.full(N, rank))
+        save_run(store, "games", method, np.full(20, rank), limit_test=20)
+    boards = build_leaderboards("games")
+    assert [(b.limit_test, b.n_samples) for b in boards] == [(None, 50), (20, 20)]
+    assert boards[1].rows[0].cells["HR@10"].wins == ["b"]
+    assert boards[1].caption.endswith("20 test samples.")
+    md, tex = leaderboard_command("games", out_dir=tmp_path / "lb", formats=("md", "tex"), console=Console(file=io.StringIO()))
+    assert "## games: 50 test samples" in md.read_text() and "## games: 20 test samples" in md.read_text()
+    assert tex.read_text().count(r"\begin{table}") == 2
+    assert sorted(p.name for p in (tmp_path / "lb").iterdir()) == ["games.md", "games.tex"]
+
+
+def test_older_split_is_ignored_unless_asked_for(toys):
+    (board,) = build_leaderboards("toys")
+    assert "Z" not in [r.label for r in board.rows]
+    (old,) = build_leaderboards("toys", split_hash=OLD)
+    assert [r.label for r in old.rows] == ["Z"] and old.comparisons == []
+    with pytest.raises(BenchError, match="stored splits: split-new, split-old"):
+        build_leaderboards("toys", split_hash="nope")
+
+
+def test_shared_labels_are_told_apart_and_escaped(store):
+    save_run(store, "books", "cft", np.zeros(N), label="cft_x", config_key="1111aaaa2222")
+    save_run(store, "books", "cft", np.full(N, -1), label="cft_x", config_key="3333bbbb4444")
+    (board,) = build_leaderboards("books")
+    assert [r.label for r in board.rows] == ["cft_x (1111aaaa)", "cft_x (3333bbbb)"]
+    (tex,) = leaderboard_command("books", formats=("tex",), console=Console(file=io.StringIO()))
+    assert r"cft\_x (1111aaaa)" in tex.read_text()
+
+
+def test_a_seed_stored_twice_uses_the_newest_run(store):
+    save_run(store, "sports", "A", np.full(N, -1), created_at="2025-01-01T00:00:00+00:00")
+    save_run(store, "sports", "A", np.zeros(N), created_at="2025-01-05T00:00:00+00:00")
+    (board,) = build_leaderboards("sports")
+    assert board.rows[0].seeds == [0] and board.rows[0].cells["HR@10"].mean == 1.0
+
+
+@pytest.mark.parametrize(("test", "name"), [("wilcoxon", "Wilcoxon signed-rank test"), ("randomization", "paired randomisation test")])
+def test_other_tests_and_corrections(toys, test, name):
+    (board,) = build_leaderboards("toys", test=test, correction="bonferroni", alpha=0.01, seed=3, n_resamples=2_000)
+    assert f"({name}, Bonferroni correction, p < 0.01)" in board.caption
+    a_vs_c = next(c for c in board.comparisons if c.metric == "HR@10" and (c.a, c.b) == ("a", "c"))
+    p = stats.paired_pvalue(A_HR, np.ones(N), test, seed=3, n_resamples=2_000)
+    assert a_vs_c.p == pytest.approx(p) and a_vs_c.p_adjusted == pytest.approx(min(1.0, 3 * p))
+    assert board.rows[0].cells["NDCG@10"].wins == ["b", "c"]
+
+
+def test_no_runs_is_a_clear_error():
+    with pytest.raises(BenchError) as err:
+        build_leaderboards("toys")
+    assert str(err.value) == "No stored runs for dataset 'toys'; run `bench run --dataset toys --methods ...` first."
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(metrics=["NDCG@7"]), "Unknown metric 'NDCG@7'; choose from NDCG@1, NDCG@3"),
+        (dict(test="ttest"), "Unknown test 'ttest'; choose one of t, wilcoxon, randomization."),
+        (dict(correction="fdr"), "Unknown correction 'fdr'; choose one of holm, bonferroni, none."),
+        (dict(alpha=1.5), "alpha must lie strictly between 0 and 1"),
+        (dict(baseline="nope"), "Baseline 'nope' is not a row of the 'toys' leaderboard; choose one of A, B, C."),
+        (dict(formats=("pdf",)), "Unknown output format 'pdf'; choose from md, tex, csv, json."),
+    ],
+)
+def test_bad_options_are_clear_errors(toys, kwargs, message):
+    with pytest.raises(BenchError) as err:
+        leaderboard_command("toys", console=Console(file=io.StringIO()), **kwargs)
+    assert message in str(err.value)
+
+
+def test_metric_names_are_case_insensitive(toys):
+    (board,) = build_leaderboards("toys", metrics=["hr@5", "NDCG@50"])
+    assert board.metrics == ["HR@5", "NDCG@50"]
