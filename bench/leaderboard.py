@@ -591,6 +591,4 @@ def leaderboard_command(
         path = out_dir / f"{dataset}.{fmt}"
         _write_atomic(path, _RENDERERS[fmt](boards))
         written.append(path)
-    for path in written:
-        console.print(f"Wrote {path}")
-    return written
+    return written  # the caller reports the paths
