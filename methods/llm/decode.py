@@ -1,0 +1,299 @@
+"""Decoding for the LLM methods (protocol section 5).
+
+- `generate_beams`: free beam search (bigrec, cft and its ablations); the generated texts are
+  grounded to catalogue items afterwards (see ground.py).
+- `TitleTrie` + `constrained_beam_search`: beam search that may only follow the token sequence of
+  some catalogue title (sft, D3 style); each finished beam names one item.
+
+Prompts are tokenised exactly as in training (`prompts.prompt_ids`, no special tokens added) and
+left-padded by hand with EOS as the pad token (masked), so every batch row ends at the same
+position and the generated part of every row starts at the batch's common prompt length. The
+tokenizer itself is not touched.
+
+Both searches run transformers' own beam search with an explicit, complete generation
+configuration: the model's `generation_config` (which for chat checkpoints carries sampling
+settings and a repetition penalty) is swapped for a blank one during the call, so nothing but
+the values set here takes part.
+
+Reading the beams of transformers 5's beam search (checked against 5.23): the search keeps
+`num_beams` result slots initialised to a score of -1e9, and the beams other than the first start
+at -1e9 too. When fewer titles than beams can be reached (a small catalogue or a short prefix),
+slots that no real beam filled come back, after the real ones, holding beams descended from those
+-1e9 starts (mostly copies of real beams) or even unfinished running beams, all scored about -1e9
+(float32 cannot tell -1e9 + log p from -1e9). With a catalogue of thousands of titles every slot
+holds a real beam.
+So the output's fill value is set to -1 (no token has it) to see exactly where each returned
+beam ends: a beam ending with EOS names its title, a beam without EOS that used all
+`max_new_tokens` was cut by the limit (counted invalid), and anything shorter without EOS is
+not a finished beam and is skipped; copies are removed with the other duplicates.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from transformers import GenerationConfig
+
+from methods.llm import prompts as P
+
+_FILL = -1
+
+
+# ----------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextmanager
+def _eval_mode(model) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+@contextmanager
+def _blank_generation_config(model) -> Iterator[None]:
+    """Hide the model's own generation defaults so only the explicit configuration applies."""
+    saved = getattr(model, "generation_config", None)
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to keep padding small."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _beam_config(tokenizer, num_beams: int, num_return: int, max_new_tokens: int, length_penalty: float) -> GenerationConfig:
+    eos = tokenizer.eos_token_id
+    return GenerationConfig(
+        do_sample=False,
+        num_beams=num_beams,
+        num_return_sequences=num_return,
+        length_penalty=length_penalty,
+        early_stopping=False,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        use_cache=True,
+        eos_token_id=eos,
+        # fill value of the output after a beam's end; never fed to the model (inputs are padded
+        # by hand and masked), so it can be an id no token has: ends of beams stay unambiguous
+        pad_token_id=_FILL,
+        return_dict_in_generate=False,
+        output_scores=False,
+    )
+
+
+def _add_task(progress, description: str, total: int):
+    return progress.add_task(description, total=total) if progress is not None else None
+
+
+def _advance(progress, task) -> None:
+    if progress is not None:
+        progress.advance(task)
+
+
+def _strip_fill(ids: list[int]) -> list[int]:
+    while ids and ids[-1] == _FILL:
+        ids = ids[:-1]
+    return ids
+
+
+def _cut_at_eos(ids: list[int], eos: int, keep_eos: bool) -> list[int]:
+    ids = _strip_fill(ids)
+    if eos in ids:
+        j = ids.index(eos)
+        return ids[: j + 1] if keep_eos else ids[:j]
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------
+# free beam search
+
+
+def generate_beams(
+    model,
+    tokenizer,
+    prompts: list[str],
+    num_beams: int = 5,
+    num_return: int = 5,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    progress=None,
+) -> list[list[str]]:
+    """Free beam search (greedy, length penalty 1.0). Per prompt the `num_return` generated
+    responses, best first, each decoded up to (excluding) the first EOS."""
+    if num_return > num_beams:
+        raise ValueError(f"num_return ({num_return}) cannot exceed num_beams ({num_beams})")
+    eos = tokenizer.eos_token_id
+    device = _device_of(model)
+    rows = [P.prompt_ids(tokenizer, p) for p in prompts]
+    out: list[list[str]] = [[] for _ in prompts]
+    batches = _length_sorted_batches([len(r) for r in rows], batch_size)
+    task = _add_task(progress, "beam search", len(batches))
+    config = _beam_config(tokenizer, num_beams, num_return, max_new_tokens, length_penalty=1.0)
+    with _eval_mode(model), _blank_generation_config(model):
+        for batch in batches:
+            ids, mask = _left_pad([rows[i] for i in batch], eos, device)
+            seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+            gen = seqs[:, ids.shape[1] :].tolist()
+            for j, i in enumerate(batch):
+                for b in range(num_return):
+                    toks = _cut_at_eos(gen[j * num_return + b], eos, keep_eos=False)
+                    out[i].append(
+                        tokenizer.decode(toks, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                    )
+            _advance(progress, task)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# constrained beam search over catalogue titles
+
+
+class TitleTrie:
+    """Prefix tree over the response token sequences (title, closing quote, EOS) of a catalogue.
+
+    Item id = position of the title in `titles`. Titles are unique strings; should two of them
+    tokenise to the same ids, the first keeps the sequence and `collisions` counts the others."""
+
+    def __init__(self, tokenizer, titles: Sequence[str]):
+        self.eos = tokenizer.eos_token_id
+        self._root: dict = {}
+        self._items: dict[tuple[int, ...], int] = {}
+        self.collisions = 0
+        for item, title in enumerate(titles):
+            self.add(P.response_ids(tokenizer, title), item)
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> "TitleTrie":
+        trie = cls.__new__(cls)
+        trie.eos, trie._root, trie._items, trie.collisions = eos, {}, {}, 0
+        for item, seq in enumerate(sequences):
+            trie.add(seq, item)
+        return trie
+
+    def add(self, sequence: Sequence[int], item: int) -> None:
+        key = tuple(int(t) for t in sequence)
+        if key in self._items:
+            self.collisions += 1
+            return
+        self._items[key] = item
+        node = self._root
+        for t in key:
+            node = node.setdefault(t, {})
+
+    def _node(self, prefix: Sequence[int]) -> dict | None:
+        node = self._root
+        for t in prefix:
+            node = node.get(int(t))
+            if node is None:
+                return None
+        return node
+
+    def allowed(self, prefix: Sequence[int]) -> list[int]:
+        """Tokens that extend `prefix` towards some title; [] when none does (a dead end or a
+        complete sequence)."""
+        node = self._node(prefix)
+        return list(node) if node else []
+
+    def item_of(self, sequence: Sequence[int]) -> int | None:
+        """Item id of a complete sequence (ending with EOS), else None."""
+        return self._items.get(tuple(int(t) for t in sequence))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def constrained_beam_search(
+    model,
+    tokenizer,
+    prompts: list[str],
+    titles: list[str],
+    num_beams: int = 10,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    progress=None,
+    trie: TitleTrie | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beam search restricted to catalogue titles (D3 style: no length normalisation, all
+    `num_beams` finished beams returned). Returns ((n, num_beams) int64 item ids best first, -1
+    where fewer distinct items finished, duplicates dropped keeping the first; (n,) int32 number
+    of returned beams naming no catalogue item, e.g. cut by `max_new_tokens` before EOS).
+
+    `trie` may be passed to reuse one built for the same tokenizer and titles."""
+    eos = tokenizer.eos_token_id
+    if trie is None:
+        trie = TitleTrie(tokenizer, titles)
+    device = _device_of(model)
+    rows = [P.prompt_ids(tokenizer, p) for p in prompts]
+    items = np.full((len(prompts), num_beams), -1, dtype=np.int64)
+    invalid = np.zeros(len(prompts), dtype=np.int32)
+    batches = _length_sorted_batches([len(r) for r in rows], batch_size)
+    task = _add_task(progress, "constrained beam search", len(batches))
+    config = _beam_config(tokenizer, num_beams, num_beams, max_new_tokens, length_penalty=0.0)
+    eos_only = [eos]
+
+    with _eval_mode(model), _blank_generation_config(model):
+        for batch in batches:
+            ids, mask = _left_pad([rows[i] for i in batch], eos, device)
+            start = ids.shape[1]
+
+            def allowed_tokens(_batch_id: int, sent: torch.Tensor) -> list[int]:
+                return trie.allowed(sent[start:].tolist()) or eos_only
+
+            seqs = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                prefix_allowed_tokens_fn=allowed_tokens,
+            )
+            gen = seqs[:, start:].tolist()
+            for j, i in enumerate(batch):
+                found: list[int] = []
+                for b in range(num_beams):
+                    toks = _strip_fill(gen[j * num_beams + b])
+                    if eos in toks:
+                        item = trie.item_of(toks[: toks.index(eos) + 1])
+                    elif len(toks) >= max_new_tokens:
+                        item = None  # cut by the length limit before EOS
+                    else:
+                        # not a finished beam: an unfilled slot (fewer finished beams than
+                        # num_beams, small catalogues) or a running beam the beam bookkeeping
+                        # let into an unfilled slot
+                        continue
+                    if item is None:
+                        invalid[i] += 1
+                    elif item not in found:
+                        found.append(item)
+                items[i, : len(found)] = found
+            _advance(progress, task)
+    return items, invalid
