@@ -9,6 +9,7 @@ that cannot be read at all (empty, truncated, not gzip) is an error that says wh
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data.cards import DatasetCard
+from bench.data.d3 import title_problem
 from bench.errors import BenchError
 
 
@@ -33,9 +35,12 @@ def meta_filename(card: DatasetCard) -> str:
 
 
 def urls(card: DatasetCard) -> dict[str, str]:
+    """Download addresses. The full review files live in categoryFiles/, the official 5-core files
+    in categoryFilesSmall/, the metadata in metaFiles2/."""
     base = card.base_url.rstrip("/")
+    review_folder = "categoryFilesSmall" if card.reviews == "5core" else "categoryFiles"
     return {
-        review_filename(card): f"{base}/categoryFiles/{review_filename(card)}",
+        review_filename(card): f"{base}/{review_folder}/{review_filename(card)}",
         meta_filename(card): f"{base}/metaFiles2/{meta_filename(card)}",
     }
 
@@ -57,6 +62,10 @@ def download(url: str, dest: Path, progress=None, chunk: int = 1 << 20, timeout:
     request = urllib.request.Request(url, headers={"User-Agent": "bench", **({"Range": f"bytes={have}-"} if have else {})})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
+    except ValueError as exc:  # not a URL at all, e.g. a card without base_url
+        raise BenchError(
+            f"Cannot download '{url}' ({exc}); fix the card's base_url, or download the file yourself and pass its folder with --raw-dir."
+        ) from exc
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part file is already complete
             part.replace(dest)
@@ -64,7 +73,7 @@ def download(url: str, dest: Path, progress=None, chunk: int = 1 << 20, timeout:
         raise BenchError(
             f"Downloading {url} failed (HTTP {exc.code}); download it yourself and pass its folder with --raw-dir."
         ) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise BenchError(
             f"Cannot reach {url} ({exc}); check the connection, or download the file yourself and pass its folder with --raw-dir."
         ) from exc
@@ -79,7 +88,7 @@ def download(url: str, dest: Path, progress=None, chunk: int = 1 << 20, timeout:
             while True:
                 try:
                     block = response.read(chunk)
-                except OSError as exc:
+                except (OSError, http.client.HTTPException) as exc:
                     raise BenchError(
                         f"Download of {url} was interrupted ({exc}); run the same command again to resume it."
                     ) from exc
@@ -100,6 +109,11 @@ def ensure_raw(card: DatasetCard, folder: Path, progress=None) -> tuple[Path, Pa
     for filename, url in urls(card).items():
         path = find_raw(folder, filename)
         if path is None:
+            if not card.base_url:
+                raise BenchError(
+                    f"{folder / filename} is missing and dataset card '{card.name}' has no base_url to download it from; "
+                    "put the file in a folder and pass it with --raw-dir."
+                )
             path = download(url, folder / filename, progress)
         found.append(path)
     return found[0], found[1]
@@ -147,6 +161,7 @@ def read_reviews(path: Path) -> tuple[pd.DataFrame, Counter]:
         users.append(str(user))
         items.append(str(asin))
         times.append(int(time))
+    _name_malformed(counts, "review")
     if not users:
         raise BenchError(f"Raw file {path} holds no usable review; check that it is an Amazon 2018 review file.")
     counts["reviews_read"] = len(users)
@@ -155,7 +170,8 @@ def read_reviews(path: Path) -> tuple[pd.DataFrame, Counter]:
 
 def read_titles(path: Path) -> tuple[dict[str, str], Counter]:
     """asin -> raw title from a metadata file. Entries without asin are counted; a missing title is
-    kept as "" so the title filter can count it."""
+    kept as "" so the title filter can count it. The real files repeat some ASINs: as in D3, an ASIN
+    is rejected when any of its lines has an unusable title, otherwise its last line's title is kept."""
     counts: Counter = Counter()
     titles: dict[str, str] = {}
     for obj in iter_json_lines(path, counts):
@@ -163,9 +179,20 @@ def read_titles(path: Path) -> tuple[dict[str, str], Counter]:
         if not asin:
             counts["meta_missing_asin"] += 1
             continue
+        asin = str(asin)
+        if asin in titles and title_problem(titles[asin]) is not None:
+            continue  # an earlier line of this ASIN was unusable: the item stays rejected
         title = obj.get("title")
-        titles[str(asin)] = title if isinstance(title, str) else ""
+        titles[asin] = title if isinstance(title, str) else ""
+    _name_malformed(counts, "meta")
     if not titles:
         raise BenchError(f"Raw file {path} holds no usable metadata; check that it is an Amazon 2018 metadata file.")
     counts["meta_read"] = len(titles)
     return titles, counts
+
+
+def _name_malformed(counts: Counter, kind: str) -> None:
+    """Say which file the malformed lines came from: `malformed_review_lines`, `malformed_meta_lines`."""
+    n = counts.pop("malformed_lines", 0)
+    if n:
+        counts[f"malformed_{kind}_lines"] = n

@@ -129,15 +129,16 @@ def raise_empty(card: DatasetCard):
 
 def build_samples(frame: pd.DataFrame, cleaned: dict[str, str], card: DatasetCard, start_year, dropped: Counter) -> Processed:
     # canonical items: unique cleaned titles, ids in sorted title order
-    asins = np.sort(frame["item"].unique())
-    asin_title = pd.Series({a: cleaned[a] for a in asins})
-    unique_titles = sorted(set(asin_title.values))
+    asins = sorted(frame["item"].unique())
+    unique_titles = sorted({cleaned[a] for a in asins})
     title_id = {t: i for i, t in enumerate(unique_titles)}
     sources: list[list[str]] = [[] for _ in unique_titles]
-    for asin, title in asin_title.items():
-        sources[title_id[title]].append(asin)
+    asin_id: dict[str, int] = {}
+    for asin in asins:
+        asin_id[asin] = title_id[cleaned[asin]]
+        sources[asin_id[asin]].append(asin)
 
-    frame = frame.assign(item_id=frame["item"].map(lambda a: title_id[asin_title[a]]))
+    frame = frame.assign(item_id=frame["item"].map(asin_id).astype("int64"))
     frame = frame.sort_values(["user", "time", "item"], kind="stable").reset_index(drop=True)
     user_codes, user_names = pd.factorize(frame["user"], sort=True)
     users = user_codes.astype(np.int64)
