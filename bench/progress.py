@@ -34,3 +34,40 @@ def make_progress(console=None, enabled: bool = True) -> Progress:
         console=console,
         disable=not enabled,
     )
+
+
+class _NoTask:
+    def advance(self, n: float = 1, **fields) -> None:
+        pass
+
+
+class _Task:
+    def __init__(self, progress: Progress, task_id):
+        self.progress, self.id = progress, task_id
+
+    def advance(self, n: float = 1, **fields) -> None:
+        self.progress.update(self.id, advance=n, **fields)
+
+
+class step_task:
+    """A progress task that disappears when its step ends, so finished steps do not pile up:
+
+        with step_task(progress, "beam search", total=len(batches)) as task:
+            for batch in batches:
+                ...
+                task.advance()
+
+    With progress None it does nothing."""
+
+    def __init__(self, progress: Progress | None, description: str, total: float | None):
+        self.progress, self.description, self.total = progress, description, total
+
+    def __enter__(self):
+        if self.progress is None:
+            return _NoTask()
+        self.task = _Task(self.progress, self.progress.add_task(self.description, total=self.total))
+        return self.task
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.remove_task(self.task.id)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from transformers import GenerationConfig
 
+from bench.progress import step_task
 from methods.llm import prompts as P
 
 _FILL = -1
@@ -112,15 +113,6 @@ def _beam_config(tokenizer, num_beams: int, num_return: int, max_new_tokens: int
     )
 
 
-def _add_task(progress, description: str, total: int):
-    return progress.add_task(description, total=total) if progress is not None else None
-
-
-def _advance(progress, task) -> None:
-    if progress is not None:
-        progress.advance(task)
-
-
 def _strip_fill(ids: list[int]) -> list[int]:
     while ids and ids[-1] == _FILL:
         ids = ids[:-1]
@@ -158,9 +150,8 @@ def generate_beams(
     rows = [P.prompt_ids(tokenizer, p) for p in prompts]
     out: list[list[str]] = [[] for _ in prompts]
     batches = _length_sorted_batches([len(r) for r in rows], batch_size)
-    task = _add_task(progress, "beam search", len(batches))
     config = _beam_config(tokenizer, num_beams, num_return, max_new_tokens, length_penalty=1.0)
-    with _eval_mode(model), _blank_generation_config(model):
+    with _eval_mode(model), _blank_generation_config(model), step_task(progress, "beam search", len(batches)) as task:
         for batch in batches:
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
             seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
@@ -171,7 +162,7 @@ def generate_beams(
                     out[i].append(
                         tokenizer.decode(toks, skip_special_tokens=True, clean_up_tokenization_spaces=False)
                     )
-            _advance(progress, task)
+            task.advance()
     return out
 
 
@@ -258,11 +249,10 @@ def constrained_beam_search(
     items = np.full((len(prompts), num_beams), -1, dtype=np.int64)
     invalid = np.zeros(len(prompts), dtype=np.int32)
     batches = _length_sorted_batches([len(r) for r in rows], batch_size)
-    task = _add_task(progress, "constrained beam search", len(batches))
     config = _beam_config(tokenizer, num_beams, num_beams, max_new_tokens, length_penalty=0.0)
     eos_only = [eos]
 
-    with _eval_mode(model), _blank_generation_config(model):
+    with _eval_mode(model), _blank_generation_config(model), step_task(progress, "constrained beam search", len(batches)) as task:
         for batch in batches:
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
             start = ids.shape[1]
@@ -295,5 +285,5 @@ def constrained_beam_search(
                     elif item not in found:
                         found.append(item)
                 items[i, : len(found)] = found
-            _advance(progress, task)
+            task.advance()
     return items, invalid

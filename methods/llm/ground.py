@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from bench.progress import step_task
 from methods.llm import prompts as P
 
 MODES = ("original", "interleaved")
@@ -42,12 +43,11 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32, progre
     order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
     out: torch.Tensor | None = None
     n_batches = (len(rows) + batch_size - 1) // batch_size
-    task = progress.add_task("embed", total=n_batches) if progress is not None else None
     decoder = _decoder_of(model)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), step_task(progress, "embed", n_batches) as task:
             for s in range(0, len(order), batch_size):
                 batch = order[s : s + batch_size]
                 width = max(len(rows[i]) for i in batch)
@@ -66,8 +66,7 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32, progre
                 if out is None:
                     out = torch.empty((len(rows), vec.shape[1]), dtype=torch.float32)
                 out[torch.tensor(batch)] = vec
-                if progress is not None:
-                    progress.advance(task)
+                task.advance()
     finally:
         if was_training:
             model.train()

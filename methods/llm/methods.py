@@ -202,8 +202,10 @@ class LLMMethod(Method):
                                                 batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
         flat = [prompts.title_from_generation(text) for row in beams for text in row]
         generated = embed_texts(self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
-        generated = generated.view(len(beams), cfg.num_beams, -1)
-        items = ground_by_l2(generated, self._item_embeddings, k, mode=cfg.grounding)
+        # distances on the model's device (a GPU when there is one); embeddings stay float32
+        device = next(self.model.parameters()).device
+        generated = generated.view(len(beams), cfg.num_beams, -1).to(device)
+        items = ground_by_l2(generated, self._item_embeddings.to(device), k, mode=cfg.grounding)
         return items, invalid, beams[:N_INSPECT]
 
     def run_info(self) -> dict:
