@@ -35,7 +35,7 @@ run: $(STAMP)
 	$(VENV)/bin/bench leaderboard --dataset ml-100k
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) .cache datasets/prepared

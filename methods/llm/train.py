@@ -32,7 +32,7 @@ Multi-GPU: the loop runs on accelerate's Accelerator (device placement, bf16 aut
 gradient accumulation, DDP). Single-process CPU or one GPU needs nothing; for several GPUs launch the
 whole benchmark under accelerate, e.g.
 
-    accelerate launch --multi_gpu --num_processes 4 -m bench.cli run cft --dataset toys
+    accelerate launch --multi_gpu --num_processes 4 -m bench.cli run --methods cft --dataset toys
 
 Each process then trains on its shard of every epoch's micro-batches (the effective batch is
 micro_batch x grad_accum x processes; lower grad_accum to keep 64), only the main process writes
