@@ -338,7 +338,9 @@ def test_five_core_review_file_option(tiny):
     manifest = prepare(NAME, raw_dir=tiny, reviews="5core")
     assert manifest["reviews_file"] == f"{CATEGORY}_5.json.gz"
     assert manifest["counts"] == COUNTS
+    assert load_split(NAME).card.reviews == "5core"   # the split remembers which file it came from
     card = load_card(NAME)
+    assert card.reviews == "full"
     five = type(card)(**{**card.__dict__, "reviews": "5core"})
     # the official 5-core files live in categoryFilesSmall/, the full ones in categoryFiles/
     assert amazon.urls(five) == {
@@ -759,6 +761,32 @@ def test_ml100k_through_the_cli(tmp_path):
     assert set(manifest) >= {"counts", "window", "dropped", "split_hash", "samples"}
     result, text = invoke("data", "list")
     assert result.exit_code == 0 and "ml-100k" in text and "yes" in text
+
+
+def test_ml100k_from_a_raw_dir(tmp_path):
+    """--raw-dir replaces the wheel's copy: 6 users x 5 movies, all rated at distinct times."""
+    raw = tmp_path / "ml"
+    raw.mkdir()
+    movies = {"10": ("Heat", "1995"), "11": ("Alien", "1979"), "12": ("Fargo", "1996"),
+              "13": ("Brazil", "1985"), "14": ("Ran", "1985")}
+    (raw / "ml-100k.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        + "".join(f"{i}\t{t}\t{y}\tDrama\n" for i, (t, y) in movies.items())
+    )
+    lines = [f"{u}\t{i}\t4\t{1000 * u + k}\n" for u in range(1, 7) for k, i in enumerate(movies)]
+    (raw / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(lines))
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw))
+    assert result.exit_code == 0, text
+    manifest = load_split("ml-100k").manifest
+    assert manifest["counts"]["users"] == 6 and manifest["counts"]["items"] == 5
+    assert manifest["samples"] == {"train": 19, "valid": 2, "test": 3}   # 24 samples: int(19.2), int(21.6)
+    assert manifest["raw_files"]["interactions"] == str(raw / "ml-100k.inter")
+    assert load_split("ml-100k").items.titles == ["Alien (1979)", "Brazil (1985)", "Fargo (1996)", "Heat (1995)", "Ran (1985)"]
+
+    (raw / "ml-100k.item").unlink()
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw), "--force")
+    assert_clean_error(result, text, "ml-100k.item does not exist", "--raw-dir")
+    assert load_split("ml-100k").manifest["counts"]["users"] == 6   # the prepared split is untouched
 
 
 def test_split_tables_round_trip_awkward_titles(tmp_path):

@@ -40,8 +40,9 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
 
     source_counts: Counter = Counter()
     if card.source == "movielens":
-        frame, titles = movielens.read_ml100k(with_year=card.title_with_year)
-        raw_files = {"interactions": str(movielens.ml100k_folder() / "ml-100k.inter")}
+        folder_raw = Path(raw_dir) if raw_dir is not None else movielens.ml100k_folder()
+        frame, titles = movielens.read_ml100k(folder_raw, with_year=card.title_with_year)
+        raw_files = {"interactions": str(folder_raw / "ml-100k.inter"), "items": str(folder_raw / "ml-100k.item")}
     else:
         folder_raw = raw_dir if raw_dir is not None else paths.raw_dir() / name
         review_path, meta_path = amazon.ensure_raw(card, Path(folder_raw), progress)

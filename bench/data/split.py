@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +149,9 @@ def read_split(folder: Path, card: DatasetCard) -> Split:
             f"Dataset '{card.name}' is not prepared (no {manifest_path}); run `bench data prepare {card.name}` first."
         )
     manifest = json.loads(manifest_path.read_text())
+    reviews = manifest.get("card", {}).get("reviews")
+    if reviews and reviews != card.reviews:   # prepared with --reviews: the split's card says which file
+        card = replace(card, reviews=reviews)
     try:
         item_frame = pd.read_csv(folder / "items.tsv", sep="\t", keep_default_na=False, dtype={"title": str, "sources": str})
         parts = {
