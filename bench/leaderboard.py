@@ -31,7 +31,7 @@ from tabulate import DataRow, Line, TableFormat, tabulate
 from bench import paths, stats
 from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
-from bench.store import RunStore, StoredRun
+from bench.store import RunStore, StoredRun, run_label
 
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 FORMATS = ("md", "tex", "csv", "json")
@@ -94,6 +94,7 @@ class Leaderboard:
     baseline: str | None
     rows: list[Row]
     comparisons: list[Comparison]
+    shared: dict = field(default_factory=dict)  # overrides every row has, left out of the row labels
 
     @property
     def title(self) -> str:
@@ -112,6 +113,7 @@ class Leaderboard:
             f"Superscript letters mark significant wins ({stats.TESTS[self.test]}, "
             f"{stats.CORRECTIONS[self.correction]}, p < {self.alpha:g}) over the row with that letter; "
             f"{seeds}; {self.n_samples:,} test samples."
+            + (f" Every row: {', '.join(f'{k}={v}' for k, v in sorted(self.shared.items()))}." if self.shared else "")
         )
 
     def row(self, label: str) -> Row:
@@ -119,6 +121,12 @@ class Leaderboard:
             if r.label == label:
                 return r
         raise KeyError(label)
+
+    @property
+    def baseline_label(self) -> str | None:
+        """The baseline's label in this table (the user may have named it by its full label)."""
+        row = next((r for r in self.rows if _names(r, self.baseline)), None)
+        return row.label if row is not None else self.baseline
 
     def has_intervals(self) -> bool:
         return any(c.vs_baseline is not None for r in self.rows for c in r.cells.values())
@@ -232,6 +240,27 @@ def _load_row(runs: list[StoredRun], metrics: list[str]) -> _RowData:
     return _RowData(label, runs, common, per_seed, values)
 
 
+def _shared_overrides(rows: list[_RowData]) -> dict:
+    """The (field, value) overrides that every row of a table carries (two rows at least)."""
+    if len(rows) < 2:
+        return {}
+    items = [set((k, json.dumps(v, sort_keys=True)) for k, v in (r.runs[0].record.get("overrides") or {}).items()) for r in rows]
+    common = set.intersection(*items)
+    return {k: json.loads(v) for k, v in sorted(common)}
+
+
+def _shorten(rows: list[_RowData], shared: dict) -> None:
+    for r in rows:
+        record = r.runs[0].record
+        rest = {k: v for k, v in (record.get("overrides") or {}).items() if k not in shared}
+        r.label = run_label(record["method"], rest)
+
+
+def _names(row: Row, label: str | None) -> bool:
+    """Whether `label` names this row: its table label or its full label (method and every override)."""
+    return label is not None and label in (row.label, run_label(row.method, row.overrides))
+
+
 def _disambiguate(rows: list[_RowData]) -> None:
     counts = defaultdict(int)
     for r in rows:
@@ -312,7 +341,7 @@ def _mark(rows: list[Row], comparisons: list[Comparison], metrics: list[str]) ->
 
 
 def _add_intervals(data, rows, baseline: str, metrics, seed: int, n_resamples: int) -> None:
-    base = next((k for k, r in enumerate(rows) if r.label == baseline), None)
+    base = next((k for k, r in enumerate(rows) if _names(r, baseline)), None)
     if base is None:
         return
     for k, row in enumerate(rows):
@@ -346,6 +375,9 @@ def build_leaderboards(
     boards = []
     for (limit_test, n_test), group in _evaluation_sets(runs):
         data = [_load_row(g, metrics) for g in _config_groups(group)]
+        shared = _shared_overrides(data)
+        if shared:
+            _shorten(data, shared)
         _disambiguate(data)
         data.sort(key=lambda d: (d.label, d.runs[0].record.get("config_key") or ""))
         rows = _make_rows(data, metrics)
@@ -355,9 +387,9 @@ def build_leaderboards(
             _add_intervals(data, rows, baseline, metrics, seed, n_resamples)
         boards.append(
             Leaderboard(dataset, split_hash, limit_test, n_test, metrics, test, correction, alpha, seed, n_resamples,
-                        baseline, rows, comparisons)  # fmt: skip
+                        baseline, rows, comparisons, shared)  # fmt: skip
         )
-    if baseline is not None and not any(r.label == baseline for b in boards for r in b.rows):
+    if baseline is not None and not any(_names(r, baseline) for b in boards for r in b.rows):
         labels = ", ".join(sorted({r.label for b in boards for r in b.rows}))
         raise BenchError(f"Baseline '{baseline}' is not a row of the '{dataset}' leaderboard; choose one of {labels}.")
     return boards
@@ -395,7 +427,7 @@ def _markdown_table(board: Leaderboard) -> str:
 
 
 def _markdown_intervals(board: Leaderboard) -> str:
-    others = [r for r in board.rows if r.label != board.baseline]
+    others = [r for r in board.rows if r.label != board.baseline_label]
     body = [[_md_escape(r.label), *(_interval(r.cells[m].vs_baseline) for m in board.metrics)] for r in others]
     return tabulate(body, headers=["Method", *board.metrics], tablefmt="github", disable_numparse=True)
 
@@ -406,9 +438,9 @@ def to_markdown(boards: list[Leaderboard]) -> str:
         parts += [f"## {board.title}", "", _markdown_table(board), "", board.caption, ""]
         if board.has_intervals():
             parts += [
-                f"### Difference from {board.baseline}",
+                f"### Difference from {board.baseline_label}",
                 "",
-                f"Mean of (row - {_md_escape(board.baseline)}) with its paired bootstrap {CI_CONFIDENCE:.0%} interval "
+                f"Mean of (row - {_md_escape(board.baseline_label)}) with its paired bootstrap {CI_CONFIDENCE:.0%} interval "
                 f"({board.n_resamples:,} resamples, seed {board.seed}).",
                 "",
                 _markdown_intervals(board),
@@ -487,7 +519,7 @@ def to_csv(boards: list[Leaderboard]) -> str:
                             n_seeds=len(r.seeds), wins=_wins(c), best=int(c.best))  # fmt: skip
                 if with_ci:
                     iv = c.vs_baseline
-                    line.update(baseline=b.baseline if iv else "", diff=repr(iv.diff) if iv else "",
+                    line.update(baseline=b.baseline_label if iv else "", diff=repr(iv.diff) if iv else "",
                                 ci_low=repr(iv.low) if iv else "", ci_high=repr(iv.high) if iv else "")  # fmt: skip
                 writer.writerow(line)
     return out.getvalue()
@@ -529,12 +561,12 @@ def to_rich(board: Leaderboard):
 def _rich_intervals(board: Leaderboard):
     from rich.table import Table
 
-    table = Table(title=f"Difference from {board.baseline} (paired bootstrap {CI_CONFIDENCE:.0%} interval)")
+    table = Table(title=f"Difference from {board.baseline_label} (paired bootstrap {CI_CONFIDENCE:.0%} interval)")
     table.add_column("Method")
     for m in board.metrics:
         table.add_column(m, justify="right")
     for r in board.rows:
-        if r.label != board.baseline:
+        if r.label != board.baseline_label:
             table.add_row(r.label, *(_interval(r.cells[m].vs_baseline) for m in board.metrics))
     return table
 

@@ -17,7 +17,7 @@ from bench.data.split import Split
 from bench.errors import BenchError
 from bench.method import Context, ScoreMethod
 from bench.seeding import resolve_device, seed_everything
-from bench.store import TOP_N, RunStore, run_key
+from bench.store import TOP_N, RunStore, run_key, run_label
 
 
 @dataclasses.dataclass
@@ -30,9 +30,7 @@ class Planned:
 
     @property
     def label(self) -> str:
-        if not self.overrides:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.overrides.items()))}]"
+        return run_label(self.name, self.overrides)
 
 
 def plan_methods(methods: list[str], overrides: dict[str, dict[str, str]] | None) -> list[Planned]:

@@ -35,6 +35,13 @@ def run_key(method: str, version: str, config: dict, split_hash: str, seed: int,
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def run_label(method: str, overrides: dict) -> str:
+    """How a run is named in tables: the method, then its --set overrides, `sft[epochs=1,lr=0.001]`."""
+    if not overrides:
+        return method
+    return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+
+
 @dataclass
 class StoredRun:
     folder: Path

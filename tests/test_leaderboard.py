@@ -25,7 +25,7 @@ LOG3 = 1.0 / math.log2(3.0)  # NDCG of a target at rank 1
 
 
 def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None, split_hash=NEW, limit_test=None,
-             created_at="2025-01-02T00:00:00+00:00", sample_index=None):  # fmt: skip
+             created_at="2025-01-02T00:00:00+00:00", sample_index=None, overrides=None):  # fmt: skip
     ranks = np.asarray(ranks, dtype=np.int64)
     n = len(ranks)
     config_key = config_key or f"cfg{method}"
@@ -36,7 +36,7 @@ def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None,
         label=label or method,
         method_version="1",
         config={},
-        overrides={},
+        overrides=overrides or {},
         dataset=dataset,
         split_hash=split_hash,
         seed=seed,
@@ -274,3 +274,29 @@ def test_bad_options_are_clear_errors(toys, kwargs, message):
 def test_metric_names_are_case_insensitive(toys):
     (board,) = build_leaderboards("toys", metrics=["hr@5", "NDCG@50"])
     assert board.metrics == ["HR@5", "NDCG@50"]
+
+
+def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
+    same = {"model": "smollm2-135m", "epochs": 1}
+    save_run(store, "toys", "sft", np.zeros(N), overrides=same, label="sft[epochs=1,model=smollm2-135m]")
+    save_run(store, "toys", "cft", np.ones(N), overrides=dict(same, alpha=0.2),
+             label="cft[alpha=0.2,epochs=1,model=smollm2-135m]")
+    (board,) = build_leaderboards("toys", baseline="sft[epochs=1,model=smollm2-135m]")   # the full label names it
+    assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "sft"]
+    assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
+    assert board.caption.endswith("Every row: epochs=1, model=smollm2-135m.")
+    assert board.baseline_label == "sft"
+    assert board.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
+    (short,) = build_leaderboards("toys", baseline="sft")                                 # and so does the short one
+    assert short.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
+    written = leaderboard_command("toys", baseline="sft", out_dir=tmp_path / "lb", formats=("md", "json"),
+                                  console=Console(file=io.StringIO()))
+    md = (tmp_path / "lb" / "toys.md").read_text()
+    assert "| a  | cft[alpha=0.2] |" in md and "### Difference from sft" in md
+    assert load_leaderboards(tmp_path / "lb" / "toys.json")[0].shared == board.shared
+    assert len(written) == 2
+
+    save_run(store, "toys", "pop", np.full(N, -1))   # a row without overrides: nothing is shared any more
+    (board,) = build_leaderboards("toys")
+    assert board.shared == {} and "Every row" not in board.caption
+    assert [r.label for r in board.rows] == ["cft[alpha=0.2,epochs=1,model=smollm2-135m]", "pop", "sft[epochs=1,model=smollm2-135m]"]
