@@ -4,7 +4,6 @@ store. A run whose key is stored already is skipped, so re-running a command res
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 import traceback
@@ -12,7 +11,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from bench import evaluate, provenance, registry
+from bench import distributed, evaluate, provenance, registry
 from bench.data.split import Split
 from bench.errors import BenchError
 from bench.method import Context, ScoreMethod
@@ -112,7 +111,8 @@ def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | 
         "metrics": metrics,
         "invalid_total": int(invalid.sum()),
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
-        "provenance": provenance.collect(device) | {"seed": seed, "split_hash": split.hash},
+        "provenance": provenance.collect(device) | {"seed": seed, "split_hash": split.hash,
+                                                    "processes": distributed.launched_processes()},
         "info": method.run_info(),
         "extra": extra,
         "started_at": started.isoformat(timespec="seconds"),
@@ -124,7 +124,7 @@ def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | 
         "topk": topk.astype(np.int32),
         "invalid": invalid.astype(np.int32),
     }
-    if _is_main_process():
+    if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
         store.save(record, arrays)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
@@ -156,6 +156,10 @@ def run_benchmark(
         from bench.data.prepare import load_split, is_prepared, prepare
 
         if not is_prepared(dataset):
+            if distributed.launched_processes() > 1:
+                raise BenchError(
+                    f"Dataset '{dataset}' is not prepared; run `bench data prepare {dataset}` once before launching several processes."
+                )
             console.print(f"[bold]preparing {dataset}[/] (first use)")
             with make_progress(console, enabled=show_progress) as progress:
                 prepare(dataset, progress=progress)
@@ -206,11 +210,6 @@ def _cache_dir():
     from bench import paths
 
     return paths.cache_dir()
-
-
-def _is_main_process() -> bool:
-    # under `accelerate launch` / torchrun every process runs the harness; only rank 0 stores
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _is_out_of_memory(exc: Exception) -> bool:

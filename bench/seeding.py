@@ -22,7 +22,8 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error."""
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error; in a
+    launched multi-process job "auto" and "cuda" mean the process's own GPU, cuda:LOCAL_RANK."""
     from bench.errors import BenchError
 
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
@@ -37,4 +38,9 @@ def resolve_device(device: str) -> str:
         raise BenchError(f"--device {device} was asked for but no GPU is visible; use --device cpu or --device auto.")
     if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
         raise BenchError(f"--device {device} does not exist: {torch.cuda.device_count()} GPU(s) visible.")
+    from bench.distributed import launched_processes
+
+    if device in ("auto", "cuda") and launched_processes() > 1:
+        # under `accelerate launch` / torchrun each process owns the GPU of its local rank
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return "cuda" if device == "auto" else device

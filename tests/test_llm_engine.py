@@ -319,3 +319,30 @@ def test_configs_follow_the_protocol():
         c = cls.Config()
         assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (3, 16, 4, 20, 1, 1024, 128)
         assert cls.version == "1"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("micro_batch", "0", "sft.micro_batch must be at least 1, not 0."),
+    ("epochs", "-1", "sft.epochs must be at least 0, not -1."),
+    ("num_beams", "0", "sft.num_beams must be at least 1, not 0."),
+])
+def test_impossible_settings_are_clear_errors(field, value, message, tmp_path):
+    from bench import registry
+    from bench.errors import BenchError
+
+    split = make_split()
+    cls = registry.load_class("sft")
+    method = cls(registry.build_config(cls, {field: value}))
+    with pytest.raises(BenchError) as err:
+        method.fit(split.train, split.valid, context_for(split, tmp_path))
+    assert str(err.value) == message
+
+
+def test_grounding_must_be_known(tmp_path):
+    from bench import registry
+    from bench.errors import BenchError
+
+    split = make_split()
+    cls = registry.load_class("bigrec")
+    with pytest.raises(BenchError, match="bigrec.grounding must be one of interleaved, original, not 'nearest'"):
+        cls(registry.build_config(cls, {"grounding": "nearest"})).fit(split.train, split.valid, context_for(split, tmp_path))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench import distributed
 from bench.data.split import Samples
 from bench.errors import BenchError
 from bench.method import Context, Method, Recommendations
@@ -45,7 +46,7 @@ N_INSPECT = 3  # examples whose generations are stored with the run
 @dataclass
 class LLMConfig:
     model: str = "tiny"                 # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
-    epochs: int = 3
+    epochs: int = 3                     # 0 = no fine-tuning: evaluate the model as loaded
     lr: float | None = None             # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
     micro_batch: int = 16
     grad_accum: int = 4                 # effective batch 64 on one device
@@ -108,6 +109,11 @@ class LLMMethod(Method):
         from methods.llm import train as engine
 
         cfg = self.config
+        for name, low in (("epochs", 0), ("micro_batch", 1), ("grad_accum", 1), ("warmup_steps", 0), ("patience", 0),
+                          ("cutoff", 16), ("max_train_samples", 0), ("max_valid_samples", 0), ("num_beams", 1),
+                          ("max_new_tokens", 1), ("eval_batch_size", 1)):
+            if getattr(cfg, name) < low:
+                raise BenchError(f"{self.name}.{name} must be at least {low}, not {getattr(cfg, name)}.")
         grounding = getattr(cfg, "grounding", None)
         if grounding is not None and grounding not in GROUNDINGS:
             raise BenchError(f"{self.name}.grounding must be one of {', '.join(GROUNDINGS)}, not '{grounding}'.")
@@ -156,24 +162,35 @@ class LLMMethod(Method):
             raise BenchError(f"Method '{self.name}' must be fitted before it can recommend.")
         if len(samples) == 0:
             return Recommendations(items=np.full((0, k), -1, dtype=np.int64), invalid=np.zeros(0, dtype=np.int32))
-        prompt_texts = self.prompts_for(samples)
-        if self.constrained:
-            items, invalid, generations = self._constrained(prompt_texts)
-        else:
-            items, invalid, generations = self._grounded(prompt_texts, k)
-        out = np.full((len(samples), k), -1, dtype=np.int64)
-        width = min(k, items.shape[1])
-        out[:, :width] = items[:, :width]
+        # under `accelerate launch` each process decodes one slice of the samples; all get every slice
+        rank, world = distributed.rank_and_world()
+        part = distributed.shard(len(samples), rank, world)
+        out = np.full((part.stop - part.start, k), -1, dtype=np.int64)
+        invalid = np.zeros(len(out), dtype=np.int32)
+        generations: list = []
+        if len(out):
+            prompt_texts = self.prompts_for(samples.subset(np.arange(part.start, part.stop)))
+            if self.constrained:
+                items, invalid, generations = self._constrained(prompt_texts)
+            else:
+                items, invalid, generations = self._grounded(prompt_texts, k)
+            width = min(k, items.shape[1])
+            out[:, :width] = items[:, :width]
+        parts = distributed.gather((out, np.asarray(invalid, dtype=np.int32), generations))
+        out = np.concatenate([p[0] for p in parts])
+        invalid = np.concatenate([p[1] for p in parts])
+        starts = [distributed.shard(len(samples), r, world).start for r in range(world)]
+        by_row = {start + i: g for start, p in zip(starts, parts) for i, g in enumerate(p[2])}  # first rows of each slice
         inspect = [
             {
                 "history": [self.titles[i] for i in samples.histories[row]],
                 "target": self.titles[int(samples.targets[row])],
-                "generations": generations[row],
+                "generations": by_row[row],
                 "top": [self.titles[i] for i in out[row, :5] if i >= 0],
             }
-            for row in range(min(N_INSPECT, len(samples)))
+            for row in range(min(N_INSPECT, len(samples))) if row in by_row
         ]
-        return Recommendations(items=out, invalid=np.asarray(invalid, dtype=np.int32), extra={"generations": inspect})
+        return Recommendations(items=out, invalid=invalid, extra={"generations": inspect})
 
     def _constrained(self, prompt_texts: list[str]):
         from methods.llm.decode import constrained_beam_search

@@ -36,14 +36,15 @@ whole benchmark under accelerate, e.g.
 
 Each process then trains on its shard of every epoch's micro-batches (the effective batch is
 micro_batch x grad_accum x processes; lower grad_accum to keep 64), only the main process writes
-checkpoints and progress, and the validation loss is reduced over processes. Inference after
-training is not sharded: every process runs it on its own device.
+checkpoints and progress, and the validation loss is reduced over processes. Inference is
+sharded too: each process decodes a contiguous slice of the test samples and the slices are
+gathered on every process (bench.distributed); rank 0 stores the run. Prepare the dataset before
+launching. epochs = 0 trains nothing and returns the model as loaded (zero-shot evaluation).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -223,8 +224,10 @@ def make_accelerator(device: str, grad_accum: int):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 
+    from bench.distributed import launched_processes
+
     cuda = str(device).startswith("cuda")
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if launched_processes() == 1:
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
         if cuda and ":" in str(device):

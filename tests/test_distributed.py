@@ -1,0 +1,120 @@
+"""Sharded inference: contiguous slices per process, gathered in rank order, identical to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import distributed
+from bench.seeding import resolve_device
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.parametrize(
+    "n, world, expected",
+    [
+        (10, 3, [(0, 4), (4, 7), (7, 10)]),
+        (1, 3, [(0, 1), (1, 1), (1, 1)]),   # more processes than samples: empty slices
+        (6, 2, [(0, 3), (3, 6)]),
+        (5, 1, [(0, 5)]),
+    ],
+)
+def test_shard_slices_cover_every_sample_once(n, world, expected):
+    slices = [distributed.shard(n, r, world) for r in range(world)]
+    assert [(s.start, s.stop) for s in slices] == expected
+    assert [i for s in slices for i in range(n)[s]] == list(range(n))
+
+
+def test_shard_rejects_a_rank_outside_the_world():
+    with pytest.raises(ValueError):
+        distributed.shard(4, 2, 2)
+
+
+def test_one_process_gathers_itself():
+    assert distributed.rank_and_world() == (0, 1)
+    assert distributed.gather({"a": 1}) == [{"a": 1}]
+
+
+def test_launched_processes_use_their_own_gpu(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "cuda"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("auto") == resolve_device("cuda") == "cuda:1"
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cpu") == "cpu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("name", ["sft", "bigrec"])
+def test_two_processes_recommend_what_one_does(name, tmp_path):
+    """Two gloo processes (as `accelerate launch` on two devices) split the 7 test samples 4/3 and
+    both end with the lists a single process computes: constrained decoding and grounding alike."""
+    sys.path.insert(0, str(HERE))
+    from distributed_worker import recommend
+
+    cache = Path(os.environ["BENCH_CACHE_DIR"])
+    single = recommend(name, cache, tmp_path / "single")
+    assert single["world"] == 1 and single["decoded"] == 7 and len(single["items"]) == 7 and len(single["generations"]) == 3
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(HERE / "distributed_worker.py"), name, str(cache), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert got["world"] == 2 and got["decoded"] == (4, 3)[rank]   # each process decoded its own slice only
+        assert got["items"] == single["items"]
+        assert got["invalid"] == single["invalid"]
+        assert got["generations"] == single["generations"]
+
+
+def test_launched_processes_need_a_prepared_dataset(monkeypatch):
+    from bench.errors import BenchError
+    from bench.runner import run_benchmark
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(BenchError, match=r"run `bench data prepare ml-100k` once before launching several processes"):
+        run_benchmark(["pop"], "ml-100k", [0], device="cpu", show_progress=False)
+
+
+def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
+    """`torchrun --nproc_per_node 2 -m bench.cli run ...` on the CPU (gloo), as on two GPUs: the
+    32 training samples are split between the processes (4 optimizer steps of 4 samples each, not
+    8), inference is split, and rank 0 alone stores the one run."""
+    from bench.data.prepare import prepare
+    from bench.store import RunStore
+
+    prepare("ml-100k")
+    sets = {"max_train_samples": 32, "max_valid_samples": 8, "epochs": 1, "micro_batch": 4, "grad_accum": 1,
+            "warmup_steps": 1, "max_new_tokens": 16, "eval_batch_size": 3}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "bench.cli", "run", "--methods", "sft", "--dataset", "ml-100k",
+           "--seeds", "0", "--limit-test", "6", "--device", "cpu"]
+    for key, value in sets.items():
+        cmd += ["--set", f"sft.{key}={value}"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    runs = RunStore().runs("ml-100k")
+    assert len(runs) == 1
+    record = runs[0].record
+    assert record["provenance"]["processes"] == 2 and record["n_test"] == 6
+    assert record["info"]["train_samples"] == 32 and record["info"]["optimizer_steps"] == 4
+    assert len(runs[0].arrays()["rank"]) == 6
+    assert not any((Path(os.environ["BENCH_RESULTS_DIR"]) / ".work").glob("*"))   # scratch removed by rank 0
