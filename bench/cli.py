@@ -145,7 +145,7 @@ def data_list():
 @friendly
 def data_prepare(
     name: str = typer.Argument(..., help="Dataset card name, e.g. ml-100k or toys."),
-    raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", help="Folder holding raw files you already have (missing ones are downloaded there)."),
+    raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", help="Folder holding raw files you already have (Amazon: missing ones are downloaded there; MovieLens: ml-100k.inter and ml-100k.item)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if prepared."),
     reviews: Optional[str] = typer.Option(None, "--reviews", help="Amazon only: full (default) or 5core."),
 ):

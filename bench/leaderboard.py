@@ -36,7 +36,7 @@ from bench.store import RunStore, StoredRun, run_label
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 FORMATS = ("md", "tex", "csv", "json")
 CI_CONFIDENCE = 0.95
-JSON_SCHEMA = 1
+JSON_SCHEMA = 2  # 2: each table lists the overrides every row shares ("shared"); version 1 files still load
 
 
 @dataclass
@@ -340,8 +340,8 @@ def _mark(rows: list[Row], comparisons: list[Comparison], metrics: list[str]) ->
             r.cells[m].best = bool(np.isclose(r.cells[m].mean, top, rtol=0.0, atol=1e-12))
 
 
-def _add_intervals(data, rows, baseline: str, metrics, seed: int, n_resamples: int) -> None:
-    base = next((k for k, r in enumerate(rows) if _names(r, baseline)), None)
+def _add_intervals(data, rows, base_key: str, metrics, seed: int, n_resamples: int) -> None:
+    base = next((k for k, r in enumerate(rows) if r.config_key == base_key), None)
     if base is None:
         return
     for k, row in enumerate(rows):
@@ -372,7 +372,7 @@ def build_leaderboards(
     if not runs:
         raise BenchError(f"No stored runs for dataset '{dataset}'; run `bench run --dataset {dataset} --methods ...` first.")
     split_hash, runs = _current_split(runs, dataset, split_hash)
-    boards = []
+    boards, tables = [], []
     for (limit_test, n_test), group in _evaluation_sets(runs):
         data = [_load_row(g, metrics) for g in _config_groups(group)]
         shared = _shared_overrides(data)
@@ -383,16 +383,31 @@ def build_leaderboards(
         rows = _make_rows(data, metrics)
         comparisons = [c for m in metrics for c in _compare(data, rows, m, test, correction, alpha, seed, n_resamples)]
         _mark(rows, comparisons, metrics)
-        if baseline is not None:
-            _add_intervals(data, rows, baseline, metrics, seed, n_resamples)
         boards.append(
             Leaderboard(dataset, split_hash, limit_test, n_test, metrics, test, correction, alpha, seed, n_resamples,
                         baseline, rows, comparisons, shared)  # fmt: skip
         )
-    if baseline is not None and not any(_names(r, baseline) for b in boards for r in b.rows):
+        tables.append(data)
+    if baseline is not None:
+        base_key = _baseline_config(boards, baseline, dataset)
+        for board, data in zip(boards, tables):
+            _add_intervals(data, board.rows, base_key, metrics, seed, n_resamples)
+    return boards
+
+
+def _baseline_config(boards: list[Leaderboard], baseline: str, dataset: str) -> str:
+    """The config key of the one configuration `baseline` names, in whichever tables it appears."""
+    named = {r.config_key: r for b in boards for r in b.rows if _names(r, baseline)}
+    if not named:
         labels = ", ".join(sorted({r.label for b in boards for r in b.rows}))
         raise BenchError(f"Baseline '{baseline}' is not a row of the '{dataset}' leaderboard; choose one of {labels}.")
-    return boards
+    if len(named) > 1:
+        full = "; ".join(sorted(f"{run_label(r.method, r.overrides)} ({key[:8]})" for key, r in named.items()))
+        raise BenchError(
+            f"Baseline '{baseline}' names {len(named)} different configurations ({full}); "
+            "give its full label with every override, or the label with its key as the table shows it."
+        )
+    return next(iter(named))
 
 
 # ---------------------------------------------------------------- rendering
@@ -501,8 +516,8 @@ def to_latex(boards: list[Leaderboard]) -> str:
 
 
 def to_csv(boards: list[Leaderboard]) -> str:
-    columns = ["table", "split_hash", "limit_test", "n_samples", "letter", "label", "method", "config_key", "metric",
-               "mean", "std", "n_seeds", "wins", "best"]  # fmt: skip
+    columns = ["table", "split_hash", "limit_test", "n_samples", "letter", "label", "full_label", "method", "config_key",
+               "metric", "mean", "std", "n_seeds", "wins", "best"]  # fmt: skip
     with_ci = any(b.has_intervals() for b in boards)
     if with_ci:
         columns += ["baseline", "diff", "ci_low", "ci_high"]
@@ -514,7 +529,8 @@ def to_csv(boards: list[Leaderboard]) -> str:
             for m in b.metrics:
                 c = r.cells[m]
                 line = dict(table=k, split_hash=b.split_hash, limit_test="" if b.limit_test is None else b.limit_test,
-                            n_samples=b.n_samples, letter=r.letter, label=r.label, method=r.method,
+                            n_samples=b.n_samples, letter=r.letter, label=r.label,
+                            full_label=run_label(r.method, r.overrides), method=r.method,
                             config_key=r.config_key, metric=m, mean=repr(c.mean), std="" if c.std is None else repr(c.std),
                             n_seeds=len(r.seeds), wins=_wins(c), best=int(c.best))  # fmt: skip
                 if with_ci:

@@ -149,4 +149,7 @@ def build_config(cls, overrides: dict[str, str]):
                 f"Method '{cls.name}' has no setting '{field}'.{hint} Its settings: {', '.join(sorted(known)) or 'none'}."
             )
         values[field] = _convert(raw, hints[field], f"{cls.name}.{field}")
-    return config_cls(**values)
+    try:
+        return config_cls(**values)
+    except ValueError as exc:  # a Config's own check (__post_init__) of its values
+        raise BenchError(f"Method '{cls.name}': {exc}; change its --set value.") from exc

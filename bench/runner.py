@@ -185,6 +185,9 @@ def run_benchmark(
                     failures.append((p.label, seed, str(exc)))
                     console.print(f"[red]{p.label} seed {seed} failed:[/] {exc}")
                 except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
+                    if distributed.launched_processes() > 1:
+                        # one process failing alone would leave the others waiting in a collective: stop the job
+                        raise
                     if _is_out_of_memory(exc):
                         msg = f"out of memory on {device}; lower the batch size (e.g. --set {p.name}.micro_batch=4) or use a smaller model."
                     else:

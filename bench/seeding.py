@@ -42,5 +42,11 @@ def resolve_device(device: str) -> str:
 
     if device in ("auto", "cuda") and launched_processes() > 1:
         # under `accelerate launch` / torchrun each process owns the GPU of its local rank
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise BenchError(
+                f"This process (local rank {local}) has no GPU of its own: {torch.cuda.device_count()} visible; "
+                "launch at most one process per visible GPU."
+            )
+        return f"cuda:{local}"
     return "cuda" if device == "auto" else device

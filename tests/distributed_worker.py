@@ -1,6 +1,8 @@
 """Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`, and in-process with one:
 fit an LLM method with epochs=0 (the deterministic tiny model as built) and recommend the
-synthetic test split; each rank writes the lists it received after gathering."""
+synthetic test split, once with the real decoder and once with a stub decoder whose first item
+is the position of each prompt in the whole test split (so the gathered order shows exactly);
+each rank writes the lists it holds after gathering."""
 
 from __future__ import annotations
 
@@ -9,15 +11,14 @@ import sys
 from pathlib import Path
 
 
-def recommend(name: str, cache_dir: Path, work_dir: Path) -> dict:
-    import torch
+def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
+    import numpy as np
 
     from bench import distributed, registry
     from bench.method import Context
     from conftest import make_split
 
-    torch.set_num_threads(1)
-    split = make_split(n_test=7)
+    split = make_split(n_test=n_test)
     cls = registry.load_class(name)
     config = registry.build_config(cls, {"epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"})
     method = cls(config)
@@ -28,14 +29,37 @@ def recommend(name: str, cache_dir: Path, work_dir: Path) -> dict:
     prompts_for = method.prompts_for
     method.prompts_for = lambda samples: decoded.append(len(samples)) or prompts_for(samples)
     recs = method.recommend(split.test, 20)
-    return {"world": distributed.rank_and_world()[1], "decoded": sum(decoded), "items": recs.items.tolist(),
-            "invalid": recs.invalid.tolist(), "generations": recs.extra["generations"]}
+    n_decoded = sum(decoded)
+
+    everything = prompts_for(split.test)   # one prompt per test sample, unsharded
+    position = {}
+    for row, text in enumerate(everything):
+        position.setdefault(text, row)
+
+    def stub(prompt_texts, k=None):
+        rows = [position[t] for t in prompt_texts]
+        items = np.array([[r] + [0] * 9 for r in rows], dtype=np.int64)
+        return items, np.array(rows, dtype=np.int32), [[f"row {r}"] for r in rows[:3]]
+
+    method._constrained = stub
+    method._grounded = stub
+    order = method.recommend(split.test, 20)
+    return {
+        "world": distributed.rank_and_world()[1], "decoded": n_decoded,
+        "items": recs.items.tolist(), "invalid": recs.invalid.tolist(), "generations": recs.extra["generations"],
+        "order": order.items[:, 0].tolist(), "order_invalid": order.invalid.tolist(),
+        "order_generations": [g["generations"] for g in order.extra["generations"]],
+        "expected_order": [position[t] for t in everything],
+    }
 
 
 if __name__ == "__main__":
     import os
 
-    name, cache_dir, out_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    import torch
+
+    torch.set_num_threads(1)
+    name, n_test, cache_dir, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     rank = int(os.environ["RANK"])
-    result = recommend(name, cache_dir, out_dir / f"work-{rank}")
+    result = recommend(name, n_test, cache_dir, out_dir / f"work-{rank}")
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))

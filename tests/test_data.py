@@ -783,6 +783,13 @@ def test_ml100k_from_a_raw_dir(tmp_path):
     assert manifest["raw_files"]["interactions"] == str(raw / "ml-100k.inter")
     assert load_split("ml-100k").items.titles == ["Alien (1979)", "Brazil (1985)", "Fargo (1996)", "Heat (1995)", "Ran (1985)"]
 
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(other))   # prepared from raw already
+    assert_clean_error(result, text, "already prepared from", "add --force to rebuild it from")
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw))     # the same folder: nothing to do
+    assert result.exit_code == 0, text
+
     (raw / "ml-100k.item").unlink()
     result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw), "--force")
     assert_clean_error(result, text, "ml-100k.item does not exist", "--raw-dir")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import distributed
+from bench.errors import BenchError
 from bench.seeding import resolve_device
 
 HERE = Path(__file__).parent
@@ -51,6 +52,9 @@ def test_launched_processes_use_their_own_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert resolve_device("auto") == resolve_device("cuda") == "cuda:1"
     assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cpu") == "cpu"
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(BenchError, match=r"local rank 2\) has no GPU of its own: 2 visible"):
+        resolve_device("cuda")
 
 
 def _free_port() -> int:
@@ -59,29 +63,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("name", ["sft", "bigrec"])
-def test_two_processes_recommend_what_one_does(name, tmp_path):
-    """Two gloo processes (as `accelerate launch` on two devices) split the 7 test samples 4/3 and
-    both end with the lists a single process computes: constrained decoding and grounding alike."""
-    sys.path.insert(0, str(HERE))
+@pytest.mark.parametrize("name, n_test, slices", [
+    ("sft", 7, (4, 3)),
+    ("bigrec", 3, (2, 1)),   # rank 0 holds 2 rows: the third inspected row comes from rank 1
+    ("sft", 1, (1, 0)),      # more processes than samples: rank 1 decodes nothing
+])
+def test_two_processes_recommend_what_one_does(name, n_test, slices, tmp_path, monkeypatch):
+    """Two gloo processes (as `accelerate launch` on two devices) split the test samples and both
+    end with the lists one process computes, in sample order: constrained decoding and grounding."""
+    monkeypatch.syspath_prepend(str(HERE))
     from distributed_worker import recommend
 
     cache = Path(os.environ["BENCH_CACHE_DIR"])
-    single = recommend(name, cache, tmp_path / "single")
-    assert single["world"] == 1 and single["decoded"] == 7 and len(single["items"]) == 7 and len(single["generations"]) == 3
+    single = recommend(name, n_test, cache, tmp_path / "single")
+    assert single["world"] == 1 and single["decoded"] == n_test and len(single["items"]) == n_test
+    assert len(single["generations"]) == min(3, n_test)
+    assert single["order"] == single["order_invalid"] == single["expected_order"]
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(HERE / "distributed_worker.py"), name, str(cache), str(tmp_path)]
+           "--master_port", str(_free_port()), str(HERE / "distributed_worker.py"), name, str(n_test), str(cache), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     for rank in (0, 1):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
-        assert got["world"] == 2 and got["decoded"] == (4, 3)[rank]   # each process decoded its own slice only
-        assert got["items"] == single["items"]
-        assert got["invalid"] == single["invalid"]
-        assert got["generations"] == single["generations"]
+        assert got["world"] == 2 and got["decoded"] == slices[rank]   # each process decoded its own slice only
+        for key in ("items", "invalid", "generations", "order_generations"):
+            assert got[key] == single[key], key
+        assert got["order"] == got["order_invalid"] == got["expected_order"]
+        assert got["order_generations"] == [[f"row {r}"] for r in got["expected_order"][:3]]
 
 
 def test_launched_processes_need_a_prepared_dataset(monkeypatch):

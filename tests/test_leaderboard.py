@@ -300,3 +300,29 @@ def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     (board,) = build_leaderboards("toys")
     assert board.shared == {} and "Every row" not in board.caption
     assert [r.label for r in board.rows] == ["cft[alpha=0.2,epochs=1,model=smollm2-135m]", "pop", "sft[epochs=1,model=smollm2-135m]"]
+
+
+def test_a_baseline_naming_two_configurations_is_an_error(store):
+    # the full-test table shares model=m, so its sft row is shown as "sft"; the 10-sample table
+    # has a plain sft: "sft" names two configurations
+    save_run(store, "toys", "sft", np.zeros(N), overrides={"model": "m"}, config_key="sft-m")
+    save_run(store, "toys", "cft", np.ones(N), overrides={"model": "m"}, config_key="cft-m")
+    save_run(store, "toys", "sft", np.zeros(10), limit_test=10, config_key="sft-plain")
+    save_run(store, "toys", "pop", np.ones(10), limit_test=10)
+    with pytest.raises(BenchError, match=r"Baseline 'sft' names 2 different configurations \(sft \(sft-plai\); sft\[model=m\] \(sft-m\)\)"):
+        build_leaderboards("toys", baseline="sft")
+    full, ten = build_leaderboards("toys", baseline="sft[model=m]")
+    assert [r.label for r in full.rows] == ["cft", "sft"] and full.baseline_label == "sft"
+    assert full.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
+    assert not ten.has_intervals()   # the baseline configuration is not in that table
+
+
+def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
+    leaderboard_command("toys", out_dir=tmp_path, formats=("json",), console=Console(file=io.StringIO()))
+    payload = json.loads((tmp_path / "toys.json").read_text())
+    assert payload["schema"] == 2
+    for table in payload["tables"]:
+        del table["shared"]
+    (tmp_path / "old.json").write_text(json.dumps(dict(payload, schema=1)))
+    (board,) = load_leaderboards(tmp_path / "old.json")
+    assert board.shared == {} and [r.label for r in board.rows] == ["A", "B", "C"]

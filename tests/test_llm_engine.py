@@ -321,28 +321,19 @@ def test_configs_follow_the_protocol():
         assert cls.version == "1"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("micro_batch", "0", "sft.micro_batch must be at least 1, not 0."),
-    ("epochs", "-1", "sft.epochs must be at least 0, not -1."),
-    ("num_beams", "0", "sft.num_beams must be at least 1, not 0."),
+@pytest.mark.parametrize("name, field, value, message", [
+    ("sft", "micro_batch", "0", "Method 'sft': micro_batch must be at least 1, not 0; change its --set value."),
+    ("sft", "epochs", "-1", "Method 'sft': epochs must be at least 0, not -1; change its --set value."),
+    ("sft", "lr", "0", "Method 'sft': lr must be positive, not 0.0; change its --set value."),
+    ("cft", "lora_dropout", "1", "Method 'cft': lora_dropout must be in [0, 1), not 1.0; change its --set value."),
+    ("cft", "alpha", "-0.1", "Method 'cft': alpha must not be negative, not -0.1; change its --set value."),
+    ("bigrec", "grounding", "nearest",
+     "Method 'bigrec': grounding must be one of interleaved, original, not 'nearest'; change its --set value."),
 ])
-def test_impossible_settings_are_clear_errors(field, value, message, tmp_path):
-    from bench import registry
+def test_impossible_settings_fail_when_the_run_is_planned(name, field, value, message):
     from bench.errors import BenchError
+    from bench.runner import plan_methods
 
-    split = make_split()
-    cls = registry.load_class("sft")
-    method = cls(registry.build_config(cls, {field: value}))
     with pytest.raises(BenchError) as err:
-        method.fit(split.train, split.valid, context_for(split, tmp_path))
+        plan_methods(["pop", name], {name: {field: value}})   # before pop or anything else trains
     assert str(err.value) == message
-
-
-def test_grounding_must_be_known(tmp_path):
-    from bench import registry
-    from bench.errors import BenchError
-
-    split = make_split()
-    cls = registry.load_class("bigrec")
-    with pytest.raises(BenchError, match="bigrec.grounding must be one of interleaved, original, not 'nearest'"):
-        cls(registry.build_config(cls, {"grounding": "nearest"})).fit(split.train, split.valid, context_for(split, tmp_path))

@@ -25,9 +25,12 @@ def ml100k_folder() -> Path:
 
 def read_ml100k(folder: Path | None = None, with_year: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
     """(reviews with user, item, time) and item -> title ("Toy Story (1995)" with `with_year`)."""
-    folder = folder or ml100k_folder()
+    given = folder is not None
+    folder = folder if given else ml100k_folder()
     for name in ("ml-100k.inter", "ml-100k.item"):
         if not (folder / name).is_file():
+            if not given:
+                raise BenchError(f"RecBole's copy of MovieLens-100k lacks {folder / name}; reinstall recbole==1.2.1.")
             raise BenchError(
                 f"{folder / name} does not exist; pass a --raw-dir holding RecBole's atomic files "
                 "ml-100k.inter and ml-100k.item, or leave --raw-dir out to use the copy inside RecBole's wheel."

@@ -36,6 +36,11 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
     if is_prepared(name) and not force:
         existing = load_split(name)
         if existing.manifest.get("reviews_file", "") == _reviews_label(card):
+            used = _raw_folder(existing.manifest)
+            if raw_dir is not None and used is not None and used != Path(raw_dir).resolve():
+                raise BenchError(
+                    f"Dataset '{name}' is already prepared from {used}; add --force to rebuild it from {raw_dir}."
+                )
             return existing.manifest
 
     source_counts: Counter = Counter()
@@ -86,6 +91,12 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
 def load_split(name: str) -> Split:
     card = load_card(name)
     return read_split(prepared_dir(name), card)
+
+
+def _raw_folder(manifest: dict) -> Path | None:
+    """The folder the prepared split was read from."""
+    files = list((manifest.get("raw_files") or {}).values())
+    return Path(files[0]).resolve().parent if files else None
 
 
 def _reviews_label(card: DatasetCard) -> str:

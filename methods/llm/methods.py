@@ -64,6 +64,24 @@ class LLMConfig:
     max_new_tokens: int = 128
     eval_batch_size: int = 8            # prompts per decoding batch (titles are embedded 4x as many at once)
 
+    def __post_init__(self):
+        """Impossible settings fail when the run is planned, before anything trains."""
+        for name, low in (("epochs", 0), ("micro_batch", 1), ("grad_accum", 1), ("warmup_steps", 0), ("patience", 0),
+                          ("cutoff", 16), ("max_train_samples", 0), ("max_valid_samples", 0), ("num_beams", 1),
+                          ("max_new_tokens", 1), ("eval_batch_size", 1), ("lora_r", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, not {self.lr}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
+        grounding = getattr(self, "grounding", None)
+        if grounding is not None and grounding not in GROUNDINGS:
+            raise ValueError(f"grounding must be one of {', '.join(GROUNDINGS)}, not '{grounding}'")
+        for name in ("alpha", "beta"):
+            if getattr(self, name, 0.0) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+
 
 @dataclass
 class SFTConfig(LLMConfig):
@@ -109,14 +127,6 @@ class LLMMethod(Method):
         from methods.llm import train as engine
 
         cfg = self.config
-        for name, low in (("epochs", 0), ("micro_batch", 1), ("grad_accum", 1), ("warmup_steps", 0), ("patience", 0),
-                          ("cutoff", 16), ("max_train_samples", 0), ("max_valid_samples", 0), ("num_beams", 1),
-                          ("max_new_tokens", 1), ("eval_batch_size", 1)):
-            if getattr(cfg, name) < low:
-                raise BenchError(f"{self.name}.{name} must be at least {low}, not {getattr(cfg, name)}.")
-        grounding = getattr(cfg, "grounding", None)
-        if grounding is not None and grounding not in GROUNDINGS:
-            raise BenchError(f"{self.name}.grounding must be one of {', '.join(GROUNDINGS)}, not '{grounding}'.")
         self.context = context
         self.titles = list(context.items.titles)
         loaded = models.load_model(
@@ -168,15 +178,25 @@ class LLMMethod(Method):
         out = np.full((part.stop - part.start, k), -1, dtype=np.int64)
         invalid = np.zeros(len(out), dtype=np.int32)
         generations: list = []
-        if len(out):
-            prompt_texts = self.prompts_for(samples.subset(np.arange(part.start, part.stop)))
-            if self.constrained:
-                items, invalid, generations = self._constrained(prompt_texts)
-            else:
-                items, invalid, generations = self._grounded(prompt_texts, k)
-            width = min(k, items.shape[1])
-            out[:, :width] = items[:, :width]
-        parts = distributed.gather((out, np.asarray(invalid, dtype=np.int32), generations))
+        failure = None
+        try:
+            if len(out):
+                prompt_texts = self.prompts_for(samples.subset(np.arange(part.start, part.stop)))
+                if self.constrained:
+                    items, invalid, generations = self._constrained(prompt_texts)
+                else:
+                    items, invalid, generations = self._grounded(prompt_texts, k)
+                width = min(k, items.shape[1])
+                out[:, :width] = items[:, :width]
+        except Exception as exc:
+            if world == 1:
+                raise
+            failure = f"{type(exc).__name__}: {exc}"   # tell the other processes instead of leaving them waiting
+        parts = distributed.gather((out, np.asarray(invalid, dtype=np.int32), generations, failure))
+        failed = [(r, p[3]) for r, p in enumerate(parts) if p[3] is not None]
+        if failed:
+            raise BenchError(f"Decoding failed on process {failed[0][0]} of {world} ({failed[0][1]}); "
+                             "fix the cause and run the same command again.")
         out = np.concatenate([p[0] for p in parts])
         invalid = np.concatenate([p[1] for p in parts])
         starts = [distributed.shard(len(samples), r, world).start for r in range(world)]
