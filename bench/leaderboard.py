@@ -125,7 +125,7 @@ class Leaderboard:
     @property
     def baseline_label(self) -> str | None:
         """The baseline's label in this table (the user may have named it by its full label)."""
-        row = next((r for r in self.rows if _names(r, self.baseline)), None)
+        row = _baseline_row(self, self.baseline) if self.baseline else None
         return row.label if row is not None else self.baseline
 
     def has_intervals(self) -> bool:
@@ -389,25 +389,28 @@ def build_leaderboards(
         )
         tables.append(data)
     if baseline is not None:
-        base_key = _baseline_config(boards, baseline, dataset)
+        found = False
         for board, data in zip(boards, tables):
-            _add_intervals(data, board.rows, base_key, metrics, seed, n_resamples)
+            base = _baseline_row(board, baseline)
+            if base is not None:
+                _add_intervals(data, board.rows, base.config_key, metrics, seed, n_resamples)
+                found = True
+        if not found:
+            labels = ", ".join(sorted({r.label for b in boards for r in b.rows}))
+            raise BenchError(f"Baseline '{baseline}' is not a row of the '{dataset}' leaderboard; choose one of {labels}.")
     return boards
 
 
-def _baseline_config(boards: list[Leaderboard], baseline: str, dataset: str) -> str:
-    """The config key of the one configuration `baseline` names, in whichever tables it appears."""
-    named = {r.config_key: r for b in boards for r in b.rows if _names(r, baseline)}
-    if not named:
-        labels = ", ".join(sorted({r.label for b in boards for r in b.rows}))
-        raise BenchError(f"Baseline '{baseline}' is not a row of the '{dataset}' leaderboard; choose one of {labels}.")
+def _baseline_row(board: Leaderboard, baseline: str) -> Row | None:
+    """The row of this table that `baseline` names (each table is compared with its own row)."""
+    named = [r for r in board.rows if _names(r, baseline)]
     if len(named) > 1:
-        full = "; ".join(sorted(f"{run_label(r.method, r.overrides)} ({key[:8]})" for key, r in named.items()))
+        shown = "; ".join(r.label for r in named)
         raise BenchError(
-            f"Baseline '{baseline}' names {len(named)} different configurations ({full}); "
-            "give its full label with every override, or the label with its key as the table shows it."
+            f"Baseline '{baseline}' names {len(named)} rows of the table '{board.title}' ({shown}); "
+            "give the label as the table shows it."
         )
-    return next(iter(named))
+    return named[0] if named else None
 
 
 # ---------------------------------------------------------------- rendering

@@ -302,19 +302,32 @@ def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     assert [r.label for r in board.rows] == ["cft[alpha=0.2,epochs=1,model=smollm2-135m]", "pop", "sft[epochs=1,model=smollm2-135m]"]
 
 
-def test_a_baseline_naming_two_configurations_is_an_error(store):
+def test_each_table_is_compared_with_its_own_baseline_row(store):
     # the full-test table shares model=m, so its sft row is shown as "sft"; the 10-sample table
-    # has a plain sft: "sft" names two configurations
+    # has a plain sft, also shown as "sft": each table's intervals are against its own "sft"
     save_run(store, "toys", "sft", np.zeros(N), overrides={"model": "m"}, config_key="sft-m")
     save_run(store, "toys", "cft", np.ones(N), overrides={"model": "m"}, config_key="cft-m")
-    save_run(store, "toys", "sft", np.zeros(10), limit_test=10, config_key="sft-plain")
-    save_run(store, "toys", "pop", np.ones(10), limit_test=10)
-    with pytest.raises(BenchError, match=r"Baseline 'sft' names 2 different configurations \(sft \(sft-plai\); sft\[model=m\] \(sft-m\)\)"):
-        build_leaderboards("toys", baseline="sft")
-    full, ten = build_leaderboards("toys", baseline="sft[model=m]")
-    assert [r.label for r in full.rows] == ["cft", "sft"] and full.baseline_label == "sft"
+    save_run(store, "toys", "sft", np.ones(10), limit_test=10, config_key="sft-plain")
+    save_run(store, "toys", "pop", np.full(10, -1), limit_test=10)
+    full, ten = build_leaderboards("toys", baseline="sft")
+    assert [r.label for r in full.rows] == ["cft", "sft"] and full.shared == {"model": "m"}
     assert full.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
-    assert not ten.has_intervals()   # the baseline configuration is not in that table
+    assert [r.label for r in ten.rows] == ["pop", "sft"] and ten.shared == {}
+    assert ten.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(-LOG3)
+    full, ten = build_leaderboards("toys", baseline="sft[model=m]")   # the full label: one table only
+    assert full.has_intervals() and not ten.has_intervals()
+
+
+def test_a_baseline_naming_two_rows_of_a_table_is_an_error(store):
+    save_run(store, "toys", "sft", np.zeros(N), config_key="aaaa1111")   # same label, another method version
+    save_run(store, "toys", "sft", np.ones(N), config_key="bbbb2222")
+    (board,) = build_leaderboards("toys")
+    assert [r.label for r in board.rows] == ["sft (aaaa1111)", "sft (bbbb2222)"]
+    with pytest.raises(BenchError, match=r"Baseline 'sft' names 2 rows of the table 'toys: 50 test samples' "
+                                         r"\(sft \(aaaa1111\); sft \(bbbb2222\)\); give the label as the table shows it."):
+        build_leaderboards("toys", baseline="sft")
+    (board,) = build_leaderboards("toys", baseline="sft (bbbb2222)")
+    assert board.row("sft (aaaa1111)").cells["NDCG@10"].vs_baseline.diff == pytest.approx(1.0 - LOG3)
 
 
 def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
