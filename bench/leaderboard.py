@@ -94,7 +94,7 @@ class Leaderboard:
     baseline: str | None
     rows: list[Row]
     comparisons: list[Comparison]
-    shared: dict = field(default_factory=dict)  # overrides every row has, left out of the row labels
+    shared: dict = field(default_factory=dict)  # overrides every row having the setting shares, left out of the labels
 
     @property
     def title(self) -> str:
@@ -113,7 +113,8 @@ class Leaderboard:
             f"Superscript letters mark significant wins ({stats.TESTS[self.test]}, "
             f"{stats.CORRECTIONS[self.correction]}, p < {self.alpha:g}) over the row with that letter; "
             f"{seeds}; {self.n_samples:,} test samples."
-            + (f" Every row: {', '.join(f'{k}={v}' for k, v in sorted(self.shared.items()))}." if self.shared else "")
+            + (f" Every row with these settings: {', '.join(f'{k}={v}' for k, v in sorted(self.shared.items()))}."
+               if self.shared else "")
         )
 
     def row(self, label: str) -> Row:
@@ -241,12 +242,23 @@ def _load_row(runs: list[StoredRun], metrics: list[str]) -> _RowData:
 
 
 def _shared_overrides(rows: list[_RowData]) -> dict:
-    """The (field, value) overrides that every row of a table carries (two rows at least)."""
-    if len(rows) < 2:
-        return {}
-    items = [set((k, json.dumps(v, sort_keys=True)) for k, v in (r.runs[0].record.get("overrides") or {}).items()) for r in rows]
-    common = set.intersection(*items)
-    return {k: json.loads(v) for k, v in sorted(common)}
+    """Overrides (field, value) that every row having that setting has, when two rows or more
+    have it: `epochs=1` is shared by three LLM rows even beside pop (no epochs) but not beside a
+    sasrec row with epochs=3 (or its default). A row has a setting when its resolved config or
+    its overrides name it."""
+    def dumped(value) -> str:
+        return json.dumps(value, sort_keys=True)
+
+    settings = []
+    for r in rows:
+        record = r.runs[0].record
+        settings.append((record.get("config") or {}) | (record.get("overrides") or {}))
+    shared = {}
+    for field, value in {(k, dumped(v)) for r in rows for k, v in (r.runs[0].record.get("overrides") or {}).items()}:
+        having = [s[field] for s in settings if field in s]
+        if len(having) >= 2 and all(dumped(v) == value for v in having):
+            shared[field] = json.loads(value)
+    return dict(sorted(shared.items()))
 
 
 def _shorten(rows: list[_RowData], shared: dict) -> None:
@@ -558,35 +570,50 @@ def load_leaderboards(path: Path) -> list[Leaderboard]:
 _SUPERSCRIPT = dict(zip(string.ascii_lowercase + ",", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ˒"))
 
 
-def to_rich(board: Leaderboard):
+def to_rich(board: Leaderboard, width: int = 80):
+    """The table for a terminal `width` columns wide: numbers and their letters are never cut,
+    labels wrap after each override in the room left."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=board.title, caption=board.caption)
-    table.add_column("")
-    table.add_column("Method")
-    for m in board.metrics:
-        table.add_column(m, justify="right")
+    rows = []
     for r in board.rows:
         cells = []
         for m in board.metrics:
             c = r.cells[m]
             sup = "".join(_SUPERSCRIPT[ch] for ch in _wins(c))
             cells.append(Text.assemble((_value(c), "bold" if c.best else ""), (sup, "cyan")))
-        table.add_row(r.letter, Text(r.label), *cells)
+        rows.append((r.letter, _wrappable(r.label), cells))
+    table = Table(title=board.title, caption=board.caption)
+    table.add_column("")
+    widths = [max([len(m)] + [cells[k].cell_len for *_, cells in rows]) for k, m in enumerate(board.metrics)]
+    room = width - sum(w + 3 for w in widths) - (len(_letters(len(rows))[-1]) + 3 if rows else 4) - 4
+    longest = max((len(label.plain) for _, label, _ in rows), default=6)
+    table.add_column("Method", overflow="fold", min_width=max(10, min(longest, room)))
+    for m, w in zip(board.metrics, widths):
+        table.add_column(m, justify="right", no_wrap=True, min_width=w)
+    for letter, label, cells in rows:
+        table.add_row(letter, label, *cells)
     return table
+
+
+def _wrappable(label: str):
+    """A label the terminal may break after each override: `sft[epochs=1, lr=0.001]`."""
+    from rich.text import Text
+
+    return Text(label.replace(",", ", ") if "[" in label else label)
 
 
 def _rich_intervals(board: Leaderboard):
     from rich.table import Table
 
     table = Table(title=f"Difference from {board.baseline_label} (paired bootstrap {CI_CONFIDENCE:.0%} interval)")
-    table.add_column("Method")
+    table.add_column("Method", overflow="fold")
     for m in board.metrics:
         table.add_column(m, justify="right")
     for r in board.rows:
         if r.label != board.baseline_label:
-            table.add_row(r.label, *(_interval(r.cells[m].vs_baseline) for m in board.metrics))
+            table.add_row(_wrappable(r.label), *(_interval(r.cells[m].vs_baseline) for m in board.metrics))
     return table
 
 
@@ -633,7 +660,7 @@ def leaderboard_command(
 
         console = Console()
     for board in boards:
-        console.print(to_rich(board))
+        console.print(to_rich(board, console.width))
         if board.has_intervals():
             console.print(_rich_intervals(board))
     out_dir = Path(out_dir) if out_dir is not None else paths.results_dir() / "leaderboard"

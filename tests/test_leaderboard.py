@@ -25,7 +25,7 @@ LOG3 = 1.0 / math.log2(3.0)  # NDCG of a target at rank 1
 
 
 def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None, split_hash=NEW, limit_test=None,
-             created_at="2025-01-02T00:00:00+00:00", sample_index=None, overrides=None):  # fmt: skip
+             created_at="2025-01-02T00:00:00+00:00", sample_index=None, overrides=None, config=None):  # fmt: skip
     ranks = np.asarray(ranks, dtype=np.int64)
     n = len(ranks)
     config_key = config_key or f"cfg{method}"
@@ -35,7 +35,7 @@ def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None,
         method=method,
         label=label or method,
         method_version="1",
-        config={},
+        config=config or {},
         overrides=overrides or {},
         dataset=dataset,
         split_hash=split_hash,
@@ -284,7 +284,7 @@ def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     (board,) = build_leaderboards("toys", baseline="sft[epochs=1,model=smollm2-135m]")   # the full label names it
     assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "sft"]
     assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
-    assert board.caption.endswith("Every row: epochs=1, model=smollm2-135m.")
+    assert board.caption.endswith("Every row with these settings: epochs=1, model=smollm2-135m.")
     assert board.baseline_label == "sft"
     assert board.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
     (short,) = build_leaderboards("toys", baseline="sft")                                 # and so does the short one
@@ -296,10 +296,27 @@ def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     assert load_leaderboards(tmp_path / "lb" / "toys.json")[0].shared == board.shared
     assert len(written) == 2
 
-    save_run(store, "toys", "pop", np.full(N, -1))   # a row without overrides: nothing is shared any more
+    save_run(store, "toys", "pop", np.full(N, -1))   # a row without these settings changes nothing
     (board,) = build_leaderboards("toys")
-    assert board.shared == {} and "Every row" not in board.caption
-    assert [r.label for r in board.rows] == ["cft[alpha=0.2,epochs=1,model=smollm2-135m]", "pop", "sft[epochs=1,model=smollm2-135m]"]
+    assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
+    assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "pop", "sft"]
+
+    # a sasrec row with epochs=3: epochs is no longer shared, model still is
+    save_run(store, "toys", "sasrec", np.ones(N), overrides={"epochs": 3})
+    (board,) = build_leaderboards("toys")
+    assert board.shared == {"model": "smollm2-135m"}
+    assert [r.label for r in board.rows] == ["cft[alpha=0.2,epochs=1]", "pop", "sasrec[epochs=3]", "sft[epochs=1]"]
+
+
+def test_a_default_value_keeps_an_override_in_the_label(store):
+    """sasrec's resolved config has epochs=200 (its default, no override): the LLM rows'
+    epochs=1 is not shared by every row that has the setting."""
+    save_run(store, "toys", "sft", np.zeros(N), overrides={"epochs": 1, "max_new_tokens": 32})
+    save_run(store, "toys", "cft", np.zeros(N), overrides={"epochs": 1, "max_new_tokens": 32})
+    save_run(store, "toys", "sasrec", np.ones(N), config={"epochs": 200, "hidden_size": 64})
+    (board,) = build_leaderboards("toys")
+    assert board.shared == {"max_new_tokens": 32}
+    assert [r.label for r in board.rows] == ["cft[epochs=1]", "sasrec", "sft[epochs=1]"]
 
 
 def test_each_table_is_compared_with_its_own_baseline_row(store):
@@ -339,3 +356,24 @@ def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(dict(payload, schema=1)))
     (board,) = load_leaderboards(tmp_path / "old.json")
     assert board.shared == {} and [r.label for r in board.rows] == ["A", "B", "C"]
+
+
+def test_terminal_table_never_cuts_numbers_or_labels(store):
+    from bench.leaderboard import to_rich
+    from bench.store import run_label
+
+    long = {f"setting_number_{k}": k for k in range(8)}
+    save_run(store, "toys", "sft", np.zeros(N), overrides=long, label=run_label("sft", long))
+    save_run(store, "toys", "pop", np.full(N, -1))
+    save_run(store, "toys", "sasrec", np.ones(N))
+    (board,) = build_leaderboards("toys")
+    for width in (80, 200):
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(to_rich(board, width))
+        text = out.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= width
+        flat = "".join(text.split())   # the label may wrap over lines and cells
+        # rows a pop, b sasrec (rank 1), c sft (rank 0): sft's NDCG beats both, sasrec's beats pop
+        assert "1.0000ᵃᵇ" in flat and "0.6309ᵃ" in flat
+        for k in range(8):
+            assert f"setting_number_{k}={k}" in flat.replace("│", "")
