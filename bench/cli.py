@@ -76,13 +76,20 @@ def run(
         _csv(methods), dataset, seed_list, device=device, limit_test=limit_test,
         overrides=parse_overrides(set_), force=force, console=console,
     )
-    table = Table(title=f"{dataset}: {len(records)} run(s)")
-    for col in ("method", "seed", "NDCG@10", "HR@10", "NDCG@20", "HR@20", "invalid", "time (s)", "key"):
-        table.add_column(col)
+    from bench.distributed import is_main_process
+
+    if not is_main_process():   # a launched job: rank 0 reports
+        return
+    # the label wraps after each override; numbers are never cut (all metrics: `bench leaderboard`)
+    table = Table(title=f"{dataset}: {len(records)} run(s)", caption="key: the first 8 characters of the run key")
+    table.add_column("method", overflow="fold", min_width=16)
+    for col in ("seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"):
+        table.add_column(col, no_wrap=True, justify="right", min_width=len(col))
     for r in records:
         m = r["metrics"]
-        table.add_row(r["label"], str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", f"{m['NDCG@20']:.4f}",
-                      f"{m['HR@20']:.4f}", str(r["invalid_total"]), f"{r['timing']['total_s']:.1f}", r["key"])
+        label = r["label"].replace(",", ", ") if "[" in r["label"] else r["label"]
+        table.add_row(label, str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", str(r["invalid_total"]),
+                      f"{r['timing']['total_s']:.1f}", r["key"][:8])
     console.print(table)
 
 

@@ -150,6 +150,8 @@ def run_benchmark(
     from bench.progress import make_progress
 
     console = console or Console()
+    if not distributed.is_main_process():   # launched jobs: one process reports, all of them work
+        console, show_progress = Console(quiet=True), False
     store = store or RunStore()
     planned = plan_methods(methods, overrides)
     if split is None:
