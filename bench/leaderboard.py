@@ -36,7 +36,7 @@ from bench.store import RunStore, StoredRun, run_label
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 FORMATS = ("md", "tex", "csv", "json")
 CI_CONFIDENCE = 0.95
-JSON_SCHEMA = 2  # 2: each table lists the overrides every row shares ("shared"); version 1 files still load
+JSON_SCHEMA = 2  # 2: tables list the overrides left out of their labels ("shared"); version 1 files still load
 
 
 @dataclass
