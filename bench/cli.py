@@ -77,6 +77,7 @@ def run(
         overrides=parse_overrides(set_), force=force, console=console,
     )
     from bench.distributed import is_main_process
+    from bench.store import wrappable_label
 
     if not is_main_process():   # a launched job: rank 0 reports
         return
@@ -87,8 +88,7 @@ def run(
         table.add_column(col, no_wrap=True, justify="right", min_width=len(col))
     for r in records:
         m = r["metrics"]
-        label = r["label"].replace(",", ", ") if "[" in r["label"] else r["label"]
-        table.add_row(label, str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", str(r["invalid_total"]),
+        table.add_row(wrappable_label(r["label"]), str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", str(r["invalid_total"]),
                       f"{r['timing']['total_s']:.1f}", r["key"][:8])
     console.print(table)
 

@@ -31,7 +31,7 @@ from tabulate import DataRow, Line, TableFormat, tabulate
 from bench import paths, stats
 from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
-from bench.store import RunStore, StoredRun, run_label
+from bench.store import RunStore, StoredRun, run_label, wrappable_label
 
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 FORMATS = ("md", "tex", "csv", "json")
@@ -583,7 +583,7 @@ def to_rich(board: Leaderboard, width: int = 80):
             c = r.cells[m]
             sup = "".join(_SUPERSCRIPT[ch] for ch in _wins(c))
             cells.append(Text.assemble((_value(c), "bold" if c.best else ""), (sup, "cyan")))
-        rows.append((r.letter, _wrappable(r.label), cells))
+        rows.append((r.letter, Text(wrappable_label(r.label)), cells))
     table = Table(title=board.title, caption=board.caption)
     table.add_column("")
     widths = [max([len(m)] + [cells[k].cell_len for *_, cells in rows]) for k, m in enumerate(board.metrics)]
@@ -597,13 +597,6 @@ def to_rich(board: Leaderboard, width: int = 80):
     return table
 
 
-def _wrappable(label: str):
-    """A label the terminal may break after each override: `sft[epochs=1, lr=0.001]`."""
-    from rich.text import Text
-
-    return Text(label.replace(",", ", ") if "[" in label else label)
-
-
 def _rich_intervals(board: Leaderboard):
     from rich.table import Table
 
@@ -613,7 +606,7 @@ def _rich_intervals(board: Leaderboard):
         table.add_column(m, justify="right")
     for r in board.rows:
         if r.label != board.baseline_label:
-            table.add_row(_wrappable(r.label), *(_interval(r.cells[m].vs_baseline) for m in board.metrics))
+            table.add_row(wrappable_label(r.label), *(_interval(r.cells[m].vs_baseline) for m in board.metrics))
     return table
 
 

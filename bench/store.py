@@ -42,6 +42,11 @@ def run_label(method: str, overrides: dict) -> str:
     return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
 
 
+def wrappable_label(label: str) -> str:
+    """A label a terminal table may break after each override: `sft[epochs=1, lr=0.001]`."""
+    return label.replace(",", ", ") if "[" in label else label
+
+
 @dataclass
 class StoredRun:
     folder: Path

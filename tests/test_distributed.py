@@ -63,6 +63,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(*args: str, timeout: int) -> None:
+    """Two processes on this machine (gloo), tests/ and the project importable; must exit 0."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+
 @pytest.mark.parametrize("name, n_test, slices", [
     ("sft", 7, (4, 3)),
     ("bigrec", 3, (2, 1)),   # rank 0 holds 2 rows: the third inspected row comes from rank 1
@@ -80,12 +90,7 @@ def test_two_processes_recommend_what_one_does(name, n_test, slices, tmp_path, m
     assert len(single["generations"]) == min(3, n_test)
     assert single["order"] == single["order_invalid"] == single["expected_order"]
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(HERE / "distributed_worker.py"), name, str(n_test), str(cache), str(tmp_path)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(str(HERE / "distributed_worker.py"), name, str(n_test), str(cache), str(tmp_path), timeout=300)
     for rank in (0, 1):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert got["world"] == 2 and got["decoded"] == slices[rank]   # each process decoded its own slice only
@@ -114,14 +119,11 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     prepare("ml-100k")
     sets = {"max_train_samples": 32, "max_valid_samples": 8, "epochs": 1, "micro_batch": 4, "grad_accum": 1,
             "warmup_steps": 1, "max_new_tokens": 16, "eval_batch_size": 3}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "bench.cli", "run", "--methods", "sft", "--dataset", "ml-100k",
-           "--seeds", "0", "--limit-test", "6", "--device", "cpu"]
+    args = ["-m", "bench.cli", "run", "--methods", "sft", "--dataset", "ml-100k", "--seeds", "0", "--limit-test", "6",
+            "--device", "cpu"]
     for key, value in sets.items():
-        cmd += ["--set", f"sft.{key}={value}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        args += ["--set", f"sft.{key}={value}"]
+    torchrun(*args, timeout=600)
     runs = RunStore().runs("ml-100k")
     assert len(runs) == 1
     record = runs[0].record
