@@ -1,5 +1,5 @@
-"""The method interface. A method learns from training samples and returns ranked item ids; it
-never computes a metric (the harness does, the same way for every method).
+"""The method contract. A method learns from training samples and returns ranked item ids; it never
+computes a metric (the harness does, the same way for every method).
 
     class MyMethod(Method):
         name = "mine"
@@ -7,16 +7,22 @@ never computes a metric (the harness does, the same way for every method).
         version = "1"                      # bump when a change alters results
         Config = MyConfig                  # a dataclass; every field can be set with --set mine.field=value
 
-        def fit(self, train, valid, context): ...
-        def recommend(self, samples, k) -> Recommendations: ...
+        def _fit(self, train, valid, context): ...
+        def _recommend(self, samples, k) -> Recommendations: ...
 
-Methods that score the whole catalogue subclass ScoreMethod and implement `score` instead of
-`recommend`; the harness then ranks the target against every item with ties counted against the
-model.
+The public `fit` and `recommend` belong to this base class and check what every method owes
+(fitted before recommending, one list per sample, at most k items, ids inside the catalogue), so a
+plugin's mistake ends in one sentence naming the plugin. Methods that score the whole catalogue
+subclass ScoreMethod and implement `_score` instead of `_recommend`; the harness then ranks the
+target against every item with ties counted against the model.
+
+A method never splits its work over processes: under a launched job the runner gives each process
+one slice of the test samples (bench.runner).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
@@ -25,6 +31,9 @@ import numpy as np
 
 from bench.data.cards import DatasetCard
 from bench.data.split import Catalogue, Samples
+from bench.errors import BenchError
+
+_FINAL = ("fit", "recommend", "score")
 
 
 @dataclass
@@ -53,43 +62,123 @@ class Context:
 class Recommendations:
     """Ranked item ids per sample, best first; -1 pads lists shorter than k."""
 
-    items: np.ndarray                             # (n, k) int64
+    items: np.ndarray                             # (n, <=k) int64
     invalid: np.ndarray | None = None             # (n,) outputs that named no catalogue item (generative methods)
     extra: dict = field(default_factory=dict)     # small JSON-able facts stored with the run
+    ranks: np.ndarray | None = None               # (n,) the target's rank in the whole catalogue (ScoreMethod)
 
 
-class Method:
+class MethodError(BenchError):
+    """A method broke the contract: a bug in that method, named in the message."""
+
+
+class Method(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     Config: ClassVar[type] = NoConfig
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        overridden = [n for n in _FINAL if n in cls.__dict__]
+        if overridden and cls.__module__ != __name__:
+            raise TypeError(
+                f"Method class {cls.__qualname__} overrides {overridden[0]}(); implement _{overridden[0]}() instead "
+                "(the base class's public methods check the contract)."
+            )
+
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
+        self._n_items: int | None = None
 
-    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
-        raise NotImplementedError
+    # ---- what a method implements ------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, train: Samples, valid: Samples, context: Context) -> None: ...
 
-    def recommend(self, samples: Samples, k: int) -> Recommendations:
-        raise NotImplementedError
+    @abstractmethod
+    def _recommend(self, samples: Samples, k: int) -> Recommendations: ...
 
     def run_info(self) -> dict:
         """Facts about the fitted method stored with the run (epochs trained, model id...)."""
         return {}
 
+    # ---- the contract --------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        return self._n_items is not None
 
-class ScoreMethod(Method):
-    """A method that scores every catalogue item for each sample."""
+    def _who(self) -> str:
+        return f"Method '{self.name or type(self).__name__}' ({type(self).__module__}.{type(self).__qualname__})"
 
-    def score(self, samples: Samples) -> Iterator[tuple[np.ndarray, Any]]:
-        """Yield (row indices, scores) with scores an (len(rows), n_items) numpy array or torch tensor,
-        covering every sample exactly once."""
-        raise NotImplementedError
+    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
+        self._n_items = None
+        self._fit(train, valid, context)
+        self._n_items = context.n_items
 
     def recommend(self, samples: Samples, k: int) -> Recommendations:
-        from bench.evaluate import topk_from_scores
+        """Top-k item ids for every sample, checked against the contract."""
+        if not self.fitted:
+            raise MethodError(f"{self._who()} was asked to recommend before it was fitted; call fit first.")
+        recs = self._recommend(samples, k)
+        return self._check(recs, len(samples), k)
 
-        out = np.full((len(samples), k), -1, dtype=np.int64)
+    def _check(self, recs: Recommendations, n: int, k: int) -> Recommendations:
+        who = self._who()
+        if not isinstance(recs, Recommendations):
+            raise MethodError(f"{who} returned {type(recs).__name__} from _recommend instead of Recommendations; this is a bug in the method.")
+        items = np.asarray(recs.items)
+        if items.ndim != 2 or items.shape[0] != n:
+            raise MethodError(f"{who} returned lists of shape {items.shape} for {n} samples (want one list per sample); this is a bug in the method.")
+        if items.shape[1] > k:
+            raise MethodError(f"{who} returned {items.shape[1]} items per sample where at most k={k} were asked; this is a bug in the method.")
+        if items.size and not np.issubdtype(items.dtype, np.integer):
+            raise MethodError(f"{who} returned item ids of type {items.dtype}, not integers; this is a bug in the method.")
+        items = items.astype(np.int64, copy=False)
+        if items.size and (items.min() < -1 or items.max() >= self._n_items):
+            raise MethodError(
+                f"{who} returned item ids outside the catalogue (0..{self._n_items - 1}, -1 for padding); this is a bug in the method."
+            )
+        for name in ("invalid", "ranks"):
+            value = getattr(recs, name)
+            if value is not None and np.shape(value) != (n,):
+                raise MethodError(f"{who} returned {name} of shape {np.shape(value)} for {n} samples; this is a bug in the method.")
+        if not isinstance(recs.extra, dict):
+            raise MethodError(f"{who} returned extra of type {type(recs.extra).__name__}, not a dict; this is a bug in the method.")
+        recs.items = items
+        return recs
+
+
+class ScoreMethod(Method):
+    """A method that scores every catalogue item for each sample. The harness turns the scores into
+    the top-k list and the target's pessimistic rank in the whole catalogue."""
+
+    @abstractmethod
+    def _score(self, samples: Samples) -> Iterator[tuple[np.ndarray, Any]]:
+        """Yield (row indices, scores) with scores an (len(rows), n_items) numpy array or torch tensor,
+        covering every sample exactly once."""
+
+    def score(self, samples: Samples) -> Iterator[tuple[np.ndarray, Any]]:
+        if not self.fitted:
+            raise MethodError(f"{self._who()} was asked to score before it was fitted; call fit first.")
+        for rows, scores in self._score(samples):
+            if tuple(scores.shape) != (len(rows), self._n_items):
+                raise MethodError(
+                    f"{self._who()} yielded scores of shape {tuple(scores.shape)} for {len(rows)} rows and "
+                    f"{self._n_items} items; this is a bug in the method."
+                )
+            yield rows, scores
+
+    def _recommend(self, samples: Samples, k: int) -> Recommendations:
+        from bench.evaluate import ranks_from_scores, topk_from_scores
+
+        items = np.full((len(samples), min(k, self._n_items)), -1, dtype=np.int64)
+        ranks = np.full(len(samples), -1, dtype=np.int64)
+        seen = np.zeros(len(samples), dtype=bool)
         for rows, scores in self.score(samples):
-            out[rows] = topk_from_scores(scores, k)
-        return Recommendations(items=out)
+            rows = np.asarray(rows, dtype=np.int64)
+            items[rows] = topk_from_scores(scores, k)
+            ranks[rows] = ranks_from_scores(scores, samples.targets[rows])
+            seen[rows] = True
+        if not seen.all():
+            raise MethodError(f"{self._who()} scored {int(seen.sum())} of {len(samples)} samples; _score must cover every sample.")
+        return Recommendations(items=items, ranks=ranks)

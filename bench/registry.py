@@ -27,7 +27,7 @@ class MethodSpec:
     origin: str = "builtin"
 
 
-_RECBOLE = "methods.recbole_adapter:RecBoleMethod"
+_RECBOLE = "methods.recbole.method:RecBoleMethod"
 
 # Built-in methods. Adding one is one line here plus its module.
 BUILTIN: dict[str, MethodSpec] = {
@@ -40,11 +40,11 @@ BUILTIN: dict[str, MethodSpec] = {
         MethodSpec("caser", _RECBOLE, "Caser (RecBole): convolutional sequence embedding.", {"recbole_model": "Caser"}),
         MethodSpec("bert4rec", _RECBOLE, "BERT4Rec (RecBole): bidirectional self-attention, cloze training.", {"recbole_model": "BERT4Rec"}),
         # LLM methods on one shared engine (methods/llm)
-        MethodSpec("sft", "methods.llm.methods:SFT", "LLM fine-tuned on title generation; beam search constrained to catalogue titles."),
-        MethodSpec("bigrec", "methods.llm.methods:BIGRec", "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."),
-        MethodSpec("cft", "methods.llm.methods:CFT", "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."),
-        MethodSpec("cft-no-cf", "methods.llm.methods:CFTNoCF", "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."),
-        MethodSpec("cft-no-tw", "methods.llm.methods:CFTNoTW", "CFT ablation with uniform token weights (alpha 0.1, beta 1)."),
+        MethodSpec("sft", "methods.llm.sft:SFT", "LLM fine-tuned on title generation; beam search constrained to catalogue titles."),
+        MethodSpec("bigrec", "methods.llm.bigrec:BIGRec", "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."),
+        MethodSpec("cft", "methods.llm.cft:CFT", "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."),
+        MethodSpec("cft-no-cf", "methods.llm.cft:CFTNoCF", "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."),
+        MethodSpec("cft-no-tw", "methods.llm.cft:CFTNoTW", "CFT ablation with uniform token weights (alpha 0.1, beta 1)."),
     ]
 }
 
