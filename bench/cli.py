@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +64,7 @@ def run(
     limit_test: Optional[int] = typer.Option(None, "--limit-test", help="Evaluate only the first N test samples (smoke runs)."),
     set_: List[str] = typer.Option([], "--set", help="Override a setting: method.field=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
+    name: Optional[str] = typer.Option(None, "--name", help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table."),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
     from bench.registry import parse_overrides
@@ -74,23 +76,30 @@ def run(
         raise BenchError(f"--seeds '{seeds}' is not a list of integers; write e.g. --seeds 0,1,2.")
     records = run_benchmark(
         _csv(methods), dataset, seed_list, device=device, limit_test=limit_test,
-        overrides=parse_overrides(set_), force=force, console=console,
+        overrides=parse_overrides(set_), force=force, console=console, name=name,
     )
     from bench.distributed import is_main_process
-    from bench.store import wrappable_label
 
-    if not is_main_process():   # a launched job: rank 0 reports
-        return
-    # the label wraps after each override; numbers are never cut (all metrics: `bench leaderboard`)
-    table = Table(title=f"{dataset}: {len(records)} run(s)", caption="key: the first 8 characters of the run key")
-    table.add_column("method", overflow="fold", min_width=16)
-    for col in ("seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"):
-        table.add_column(col, no_wrap=True, justify="right", min_width=len(col))
-    for r in records:
+    if is_main_process():   # a launched job: rank 0 reports
+        _print_runs(dataset, records)
+
+
+def _print_runs(dataset: str, records: list[dict]) -> None:
+    """One line per run: letter, short name, seed and the headline numbers (all metrics: `bench leaderboard`)."""
+    from bench.leaderboard.labels import letters, short_name
+    from bench.tables import NAME_MAX, print_table
+
+    marks = letters(len(records))
+    names = [short_name(r["label"], r["method"], NAME_MAX) for r in records]
+    rows = []
+    for mark, shown, r in zip(marks, names, records):
         m = r["metrics"]
-        table.add_row(wrappable_label(r["label"]), str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", str(r["invalid_total"]),
-                      f"{r['timing']['total_s']:.1f}", r["key"][:8])
-    console.print(table)
+        rows.append(([mark, shown], [str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", f"{r['invalid_total']:,}",
+                                     f"{r['timing']['total_s']:,.1f}", r["key"][:8]]))
+    legend = [f"{mark} = {r['label']}" for mark, shown, r in zip(marks, names, records) if shown != r["label"]]
+    print_table(console, f"{dataset}: {len(records)} run(s)", ["", "method"],
+                ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"], rows,
+                notes=["key: the first 8 characters of the run key"], legend=legend)
 
 
 @app.command("methods")
@@ -99,11 +108,12 @@ def list_methods():
     """List the registered methods (built-in and plugins)."""
     from bench.registry import all_specs
 
-    table = Table(title="methods")
-    table.add_column("name", style="bold")
-    table.add_column("description")
-    table.add_column("from")
-    for spec in sorted(all_specs().values(), key=lambda s: s.name):
+    table = Table(title="methods", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    names = all_specs()
+    table.add_column("name", style="bold", no_wrap=True, min_width=max(map(len, names)))
+    table.add_column("description", ratio=1)
+    table.add_column("from", no_wrap=True)
+    for spec in sorted(names.values(), key=lambda s: s.name):
         table.add_row(spec.name, spec.description, spec.origin)
     console.print(table)
 
@@ -120,13 +130,19 @@ def leaderboard(
     formats: str = typer.Option("md,tex,csv,json", "--format", help="Output formats."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Default: <results>/leaderboard."),
     seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstrap."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only the runs of this experiment (bench run --name); files are <dataset>-<name>.*"),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
+    where: List[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
 ):
-    """Rebuild leaderboard tables from the stored runs alone."""
-    from bench.leaderboard import leaderboard_command
+    """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
+    from bench.leaderboard import Selection, leaderboard_command, parse_where
+    from bench.store import check_experiment_name
 
+    selection = Selection(methods=_csv(methods or ""), where=parse_where(where),
+                          name=check_experiment_name(name) if name is not None else None)
     paths = leaderboard_command(
         dataset, metrics=_csv(metrics), test=test, correction=correction, alpha=alpha, baseline=baseline,
-        out_dir=out_dir, formats=tuple(_csv(formats)), seed=seed, console=console,
+        out_dir=out_dir, formats=tuple(_csv(formats)), seed=seed, console=console, selection=selection,
     )
     for path in paths:
         console.print(f"[dim]wrote {path}[/]")
@@ -139,13 +155,15 @@ def data_list():
     from bench.data.cards import list_cards, load_card
     from bench.data.prepare import is_prepared
 
-    table = Table(title="datasets")
-    for col in ("name", "source", "category", "prepared", "description"):
-        table.add_column(col)
+    from bench.tables import print_table
+
+    rows, notes = [], []
     for name in list_cards():
         card = load_card(name)
-        table.add_row(name, card.source, card.category or "-", "yes" if is_prepared(name) else "no", card.description)
-    console.print(table)
+        rows.append(([name], [card.source, card.category or "-", "yes" if is_prepared(name) else "no"]))
+        notes.append(f"{name}: {card.description}")
+    print_table(console, "datasets", ["name"], ["source", "category", "prepared"], rows, notes=notes,
+                value_justify=["left"] * 3)
 
 
 @data_app.command("prepare")
@@ -186,25 +204,21 @@ def data_stats(
 
 
 def _print_stats(manifests: list[dict]) -> None:
-    table = Table(title="prepared datasets")
-    for col in ("dataset", "users", "items", "merged ids", "train", "valid", "test", "avg history", "window", "split hash"):
-        table.add_column(col, justify="right" if col not in ("dataset", "window") else "left")
+    from bench.tables import print_table
+
+    rows = []
     for m in manifests:
         c, s = m["counts"], m["samples"]
-        table.add_row(
-            m["dataset"], f"{c['users']:,}", f"{c['items']:,}", f"{c['merged_raw_items']:,}",
-            f"{s['train']:,}", f"{s['valid']:,}", f"{s['test']:,}", f"{m['avg_history']['train']:.2f}",
-            m["window"], m["split_hash"],
-        )
-    console.print(table)
+        rows.append(([m["dataset"]], [f"{c['users']:,}", f"{c['items']:,}", f"{c['merged_raw_items']:,}", f"{s['train']:,}",
+                                      f"{s['valid']:,}", f"{s['test']:,}", f"{m['avg_history']['train']:.2f}", m["window"],
+                                      m["split_hash"]]))
+    print_table(console, "prepared datasets", ["dataset"],
+                ["users", "items", "merged ids", "train", "valid", "test", "avg history", "window", "split hash"], rows,
+                value_justify=["right"] * 7 + ["left"] * 2)
     for m in manifests:
         if m["dropped"]:
-            dropped = Table(title=f"{m['dataset']}: dropped and why")
-            dropped.add_column("reason")
-            dropped.add_column("count", justify="right")
-            for reason, count in m["dropped"].items():
-                dropped.add_row(reason.replace("_", " "), f"{count:,}")
-            console.print(dropped)
+            dropped = [([reason.replace("_", " ")], [f"{count:,}"]) for reason, count in m["dropped"].items()]
+            print_table(console, f"{m['dataset']}: dropped and why", ["reason"], ["count"], dropped)
 
 
 def main() -> None:

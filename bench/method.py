@@ -34,6 +34,7 @@ from bench.data.split import Catalogue, Samples
 from bench.errors import BenchError
 
 _FINAL = ("fit", "recommend", "score")
+INSPECT = 3  # samples whose outputs (generations, top items) a run keeps for inspection
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Recommendations:
     invalid: np.ndarray | None = None             # (n,) outputs that named no catalogue item (generative methods)
     extra: dict = field(default_factory=dict)     # small JSON-able facts stored with the run
     ranks: np.ndarray | None = None               # (n,) the target's rank in the whole catalogue (ScoreMethod)
+    examples: list = field(default_factory=list)  # JSON-able dicts for the first rows (at most INSPECT), for inspection
 
 
 class MethodError(BenchError):
@@ -142,6 +144,8 @@ class Method(ABC):
             value = getattr(recs, name)
             if value is not None and np.shape(value) != (n,):
                 raise MethodError(f"{who} returned {name} of shape {np.shape(value)} for {n} samples; this is a bug in the method.")
+        if not isinstance(recs.examples, list):
+            raise MethodError(f"{who} returned examples of type {type(recs.examples).__name__}, not a list; this is a bug in the method.")
         if not isinstance(recs.extra, dict):
             raise MethodError(f"{who} returned extra of type {type(recs.extra).__name__}, not a dict; this is a bug in the method.")
         recs.items = items

@@ -84,6 +84,16 @@ def load_class(name: str):
         cls = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise BenchError(f"Method '{name}' cannot be loaded from {spec.target} ({exc}); check that its package is installed.") from exc
+    except TypeError as exc:  # the method contract refused a class while its module was imported
+        raise BenchError(f"Method '{name}' cannot be loaded from {spec.target}: {exc}") from exc
+    from bench.method import Method
+
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        what = f"the class {cls.__qualname__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
+        raise BenchError(
+            f"Method '{name}' ({spec.target}) is {what}, not a subclass of bench.method.Method; "
+            "subclass Method (or ScoreMethod) and implement _fit and _recommend (or _score)."
+        )
     if spec.options or getattr(cls, "name", "") != name:
         # a subclass per registered name keeps class attributes (name, options) apart
         cls = type(cls.__name__, (cls,), dict(spec.options or {}, name=name, __module__=cls.__module__))

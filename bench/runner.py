@@ -14,9 +14,9 @@ import numpy as np
 from bench import distributed, evaluate, provenance, registry
 from bench.data.split import Split
 from bench.errors import BenchError
-from bench.method import Context, ScoreMethod
+from bench.method import INSPECT, Context
 from bench.seeding import resolve_device, seed_everything
-from bench.store import TOP_N, RunStore, run_key, run_label
+from bench.store import TOP_N, RunStore, check_experiment_name, run_key, run_label
 
 
 @dataclasses.dataclass
@@ -56,27 +56,61 @@ def config_key(p: Planned, split_hash: str, limit_test: int | None) -> str:
     return run_key(p.name, p.cls.version, p.resolved, split_hash, -1, limit_test)
 
 
-def predict(method, samples, k: int = TOP_N) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(ranks, top-k lists, invalid counts, extra) for `samples`, ranks computed by the harness."""
-    if isinstance(method, ScoreMethod):
-        ranks = np.empty(len(samples), dtype=np.int64)
-        topk = np.full((len(samples), k), -1, dtype=np.int64)
-        for rows, scores in method.score(samples):
-            ranks[rows] = evaluate.ranks_from_scores(scores, samples.targets[rows])
-            top = evaluate.topk_from_scores(scores, k)
-            topk[rows, : top.shape[1]] = top
-        return ranks, topk, np.zeros(len(samples), dtype=np.int32), {}
+@dataclasses.dataclass
+class Prediction:
+    """What the harness keeps of a method's recommendations for every sample."""
+
+    ranks: np.ndarray      # (n,) target rank, NOT_RANKED when absent from the list
+    topk: np.ndarray       # (n, k) item ids, -1 padded
+    invalid: np.ndarray    # (n,)
+    extra: dict            # the method's facts (from the first process)
+    examples: list         # inspected samples, the first INSPECT rows
+
+
+def _predict_slice(method, samples, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, list]:
+    n = len(samples)
+    if n == 0:  # an empty slice (more processes than samples) asks the method nothing
+        return (np.zeros(0, dtype=np.int64), np.full((0, k), -1, dtype=np.int64), np.zeros(0, dtype=np.int32), {}, [])
     recs = method.recommend(samples, k)
-    items = np.asarray(recs.items, dtype=np.int64)
-    if items.shape[0] != len(samples):
-        raise BenchError(f"Method '{method.name}' returned {items.shape[0]} lists for {len(samples)} samples; this is a bug in the method.")
-    topk = np.full((len(samples), k), -1, dtype=np.int64)
-    topk[:, : min(k, items.shape[1])] = items[:, :k]
-    invalid = np.zeros(len(samples), dtype=np.int32) if recs.invalid is None else np.asarray(recs.invalid, dtype=np.int32)
-    return evaluate.ranks_from_lists(items, samples.targets), topk, invalid, recs.extra
+    topk = np.full((n, k), -1, dtype=np.int64)
+    topk[:, : recs.items.shape[1]] = recs.items
+    ranks = evaluate.ranks_from_lists(recs.items, samples.targets) if recs.ranks is None else np.asarray(recs.ranks, dtype=np.int64)
+    invalid = np.zeros(n, dtype=np.int32) if recs.invalid is None else np.asarray(recs.invalid, dtype=np.int32)
+    return ranks, topk, invalid, recs.extra, list(recs.examples)[:INSPECT]
 
 
-def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | None, store: RunStore, progress=None) -> dict:
+def predict(method, samples, k: int = TOP_N) -> Prediction:
+    """Recommend for `samples` and rank each target. Under a launched job each process handles one
+    contiguous slice (bench.distributed.shard) and the slices are gathered, in rank order, on every
+    process; when one process fails, every process stops with the same sentence."""
+    rank, world = distributed.rank_and_world()
+    part = distributed.shard(len(samples), rank, world)
+    if world == 1:
+        return Prediction(*_predict_slice(method, samples, k))
+    mine, failure = None, None
+    try:
+        mine = _predict_slice(method, samples.subset(np.arange(part.start, part.stop)), k)
+    except Exception as exc:  # tell the other processes instead of leaving them waiting in the gather
+        failure = f"{type(exc).__name__}: {exc}"
+    parts = distributed.gather((mine, failure))
+    failed = [(r, f) for r, (_, f) in enumerate(parts) if f is not None]
+    if failed:
+        raise BenchError(
+            f"Inference of '{method.name}' failed on process {failed[0][0]} of {world} ({failed[0][1]}); "
+            "fix the cause and run the same command again."
+        )
+    slices = [p for p, _ in parts]
+    return Prediction(
+        ranks=np.concatenate([s[0] for s in slices]),
+        topk=np.concatenate([s[1] for s in slices]),
+        invalid=np.concatenate([s[2] for s in slices]),
+        extra=slices[0][3],
+        examples=[e for s in slices for e in s[4]][:INSPECT],
+    )
+
+
+def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | None, store: RunStore, progress=None,
+            name: str | None = None) -> dict:
     key = run_key(p.name, p.cls.version, p.resolved, split.hash, seed, limit_test)
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -91,15 +125,16 @@ def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | 
     method.fit(split.train, split.valid, context)
     t1 = time.perf_counter()
     test = split.test.head(limit_test)
-    ranks, topk, invalid, extra = predict(method, test)
+    prediction = predict(method, test)
     t2 = time.perf_counter()
-    metrics = evaluate.summarize(ranks)
+    metrics = evaluate.summarize(prediction.ranks)
     t3 = time.perf_counter()
     record = {
         "key": key,
         "config_key": config_key(p, split.hash, limit_test),
         "method": p.name,
         "label": p.label,
+        "experiments": [name] if name else [],
         "method_version": p.cls.version,
         "config": p.resolved,
         "overrides": p.overrides,
@@ -109,20 +144,20 @@ def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | 
         "limit_test": limit_test,
         "n_test": len(test),
         "metrics": metrics,
-        "invalid_total": int(invalid.sum()),
+        "invalid_total": int(prediction.invalid.sum()),
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
         "provenance": provenance.collect(device) | {"seed": seed, "split_hash": split.hash,
                                                     "processes": distributed.launched_processes()},
         "info": method.run_info(),
-        "extra": extra,
+        "extra": prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
         "started_at": started.isoformat(timespec="seconds"),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     arrays = {
         "sample_index": np.arange(len(test), dtype=np.int64),
-        "rank": ranks.astype(np.int64),
-        "topk": topk.astype(np.int32),
-        "invalid": invalid.astype(np.int32),
+        "rank": prediction.ranks.astype(np.int64),
+        "topk": prediction.topk.astype(np.int32),
+        "invalid": prediction.invalid.astype(np.int32),
     }
     if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
         store.save(record, arrays)
@@ -142,9 +177,11 @@ def run_benchmark(
     force: bool = False,
     console=None,
     show_progress: bool = True,
+    name: str | None = None,
 ) -> list[dict]:
     """Run every (method, seed) not stored yet; return the records of all of them (stored or new).
-    A failing method is reported and the others go on; BenchError is raised at the end if any failed."""
+    A failing method is reported and the others go on; BenchError is raised at the end if any failed.
+    `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard)."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -153,6 +190,8 @@ def run_benchmark(
     if not distributed.is_main_process():   # launched jobs: one process reports, all of them work
         console, show_progress = Console(quiet=True), False
     store = store or RunStore()
+    if name is not None:
+        check_experiment_name(name)
     planned = plan_methods(methods, overrides)
     if split is None:
         from bench.data.prepare import load_split, is_prepared, prepare
@@ -176,13 +215,16 @@ def run_benchmark(
             for seed in seeds:
                 key = run_key(p.name, p.cls.version, p.resolved, split.hash, seed, limit_test)
                 if store.has(split.name, p.name, key) and not force:
-                    records.append(store.load(split.name, p.name, key).record)
+                    stored = store.load(split.name, p.name, key)
+                    if name is not None and distributed.is_main_process():
+                        stored = store.add_experiment(stored, name)
+                    records.append(stored.record)
                     console.print(f"[dim]{p.label} seed {seed}: stored already ({key}), skipped[/]")
                     progress.advance(overall)
                     continue
                 progress.update(overall, description=f"{p.label} seed {seed}")
                 try:
-                    record = run_one(p, split, seed, device, limit_test, store, progress)
+                    record = run_one(p, split, seed, device, limit_test, store, progress, name)
                 except BenchError as exc:
                     failures.append((p.label, seed, str(exc)))
                     console.print(f"[red]{p.label} seed {seed} failed:[/] {exc}")

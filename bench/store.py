@@ -5,22 +5,23 @@ test limit); its key is a hash of those, and a stored key is never recomputed.
                                             per_sample.npz  sample_index, rank, topk (50), invalid
 
 A run is written into a temporary folder beside its final place and renamed in one step, so a
-half-written run is never read as done.
+half-written run is never read as done. `experiments` in run.json lists the names (`bench run
+--name`) under which the run was asked for; they group runs into tables and are not part of the key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench import paths
+from bench.atomic import atomic_dir, write_text
+from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
 TOP_N = 50
@@ -42,9 +43,26 @@ def run_label(method: str, overrides: dict) -> str:
     return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
 
 
-def wrappable_label(label: str) -> str:
-    """A label a terminal table may break after each override: `sft[epochs=1, lr=0.001]`."""
-    return label.replace(",", ", ") if "[" in label else label
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_experiment_name(name: str) -> str:
+    """An experiment name is also part of file names: letters, digits, '.', '_' and '-'."""
+    if not _EXPERIMENT_NAME.fullmatch(name):
+        raise BenchError(
+            f"Experiment name '{name}' cannot be used; give 1 to 64 letters, digits, '.', '_' or '-' "
+            "starting with a letter or digit, e.g. --name smollm2-1k."
+        )
+    return name
+
+
+def experiments(record: dict) -> list[str]:
+    """The experiment names a stored run belongs to (`bench run --name`)."""
+    return list(record.get("experiments") or [])
+
+
+def _dump(record: dict) -> str:
+    return json.dumps(dict(record, schema=SCHEMA_VERSION), indent=2, sort_keys=True, default=str)
 
 
 @dataclass
@@ -73,18 +91,19 @@ class RunStore:
 
     def save(self, record: dict, arrays: dict[str, np.ndarray]) -> Path:
         final = self.run_dir(record["dataset"], record["method"], record["key"])
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{record['key']}.tmp-", dir=final.parent))
-        try:
+        with atomic_dir(final) as tmp:  # an older copy of the same key is replaced whole
             np.savez_compressed(tmp / "per_sample.npz", **arrays)
-            (tmp / "run.json").write_text(json.dumps(dict(record, schema=SCHEMA_VERSION), indent=2, sort_keys=True, default=str))
-            if final.exists():  # an older copy of the same key: replace it whole
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "run.json").write_text(_dump(record))
         return final
+
+    def add_experiment(self, run: StoredRun, name: str) -> StoredRun:
+        """Name `run` as part of experiment `name` too (names are not part of the key)."""
+        names = experiments(run.record)
+        if name in names:
+            return run
+        record = dict(run.record, experiments=sorted(names + [name]))
+        write_text(run.folder / "run.json", _dump(record))
+        return StoredRun(run.folder, record)
 
     def load(self, dataset: str, method: str, key: str) -> StoredRun:
         folder = self.run_dir(dataset, method, key)

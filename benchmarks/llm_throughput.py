@@ -55,7 +55,8 @@ def batches(n: int, micro_batch: int, vocab: int, prompt_len: int, response_len:
     """Synthetic examples through the engine's collator (lengths jitter by up to 25%)."""
     import numpy as np
 
-    from methods.llm.train import Example, collate
+    from methods.llm.batching import collate
+    from methods.llm.examples import Example
 
     rng = np.random.default_rng(seed)
     cf_prompt = rng.integers(1, vocab, cf_len).tolist()

@@ -47,16 +47,16 @@ def recbole_epoch(files: Path, device: str, checkpoints: Path) -> tuple[float, f
     from recbole.utils import get_model, get_trainer, init_seed
 
     from bench import registry
-    from methods import recbole_adapter as rb
+    from methods.recbole import files as rb_files, settings as rb_settings, shims
 
     cls = registry.load_class("sasrec")
-    settings = rb.recbole_settings("SASRec", cls.Config(epochs=1), files.parent, seed=0)
+    settings = rb_settings.recbole_settings("SASRec", cls.Config(epochs=1), files.parent, seed=0)
     settings["checkpoint_dir"] = str(checkpoints)
     argv, sys.argv = sys.argv, sys.argv[:1]
     start = time.perf_counter()
     try:
-        with rb.quiet():
-            config = Config(model="SASRec", dataset=rb.DATASET, config_dict=settings)
+        with shims.quiet():
+            config = Config(model="SASRec", dataset=rb_files.DATASET, config_dict=settings)
             config["device"] = torch.device(device)
             init_seed(config["seed"], config["reproducibility"])
             dataset = create_dataset(config)
@@ -85,24 +85,24 @@ def main() -> None:
 
     from bench.data.prepare import is_prepared, load_split, prepare
     from bench.seeding import resolve_device
-    from methods import recbole_adapter as rb
+    from methods.recbole import files as rb_files, settings as rb_settings, shims
 
     device = resolve_device(args.device)
     if not is_prepared(args.dataset):
         prepare(args.dataset)
     split = load_split(args.dataset)
-    rb.install_shims()
-    rb.model_class("SASRec")   # imports outside the timed region, for both pipelines
+    shims.install_shims()
+    rb_settings.model_class("SASRec")   # imports outside the timed region, for both pipelines
 
     harness_times, recbole_times = [], []
     with tempfile.TemporaryDirectory(prefix="recbole-overhead-") as tmp:
         tmp = Path(tmp)
         for repeat in range(args.repeats):
             work = tmp / f"harness{repeat}"
-            files = work / "recbole" / rb.DATASET
+            files = work / "recbole" / rb_files.DATASET
             order = ["harness", "recbole"] if repeat % 2 == 0 else ["recbole", "harness"]
             if order[0] == "recbole":  # RecBole needs the harness's files: write them untimed first
-                rb.write_atomic_files(files, {"train": split.train, "valid": split.valid, "test": split.valid}, split.n_items, 10)
+                rb_files.write_atomic_files(files, {"train": split.train, "valid": split.valid, "test": split.valid}, split.n_items, 10)
             for which in order:
                 if which == "harness":
                     seconds, info = harness_epoch(split, device, work)

@@ -15,10 +15,10 @@ class Pop(ScoreMethod):
     description = "Most popular items among the training targets (sanity floor)."
     version = "1"
 
-    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
+    def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         self.counts = np.bincount(train.targets, minlength=context.n_items).astype(np.float64)
 
-    def score(self, samples: Samples, batch_size: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _score(self, samples: Samples, batch_size: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, len(samples), batch_size):
             rows = np.arange(start, min(start + batch_size, len(samples)))
             yield rows, np.broadcast_to(self.counts, (len(rows), len(self.counts)))

@@ -135,7 +135,7 @@ def test_failing_method_keeps_other_runs(tmp_path, monkeypatch):
     from methods.pop import Pop
 
     class Broken(Pop):
-        def fit(self, train, valid, context):
+        def _fit(self, train, valid, context):
             raise BenchError("broken on purpose; nothing to do")
 
     monkeypatch.setattr("methods.pop.Broken", Broken, raising=False)

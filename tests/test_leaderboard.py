@@ -350,16 +350,16 @@ def test_a_baseline_naming_two_rows_of_a_table_is_an_error(store):
 def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
     leaderboard_command("toys", out_dir=tmp_path, formats=("json",), console=Console(file=io.StringIO()))
     payload = json.loads((tmp_path / "toys.json").read_text())
-    assert payload["schema"] == 2
+    assert payload["schema"] == 3
     for table in payload["tables"]:
-        del table["shared"]
+        del table["shared"], table["experiment"]
     (tmp_path / "old.json").write_text(json.dumps(dict(payload, schema=1)))
     (board,) = load_leaderboards(tmp_path / "old.json")
     assert board.shared == {} and [r.label for r in board.rows] == ["A", "B", "C"]
 
 
 def test_terminal_table_never_cuts_numbers_or_labels(store):
-    from bench.leaderboard import to_rich
+    from bench.leaderboard import print_leaderboard
     from bench.store import run_label
 
     long = {f"setting_number_{k}": k for k in range(8)}
@@ -367,13 +367,18 @@ def test_terminal_table_never_cuts_numbers_or_labels(store):
     save_run(store, "toys", "pop", np.full(N, -1))
     save_run(store, "toys", "sasrec", np.ones(N))
     (board,) = build_leaderboards("toys")
-    for width in (80, 200):
+    for width in (60, 80, 200):
         out = io.StringIO()
-        Console(file=out, width=width, color_system=None).print(to_rich(board, width))
+        print_leaderboard(Console(file=out, width=width, color_system=None), board)
         text = out.getvalue()
-        assert max(len(line) for line in text.splitlines()) <= width
-        flat = "".join(text.split())   # the label may wrap over lines and cells
+        lines = text.splitlines()
+        legend = [line for line in lines if line.startswith("c = ")]
+        # the long label is spelt out whole on one legend line; every other line fits the width
+        assert legend == ["c = " + run_label("sft", long)]
+        assert max(len(line) for line in lines if line not in legend) <= width
         # rows a pop, b sasrec (rank 1), c sft (rank 0): sft's NDCG beats both, sasrec's beats pop
-        assert "1.0000ᵃᵇ" in flat and "0.6309ᵃ" in flat
+        assert "1.0000ᵃᵇ" in text and "0.6309ᵃ" in text
+        table_rows = [line.split() for line in lines if line.split()[:1] in (["a"], ["b"], ["c"]) and "=" not in line]
+        assert [r[:2] for r in table_rows][:3] == [["a", "pop"], ["b", "sasrec"], ["c", "sft[…]"]]
         for k in range(8):
-            assert f"setting_number_{k}={k}" in flat.replace("│", "")
+            assert f"setting_number_{k}={k}" in legend[0]

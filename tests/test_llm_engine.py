@@ -15,6 +15,9 @@ from bench.method import Context
 from conftest import make_split
 from methods.llm import models, prompts
 from methods.llm import train as engine
+from methods.llm.batching import collate
+from methods.llm.checkpoint import BEST, CHECKPOINT, trainable_state
+from methods.llm.examples import cap_samples, counterfactual_prompt, encode_samples
 from methods.llm.loss import LabelLogits, cft_loss
 
 torch.set_num_threads(1)
@@ -26,7 +29,7 @@ def tiny_model(split, seed: int = 0):
 
 
 def encoded(split, tokenizer, part: str = "train", cutoff: int = 1024):
-    return engine.encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff)
+    return encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff)
 
 
 def contains(seq: list[int], sub: list[int]) -> bool:
@@ -34,7 +37,7 @@ def contains(seq: list[int], sub: list[int]) -> bool:
 
 
 def mean_loss(model, examples, cf_prompt, pad_id, alpha=0.0, beta=1.0) -> float:
-    batch = engine.collate(examples, cf_prompt, pad_id, counterfactual=alpha != 0)
+    batch = collate(examples, cf_prompt, pad_id, counterfactual=alpha != 0)
     with torch.no_grad():
         z_f, z_cf = LabelLogits(model)(batch, counterfactual=alpha != 0)
         return cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], alpha, beta)[0].item()
@@ -47,10 +50,10 @@ def test_counterfactual_sequence_has_no_history_and_the_same_response():
     split = make_split()
     tok = tiny_model(split).tokenizer
     examples = encoded(split, tok)[:6]
-    cf_prompt = engine.counterfactual_prompt(tok, split.card)
+    cf_prompt = counterfactual_prompt(tok, split.card)
     cf_text = prompts.build_prompt(split.card, [], counterfactual=True)
     assert tok.decode(cf_prompt) == cf_text
-    batch = engine.collate(examples, cf_prompt, tok.pad_token_id, counterfactual=True)
+    batch = collate(examples, cf_prompt, tok.pad_token_id, counterfactual=True)
     for b, (ex, hist) in enumerate(zip(examples, split.train.histories[:6])):
         titles = [split.items.titles[i] for i in hist]
         assert all(t not in cf_text for t in titles)
@@ -78,8 +81,8 @@ def test_cutoff_drops_oldest_history_titles():
     row = max(range(len(full)), key=lambda i: len(split.train.histories[i]))
     ex = full[row]
     titles = [split.items.titles[i] for i in split.train.histories[row]]
-    cut = engine.encode_samples(tok, split.card, split.items.titles, split.train.subset([row]),
-                                cutoff=len(ex.prompt) + len(ex.response) - 1)[0]
+    cut = encode_samples(tok, split.card, split.items.titles, split.train.subset([row]),
+                         cutoff=len(ex.prompt) + len(ex.response) - 1)[0]
     assert cut.dropped >= 1 and cut.response == ex.response
     assert len(cut.prompt) + len(cut.response) <= len(ex.prompt) + len(ex.response) - 1
     assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped:])
@@ -87,12 +90,12 @@ def test_cutoff_drops_oldest_history_titles():
 
 def test_cap_samples_is_a_seeded_random_subset():
     split = make_split(n_train=50)
-    a = engine.cap_samples(split.train, 20, seed=1)
-    b = engine.cap_samples(split.train, 20, seed=1)
-    c = engine.cap_samples(split.train, 20, seed=2)
+    a = cap_samples(split.train, 20, seed=1)
+    b = cap_samples(split.train, 20, seed=1)
+    c = cap_samples(split.train, 20, seed=2)
     assert len(a) == 20 and a.users.tolist() == b.users.tolist() != c.users.tolist()
     assert a.users.tolist() != list(range(30, 50))  # not simply the most recent
-    assert engine.cap_samples(split.train, 0, seed=1) is split.train
+    assert cap_samples(split.train, 0, seed=1) is split.train
 
 
 # ---------------------------------------------------------------- models
@@ -151,7 +154,7 @@ def test_training_lowers_the_loss_and_records_progress(tmp_path):
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     train, valid = encoded(split, tok), encoded(split, tok, "valid")
-    cf = engine.counterfactual_prompt(tok, split.card)
+    cf = counterfactual_prompt(tok, split.card)
     before = mean_loss(loaded.model, train, cf, tok.pad_token_id, 0.1, 0.25)
     from rich.progress import Progress
 
@@ -164,7 +167,7 @@ def test_training_lowers_the_loss_and_records_progress(tmp_path):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_valid_loss == min(h["valid_loss"] for h in result.history)
     assert result.tokens_per_s > 0 and result.train_tokens > 0
-    assert (tmp_path / engine.CHECKPOINT).is_file() and (tmp_path / engine.BEST).is_file()
+    assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / BEST).is_file()
     assert not model.training
 
 
@@ -173,19 +176,19 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     train, valid = encoded(split, tok), encoded(split, tok, "valid")
-    cf = engine.counterfactual_prompt(tok, split.card)
+    cf = counterfactual_prompt(tok, split.card)
     scripted = iter([3.0, 2.0, 2.5, 1.0])   # epoch 3 is worse than epoch 2: stop there (patience 1)
     monkeypatch.setattr(engine, "validation_loss", lambda *a, **k: (next(scripted), 0.0))
     weights = {}
 
     def remember(epoch, record):
-        weights[epoch] = engine.trainable_state(loaded.model)
+        weights[epoch] = trainable_state(loaded.model)
 
     model, result = engine.train(loaded.model, tok, train, valid, cf, small_config(epochs=4, patience=1),
                                  work_dir=None, on_epoch_end=remember)
     assert result.epochs_trained == 3 and result.stopped_early
     assert (result.best_epoch, result.best_valid_loss) == (2, 2.0)
-    final = engine.trainable_state(model)
+    final = trainable_state(model)
     assert all(torch.equal(final[n], weights[2][n]) for n in final)
     assert not all(torch.equal(final[n], weights[3][n]) for n in final)
 
@@ -202,7 +205,7 @@ def test_resume_from_checkpoint_repeats_the_uninterrupted_run(tmp_path):
         loaded = tiny_model(split)
         tok = loaded.tokenizer
         train, valid = encoded(split, tok), encoded(split, tok, "valid")
-        cf = engine.counterfactual_prompt(tok, split.card)
+        cf = counterfactual_prompt(tok, split.card)
 
         def hook(epoch, record):
             if epoch == stop_after:
@@ -230,7 +233,7 @@ def test_lora_takes_a_step_and_is_merged():
     tok = loaded.tokenizer
     initial = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
     total = sum(p.numel() for p in loaded.model.parameters())
-    model, result = engine.train(loaded.model, tok, encoded(split, tok), [], engine.counterfactual_prompt(tok, split.card),
+    model, result = engine.train(loaded.model, tok, encoded(split, tok), [], counterfactual_prompt(tok, split.card),
                                  small_config(epochs=1, lora=True, lr=1e-2), work_dir=None)
     assert 0 < result.trainable_parameters < total / 10
     assert result.optimizer_steps == 4
@@ -251,7 +254,7 @@ def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
     assert facts["model_class"] == "LlamaForCausalLM" and facts["parameters"] == 134_515_008
     assert tok.pad_token_id == tok.eos_token_id
     train = encoded(split, tok)[:2]
-    cf = engine.counterfactual_prompt(tok, split.card)
+    cf = counterfactual_prompt(tok, split.card)
     probe = "model.layers.0.self_attn.q_proj.weight"
     before = dict(loaded.model.named_parameters())[probe].detach().clone()
     model, result = engine.train(loaded.model, tok, train, [], cf,
@@ -296,7 +299,8 @@ def test_fit_and_recommend_end_to_end(name, tmp_path):
         assert np.all(recs.items >= 0)          # grounding ranks the whole catalogue
         assert recs.invalid.max() <= 5
     json.dumps(recs.extra)
-    assert len(recs.extra["generations"]) == 3
+    json.dumps(recs.examples)
+    assert len(recs.examples) == 3
     info = method.run_info()
     json.dumps(info)
     assert info["model"] == "tiny" and info["device"] == "cpu" and info["lora"] is False and info["dtype"] == "float32"
@@ -308,14 +312,16 @@ def test_fit_and_recommend_end_to_end(name, tmp_path):
 
 
 def test_configs_follow_the_protocol():
-    from methods.llm import methods as m
+    from methods.llm.bigrec import BIGRec
+    from methods.llm.cft import CFT, CFTNoCF, CFTNoTW
+    from methods.llm.sft import SFT
 
-    assert (m.CFT.Config().alpha, m.CFT.Config().beta) == (0.1, 0.25)
-    assert (m.CFTNoCF.Config().alpha, m.CFTNoCF.Config().beta) == (0.0, 0.25)
-    assert (m.CFTNoTW.Config().alpha, m.CFTNoTW.Config().beta) == (0.1, 1.0)
-    assert m.BIGRec.Config().max_train_samples == 1024 and m.CFT.Config().max_train_samples == 0
-    assert m.SFT.Config().num_beams == 10 and m.BIGRec.Config().num_beams == 5
-    for cls in (m.SFT, m.BIGRec, m.CFT, m.CFTNoCF, m.CFTNoTW):
+    assert (CFT.Config().alpha, CFT.Config().beta) == (0.1, 0.25)
+    assert (CFTNoCF.Config().alpha, CFTNoCF.Config().beta) == (0.0, 0.25)
+    assert (CFTNoTW.Config().alpha, CFTNoTW.Config().beta) == (0.1, 1.0)
+    assert BIGRec.Config().max_train_samples == 1024 and CFT.Config().max_train_samples == 0
+    assert SFT.Config().num_beams == 10 and BIGRec.Config().num_beams == 5
+    for cls in (SFT, BIGRec, CFT, CFTNoCF, CFTNoTW):
         c = cls.Config()
         assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (3, 16, 4, 20, 1, 1024, 128)
         assert cls.version == "1"

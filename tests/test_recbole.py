@@ -21,7 +21,10 @@ from bench.data.cards import DatasetCard
 from bench.data.split import Catalogue, Samples, Split
 from bench.errors import BenchError
 from bench.method import Context
-from methods import recbole_adapter as rb
+from methods.recbole import shims
+from methods.recbole.files import DATASET, write_atomic_files
+from methods.recbole.method import load_data
+from methods.recbole.settings import build_config, model_class, parse_extra, recbole_settings
 
 from conftest import make_split
 
@@ -102,19 +105,19 @@ def test_sasrec_ranks_agree_with_recboles_own_evaluator(fitted, monkeypatch):
     breaks ties by topk order and we count them against the model: the check asserts there are none."""
     method, split, *_ = fitted
     loads = []
-    real_load = rb._original_torch_load
+    real_load = shims._original_torch_load
 
     def spy(*args, **kwargs):
         loads.append(kwargs.get("weights_only"))
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(rb, "_original_torch_load", spy)
+    monkeypatch.setattr(shims, "_original_torch_load", spy)
     theirs = method.trainer.evaluate(method.data.valid, load_best_model=True)
     assert loads == [False]  # RecBole's own loader went through the torch.load shim
 
     samples = split.valid
     ranks = np.empty(len(samples), dtype=np.int64)
-    for rows, scores in method.score(samples, batch_size=7):   # several batches on purpose
+    for rows, scores in method._score(samples, batch_size=7):   # several batches on purpose
         assert scores.shape == (len(rows), split.n_items)
         target = scores.gather(1, torch.as_tensor(samples.targets[rows])[:, None])
         assert ((scores == target).sum(dim=1) == 1).all()       # no ties at the target
@@ -168,11 +171,11 @@ def test_atomic_files_round_trip_through_recbole(tmp_path):
     split.train.histories[0] = tuple(range(12))      # longer than max_history: the newest 10 are kept
     max_history = 10
     method = make_method("gru4rec")
-    settings = rb.recbole_settings("GRU4Rec", method.config, tmp_path, seed=0)
-    rb.write_atomic_files(tmp_path / rb.DATASET, {"train": split.train, "valid": split.valid, "test": split.test}, split.n_items, max_history)
-    header = (tmp_path / rb.DATASET / "bench.train.inter").read_text().splitlines()[0]
+    settings = recbole_settings("GRU4Rec", method.config, tmp_path, seed=0)
+    write_atomic_files(tmp_path / DATASET, {"train": split.train, "valid": split.valid, "test": split.test}, split.n_items, max_history)
+    header = (tmp_path / DATASET / "bench.train.inter").read_text().splitlines()[0]
     assert header == "user_id:token\titem_id_list:token_seq\titem_id:token"
-    data = rb.load_data(rb.build_config("GRU4Rec", settings, "cpu"), max_history)
+    data = load_data(build_config("GRU4Rec", settings, "cpu"), max_history)
 
     tokens = data.dataset.field2id_token["item_id"]
     assert sorted(int(t) for t in tokens[1:]) == list(range(split.n_items)) and tokens[0] == "[PAD]"
@@ -195,17 +198,17 @@ def test_bad_samples_are_refused_with_one_sentence(tmp_path):
     split = make_split()
     split.train.histories[3] = ()
     with pytest.raises(BenchError, match="empty history"):
-        rb.write_atomic_files(tmp_path, {"train": split.train}, split.n_items, 10)
+        write_atomic_files(tmp_path, {"train": split.train}, split.n_items, 10)
     split = make_split()
     split.valid.targets[0] = split.n_items
     with pytest.raises(BenchError, match="outside the catalogue"):
-        rb.write_atomic_files(tmp_path, {"valid": split.valid}, split.n_items, 10)
+        write_atomic_files(tmp_path, {"valid": split.valid}, split.n_items, 10)
 
 
 # --- shims --------------------------------------------------------------------------------------
 
 def test_numpy_aliases_and_recbole_code_that_uses_them():
-    rb.install_shims()
+    shims.install_shims()
     assert np.float is float and np.int is int and np.float_ is np.float64
     from recbole.data.interaction import _convert_to_tensor   # isinstance(elem, (float, int, np.float, ...))
     from recbole.evaluator.metrics import NDCG                # np.zeros_like(..., dtype=np.float)
@@ -220,7 +223,7 @@ def test_numpy_aliases_and_recbole_code_that_uses_them():
 def test_pandas_len_agg_is_per_element_for_recbole_only():
     import pandas as pd
 
-    rb.install_shims()
+    shims.install_shims()
     series = pd.Series([np.array([1, 2, 3]), np.array([4])])
     assert series.agg(len) == 2                       # pandas 3 semantics for everybody else
     namespace = {"__name__": "recbole.data.dataset.fake"}
@@ -229,9 +232,9 @@ def test_pandas_len_agg_is_per_element_for_recbole_only():
 
 
 def test_torch_load_default_changes_for_recbole_callers_only(tmp_path, monkeypatch):
-    rb.install_shims()
+    shims.install_shims()
     seen = []
-    monkeypatch.setattr(rb, "_original_torch_load", lambda *a, **k: seen.append(k.get("weights_only", "default")))
+    monkeypatch.setattr(shims, "_original_torch_load", lambda *a, **k: seen.append(k.get("weights_only", "default")))
     torch.load(tmp_path / "x.pth")
     namespace = {"__name__": "recbole.trainer.fake", "torch": torch}
     exec("def load(path):\n    return torch.load(path)", namespace)
@@ -242,11 +245,11 @@ def test_torch_load_default_changes_for_recbole_callers_only(tmp_path, monkeypat
 def test_importing_recbole_through_the_adapter_pulls_no_ray_and_no_tensorboard():
     code = (
         "import sys\n"
-        "from methods import recbole_adapter as rb\n"
-        "rb.install_shims()\n"
-        "rb.model_class('SASRec')\n"
+        "from methods.recbole import settings, shims\n"
+        "shims.install_shims()\n"
+        "settings.model_class('SASRec')\n"
         "import recbole.config, recbole.data, recbole.trainer, recbole.utils.utils as u\n"
-        "assert u.SummaryWriter is rb._NullWriter\n"
+        "assert u.SummaryWriter is shims._NullWriter\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'tensorboard') or m.startswith('torch.utils.tensorboard') or m == 'recbole.quick_start'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=120)
@@ -258,7 +261,7 @@ def test_config_ignores_command_line_and_environment(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench", "run", "--epochs=999", "--learning_rate=5"])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
     method = make_method("sasrec", epochs=3, lr=0.01)
-    config = rb.build_config("SASRec", rb.recbole_settings("SASRec", method.config, tmp_path, seed=5), "cpu")
+    config = build_config("SASRec", recbole_settings("SASRec", method.config, tmp_path, seed=5), "cpu")
     assert config["epochs"] == 3 and config["learning_rate"] == 0.01 and config["seed"] == 5
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "7" and sys.argv[-1] == "--learning_rate=5"
     assert str(config["device"]) == "cpu"
@@ -267,9 +270,9 @@ def test_config_ignores_command_line_and_environment(tmp_path, monkeypatch):
 
 
 def test_recbole_log_records_are_dropped_from_the_root_logger(caplog):
-    rb.install_shims()
-    namespace = {"__name__": "recbole.fake", "logging": logging, "__file__": rb._recbole_dir() + "/fake.py"}
-    code = compile("def say():\n    logging.getLogger().warning('spam')\n", rb._recbole_dir() + "/fake.py", "exec")
+    shims.install_shims()
+    namespace = {"__name__": "recbole.fake", "logging": logging, "__file__": shims._recbole_dir() + "/fake.py"}
+    code = compile("def say():\n    logging.getLogger().warning('spam')\n", shims._recbole_dir() + "/fake.py", "exec")
     exec(code, namespace)
     with caplog.at_level(logging.INFO):
         namespace["say"]()
@@ -287,7 +290,7 @@ def test_per_model_defaults_and_settings():
     assert gru4rec.Config().n_layers == 1 and gru4rec.Config().dropout == 0.3
     assert caser.Config().nh == 8 and bert4rec.Config().mask_ratio == 0.2
     config = registry.build_config(caser, {"nh": "16", "dropout": "0.25", "extra": "reg_weight=0.001; nv=2"})
-    settings = rb.recbole_settings("Caser", config, Path("/tmp/x"), seed=0)
+    settings = recbole_settings("Caser", config, Path("/tmp/x"), seed=0)
     assert (settings["nh"], settings["dropout_prob"], settings["reg_weight"], settings["nv"]) == (16, 0.25, 0.001, 2)
     with pytest.raises(BenchError, match="no setting 'mask_ratio'"):
         registry.build_config(sasrec, {"mask_ratio": "0.3"})
@@ -297,7 +300,7 @@ def test_per_model_defaults_and_settings():
 def test_one_registry_line_makes_any_sequential_model_a_method(model, tmp_path):
     """Models the project does not register become methods with one `register` call: NARM; TransRec,
     which always trains on sampled negatives; CORE, which sizes a layer by the dataset's history length."""
-    registry.register("generic-test", "methods.recbole_adapter:RecBoleMethod", f"{model} via RecBole", {"recbole_model": model})
+    registry.register("generic-test", "methods.recbole.method:RecBoleMethod", f"{model} via RecBole", {"recbole_model": model})
     try:
         split = make_split(n_items=20, n_train=60, n_valid=10, n_test=10)
         method = make_method("generic-test", epochs=1, hidden_size=8, n_heads=1, eval_batch_size=4)
@@ -322,13 +325,13 @@ def test_registered_models_train_and_score(name, tmp_path):
 
 def test_user_errors_end_in_a_bench_error(tmp_path):
     with pytest.raises(BenchError, match="no usable model"):
-        rb.model_class("SASRek")
+        model_class("SASRek")
     with pytest.raises(BenchError, match="not a sequential"):
-        rb.model_class("BPR")
+        model_class("BPR")
     with pytest.raises(BenchError, match="needs item features"):
-        rb.model_class("SASRecF")
+        model_class("SASRecF")
     with pytest.raises(BenchError, match="key=value"):
-        rb.parse_extra("a=1;oops")
+        parse_extra("a=1;oops")
     method = make_method("sasrec", hidden_size=10, n_heads=3, epochs=1)
     split = make_split()
     with pytest.raises(BenchError, match="could not build SASRec"):

@@ -24,12 +24,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.atomic import atomic_dir
 from bench.errors import BenchError
 
 TINY = "tiny"
@@ -189,21 +188,14 @@ def _build_tiny(texts: list[str], seed: int, folder: Path) -> None:
     model.generation_config.pad_token_id = eos_id
     model.generation_config.eos_token_id = eos_id
 
-    # build beside the target and rename into place: concurrent builders (DDP ranks) never see half a folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
+    # built beside the target and renamed into place: concurrent builders (DDP ranks) never see half
+    # a folder, and the first complete one wins. A leftover without "done" is not one: clear it first.
+    if folder.exists() and not (folder / "done").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+    with atomic_dir(folder, replace=False) as tmp:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
         (tmp / "done").write_text("ok\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "done").is_file():  # a broken leftover: replace it
-                shutil.rmtree(folder, ignore_errors=True)
-                os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def model_facts(loaded: LoadedModel, device: str, lora: bool) -> dict:

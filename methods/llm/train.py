@@ -1,29 +1,26 @@
 """The one training loop of the LLM methods, for every objective (SFT, CFT and its ablations).
 
-    examples = encode_samples(tokenizer, card, titles, train, cutoff)     # prompt ids + response ids
+    examples = encode_samples(tokenizer, card, titles, train, cutoff)     # methods.llm.examples
     model, result = train(model, tokenizer, examples, valid_examples, cf_prompt, TrainConfig(...),
                           device=..., work_dir=..., progress=...)
 
-What one optimiser step does: micro-batches of `micro_batch` examples are collated (right padding),
-the decoder runs on the factual sequences (and, when alpha != 0, on the counterfactual ones),
-logits are computed at label positions only (methods.llm.loss), the objective's loss is
-back-propagated, and every `grad_accum` micro-batches AdamW steps (gradient norm clipped at 1.0)
-and the learning rate follows 20 warm-up steps then linear decay to 0. After each epoch the
-validation loss L_f is computed; training stops after `patience` epochs without improvement and the
-best weights are restored.
+What one optimiser step does: micro-batches of `micro_batch` examples are collated (right padding,
+methods.llm.batching), the decoder runs on the factual sequences (and, when alpha != 0, on the
+counterfactual ones), logits are computed at label positions only (methods.llm.loss), the
+objective's loss is back-propagated, and every `grad_accum` micro-batches AdamW steps (gradient
+norm clipped at 1.0) and the learning rate follows 20 warm-up steps then linear decay to 0. After
+each epoch the validation loss L_f is computed; training stops after `patience` epochs without
+improvement and the best weights are restored.
 
 Choices where the protocol leaves one open:
 - AdamW with weight decay 0 and gradient clipping at norm 1.0: the defaults of the transformers
   Trainer the reference code used.
-- Examples longer than `cutoff` tokens drop their oldest history titles until they fit; the
-  counterfactual sequence never needs it. Inference prompts use the same rule (prompt <= cutoff).
-- Each epoch's order is a permutation drawn from (seed, epoch); dropout (LoRA) is seeded from
-  (seed, epoch) too, so a resumed run repeats the uninterrupted one exactly.
-- Checkpoints are written at the end of every epoch (resume granularity is one epoch) to
-  `work_dir/checkpoint.pt`: trainable weights, optimiser, scheduler, epoch, early-stopping state.
-  The best weights go to `work_dir/best.pt`. Only trainable tensors are saved (LoRA: the adapters),
-  which also sidesteps save_pretrained's refusal of GGUF-loaded models. Calling `train` again with
-  the same work_dir resumes; a finished run just reloads its best weights.
+- Long examples drop their oldest history titles to fit `cutoff` (methods.llm.examples).
+- Each epoch's order is a permutation drawn from (seed, epoch) (methods.llm.batching); dropout
+  (LoRA) is seeded from (seed, epoch) too, so a resumed run repeats the uninterrupted one exactly.
+- A checkpoint is written at the end of every epoch to `work_dir` and the best weights beside it
+  (methods.llm.checkpoint). Calling `train` again with the same work_dir resumes; a finished run
+  just reloads its best weights.
 - Validation loss L_f uses the objective's token weights (beta); the plain token cross-entropy is
   recorded beside it.
 - LoRA (peft): adapters are merged into the weights after training, so decoding runs on a plain model.
@@ -36,10 +33,9 @@ whole benchmark under accelerate, e.g.
 
 Each process then trains on its shard of every epoch's micro-batches (the effective batch is
 micro_batch x grad_accum x processes; lower grad_accum to keep 64), only the main process writes
-checkpoints and progress, and the validation loss is reduced over processes. Inference is
-sharded too: each process decodes a contiguous slice of the test samples and the slices are
-gathered on every process (bench.distributed); rank 0 stores the run. Prepare the dataset before
-launching. epochs = 0 trains nothing and returns the model as loaded (zero-shot evaluation).
+checkpoints and progress, and the validation loss is reduced over processes. Inference is sharded
+by the runner, not here (bench.runner). Prepare the dataset before launching. epochs = 0 trains
+nothing and returns the model as loaded (zero-shot evaluation).
 """
 
 from __future__ import annotations
@@ -50,128 +46,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
-from methods.llm import prompts
-
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass
-class Example:
-    prompt: list[int]       # factual prompt ids (ends with the answer's opening quote)
-    response: list[int]     # title + closing quote + EOS
-    dropped: int = 0        # history titles dropped to fit the cutoff
-
-
-def fit_prompt(tokenizer, card, history_titles: list[str], budget: int) -> tuple[str, list[int], int]:
-    """The factual prompt with the most recent history that fits `budget` tokens:
-    (text, ids, number of oldest titles dropped)."""
-    dropped = 0
-    while True:
-        text = prompts.build_prompt(card, history_titles[dropped:])
-        ids = prompts.prompt_ids(tokenizer, text)
-        if len(ids) <= budget or dropped >= len(history_titles):
-            return text, ids, dropped
-        dropped += 1
-
-
-def encode_samples(tokenizer, card, titles: list[str], samples, cutoff: int) -> list[Example]:
-    """Tokenised factual examples; prompts are tokenised in one batch, long ones refitted."""
-    histories = [[titles[i] for i in h] for h in samples.histories]
-    texts = [prompts.build_prompt(card, h) for h in histories]
-    prompt_batch = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    responses = tokenizer([prompts.response_text(titles[t]) for t in samples.targets], add_special_tokens=False)["input_ids"]
-    out = []
-    for hist, p_ids, r_ids in zip(histories, prompt_batch, responses):
-        r_ids = list(r_ids) + [tokenizer.eos_token_id]
-        dropped = 0
-        if len(p_ids) + len(r_ids) > cutoff:
-            _, p_ids, dropped = fit_prompt(tokenizer, card, hist, cutoff - len(r_ids))
-        out.append(Example(list(p_ids), r_ids, dropped))
-    return out
-
-
-def counterfactual_prompt(tokenizer, card) -> list[int]:
-    """The prompt without the history block: one sequence shared by every example."""
-    return prompts.prompt_ids(tokenizer, prompts.build_prompt(card, [], counterfactual=True))
-
-
-def inference_prompts(tokenizer, card, titles: list[str], samples, cutoff: int) -> list[str]:
-    """Factual prompt texts for decoding, history dropped oldest first beyond `cutoff` tokens."""
-    texts = [prompts.build_prompt(card, [titles[i] for i in h]) for h in samples.histories]
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    for row, n in enumerate(lengths):
-        if n > cutoff:
-            texts[row] = fit_prompt(tokenizer, card, [titles[i] for i in samples.histories[row]], cutoff)[0]
-    return texts
-
-
-def cap_samples(samples, n: int, seed: int):
-    """At most n samples, a random subset drawn with the seed (as BIGRec: shuffle with the seed,
-    take the first n), kept in their original order; n = 0 keeps all."""
-    if not n or n >= len(samples):
-        return samples
-    index = np.sort(np.random.default_rng(seed).permutation(len(samples))[:n])
-    return samples.subset(index)
-
-
-def collate(examples: list[Example], cf_prompt: list[int], pad_id: int, counterfactual: bool) -> dict:
-    """Right-padded factual (and counterfactual) sequences with their label coordinates: the
-    hidden state at column c predicts the token at column c + 1, so a response occupying columns
-    [P, P + R) is predicted from columns [P - 1, P + R - 1)."""
-    import torch
-
-    def pack(prefixes: list[list[int]]):
-        seqs = [p + e.response for p, e in zip(prefixes, examples)]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        rows, cols = [], []
-        for b, (p, s) in enumerate(zip(prefixes, seqs)):
-            ids[b, : len(s)] = torch.tensor(s)
-            mask[b, : len(s)] = 1
-            cols.extend(range(len(p) - 1, len(s) - 1))
-            rows.extend([b] * (len(s) - len(p)))
-        return ids, mask, torch.tensor(rows), torch.tensor(cols)
-
-    ids, mask, rows, cols = pack([e.prompt for e in examples])
-    batch = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "rows": rows,
-        "cols": cols,
-        "labels": torch.tensor([t for e in examples for t in e.response]),
-        "example_index": rows.clone(),
-    }
-    if counterfactual:
-        cf_ids, cf_mask, cf_rows, cf_cols = pack([list(cf_prompt)] * len(examples))
-        batch.update(cf_input_ids=cf_ids, cf_attention_mask=cf_mask, cf_rows=cf_rows, cf_cols=cf_cols)
-    return batch
-
-
-class EpochBatches:
-    """Micro-batches of a seeded permutation that changes with `epoch` (set before iterating)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
-        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
-        self.drop_last = False
-        self.epoch = 0
-
-    def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
-        for start in range(0, self.n, self.batch_size):
-            yield order[start : start + self.batch_size].tolist()
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-
-# ---------------------------------------------------------------- training
+from methods.llm.batching import EpochBatches, collate
+from methods.llm.checkpoint import Checkpoints, TrainState, fingerprint, load_trainable
+from methods.llm.examples import Example
 
 
 @dataclass
@@ -244,35 +121,6 @@ def add_lora(model, config: TrainConfig):
     return get_peft_model(model, lora)
 
 
-def trainable_state(model) -> dict:
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable(model, state: dict) -> None:
-    import torch
-
-    params = dict(model.named_parameters())
-    missing = [n for n in state if n not in params]
-    if missing:
-        raise ValueError(f"checkpoint holds tensors the model lacks: {missing[:3]}")
-    with torch.no_grad():
-        for name, tensor in state.items():
-            params[name].copy_(tensor)
-
-
-def _save(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
-def _fingerprint(config: TrainConfig, n_train: int, n_valid: int) -> dict:
-    keep = {k: v for k, v in asdict(config).items() if k != "label"}
-    return dict(keep, n_train=n_train, n_valid=n_valid)
-
-
 def validation_loss(module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator) -> tuple[float, float]:
     """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over processes."""
     import torch
@@ -296,7 +144,7 @@ def validation_loss(module, examples: list[Example], cf_prompt, pad_id: int, bet
     return float(sums[0] / sums[1]), float(sums[2] / sums[3])
 
 
-def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainConfig, use_cf: bool, state: dict,
+def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainConfig, use_cf: bool, state: TrainState,
                progress, task) -> tuple[float, int, float]:
     """One pass over the training micro-batches: (mean micro-batch loss, tokens seen by all
     processes, seconds)."""
@@ -314,7 +162,7 @@ def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainC
                     accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
-                state["steps"] += 1
+                state.steps += 1
             optimizer.zero_grad()
         loss_sum += float(loss.detach())
         loss_n += 1
@@ -325,18 +173,9 @@ def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainC
     return loss_sum / max(loss_n, 1), tokens * accelerator.num_processes, time.perf_counter() - t0
 
 
-def train(
-    model,
-    tokenizer,
-    train_examples: list[Example],
-    valid_examples: list[Example],
-    cf_prompt: list[int],
-    config: TrainConfig,
-    device: str = "cpu",
-    work_dir: Path | None = None,
-    progress: Any = None,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-) -> tuple[Any, TrainResult]:
+def train(model, tokenizer, train_examples: list[Example], valid_examples: list[Example], cf_prompt: list[int],
+          config: TrainConfig, device: str = "cpu", work_dir: Path | None = None, progress: Any = None,
+          on_epoch_end: Callable[[int, dict], None] | None = None) -> tuple[Any, TrainResult]:
     """Train `model` in place (a LoRA-wrapped copy when config.lora) and return (trained model in
     eval mode with the best weights, TrainResult). `on_epoch_end(epoch, record)` is called after
     each epoch's checkpoint is written."""
@@ -350,30 +189,20 @@ def train(
     accelerator = make_accelerator(device, config.grad_accum)
     pad_id = tokenizer.pad_token_id
     use_cf = config.alpha != 0.0
-    work_dir = Path(work_dir) if work_dir is not None else None
-    if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(work_dir, fingerprint(config, len(train_examples), len(valid_examples)),
+                              accelerator.is_main_process)
 
     if config.lora:
         model = add_lora(model, config)
     model.config.use_cache = False
     result = TrainResult(trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
 
-    # resume
-    fingerprint = _fingerprint(config, len(train_examples), len(valid_examples))
-    state = {"epoch": 0, "best_valid": None, "best_epoch": 0, "bad_epochs": 0, "finished": False, "history": [],
-             "tokens": 0, "seconds": 0.0, "steps": 0}
-    checkpoint = None
-    ckpt_path = work_dir / CHECKPOINT if work_dir is not None else None
-    if ckpt_path is not None and ckpt_path.is_file():
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if checkpoint.get("fingerprint") != fingerprint:
-            checkpoint = None  # a different configuration left it: start afresh
-        else:
-            load_trainable(model, checkpoint["trainable"])
-            state.update(checkpoint["state"])
-            result.resumed_from_epoch = state["epoch"]
-    best_memory: dict | None = None
+    state = TrainState()
+    resumed = checkpoints.resume()
+    if resumed is not None:
+        load_trainable(model, resumed.trainable)
+        state = resumed.state
+        result.resumed_from_epoch = state.epoch
 
     module = LabelLogits(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
@@ -386,27 +215,27 @@ def train(
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
     scheduler = get_linear_schedule_with_warmup(optimizer.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-    del checkpoint
+    if resumed is not None:
+        optimizer.load_state_dict(resumed.optimizer)
+        scheduler.load_state_dict(resumed.scheduler)
+    del resumed
 
     show = progress is not None and accelerator.is_main_process
     task = progress.add_task(config.label, total=len(loader)) if show else None
     try:
         module.train()
-        epoch = state["epoch"]
-        while not state["finished"] and epoch < config.epochs:
+        epoch = state.epoch
+        while not state.finished and epoch < config.epochs:
             sampler.epoch = epoch
             torch.manual_seed(config.seed * 1000 + epoch)
             if show:
                 progress.reset(task, total=len(loader), description=f"{config.label} epoch {epoch + 1}/{config.epochs}", info="")
             train_loss, tokens, seconds = _run_epoch(module, loader, optimizer, scheduler, accelerator, config, use_cf, state,
                                                      progress if show else None, task)
-            state["tokens"] += tokens
-            state["seconds"] += seconds
+            state.tokens += tokens
+            state.seconds += seconds
             epoch += 1
-            state["epoch"] = epoch
+            state.epoch = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
                       "lr": scheduler.get_last_lr()[0]}
 
@@ -415,29 +244,24 @@ def train(
             if valid_examples:
                 valid_lf, valid_ce = validation_loss(module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator)
                 record.update(valid_loss=valid_lf, valid_ce=valid_ce)
-                improved = state["best_valid"] is None or valid_lf < state["best_valid"]
+                improved = state.best_valid is None or valid_lf < state.best_valid
                 if improved:
-                    state.update(best_valid=valid_lf, best_epoch=epoch, bad_epochs=0)
+                    state.best_valid, state.best_epoch, state.bad_epochs = valid_lf, epoch, 0
                 else:
-                    state["bad_epochs"] += 1
-                    if config.patience > 0 and state["bad_epochs"] >= config.patience:
-                        state["finished"] = True
+                    state.bad_epochs += 1
+                    if config.patience > 0 and state.bad_epochs >= config.patience:
+                        state.finished = True
             else:
-                state["best_epoch"] = epoch
+                state.best_epoch = epoch
             if epoch >= config.epochs:
-                state["finished"] = True
-            state["history"].append(record)
+                state.finished = True
+            state.history.append(record)
 
             # checkpoint: best weights first, then the resumable state
             unwrapped = accelerator.unwrap_model(module).lm
             if improved:
-                if work_dir is None:
-                    best_memory = trainable_state(unwrapped)
-                elif accelerator.is_main_process:
-                    _save(trainable_state(unwrapped), work_dir / BEST)
-            if work_dir is not None and accelerator.is_main_process:
-                _save({"fingerprint": fingerprint, "trainable": trainable_state(unwrapped), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
+                checkpoints.keep_best(unwrapped)
+            checkpoints.save(unwrapped, optimizer, scheduler, state)
             accelerator.wait_for_everyone()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
@@ -447,9 +271,7 @@ def train(
 
     model = accelerator.unwrap_model(module).lm
     accelerator.free_memory()
-    best = best_memory
-    if best is None and work_dir is not None and (work_dir / BEST).is_file():
-        best = torch.load(work_dir / BEST, map_location="cpu", weights_only=True)
+    best = checkpoints.best()
     if best is not None:
         load_trainable(model, best)
     if config.lora:
@@ -457,12 +279,12 @@ def train(
     model.config.use_cache = True
     model.eval()
 
-    result.epochs_trained = state["epoch"]
-    result.best_epoch = state["best_epoch"]
-    result.best_valid_loss = state["best_valid"]
-    result.train_tokens = state["tokens"]
-    result.train_seconds = state["seconds"]
-    result.optimizer_steps = state["steps"]
-    result.history = state["history"]
-    result.stopped_early = state["epoch"] < config.epochs
+    result.epochs_trained = state.epoch
+    result.best_epoch = state.best_epoch
+    result.best_valid_loss = state.best_valid
+    result.train_tokens = state.tokens
+    result.train_seconds = state.seconds
+    result.optimizer_steps = state.steps
+    result.history = state.history
+    result.stopped_early = state.epoch < config.epochs
     return model, result

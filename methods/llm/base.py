@@ -1,4 +1,5 @@
-"""The registered LLM methods: one engine (models, train, loss, decode, ground), five configurations.
+"""The LLM methods' shared base: one engine (models, examples, train, loss, decode, ground), five
+registered configurations, each in its own module (methods.llm.sft, .bigrec, .cft).
 
     name       training objective                         inference
     sft        plain SFT (token CE on the response)       beam search constrained to catalogue titles, 10 beams
@@ -24,23 +25,23 @@ Choices where the protocol leaves one open:
 - Lists shorter than k (fewer distinct finished beams, a small catalogue) are padded with -1.
 - The tiny model's weights are seeded with the run's seed, its tokenizer trained on the catalogue
   titles and the prompt text of this dataset.
+
+A method decodes exactly the samples it is given: under a launched job the runner hands each
+process its slice of the test samples and gathers the lists (bench.runner).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from bench import distributed
 from bench.data.split import Samples
-from bench.errors import BenchError
-from bench.method import Context, Method, Recommendations
+from bench.method import INSPECT, Context, Method, Recommendations
 
 TINY_LR = 3e-3
 PRETRAINED_LR = 1e-4
 GROUNDINGS = ("interleaved", "original")
-N_INSPECT = 3  # examples whose generations are stored with the run
 
 
 @dataclass
@@ -83,34 +84,6 @@ class LLMConfig:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
 
-@dataclass
-class SFTConfig(LLMConfig):
-    num_beams: int = 10
-
-
-@dataclass
-class BIGRecConfig(LLMConfig):
-    max_train_samples: int = 1024
-    grounding: str = "interleaved"      # or "original" (beam 0 only)
-
-
-@dataclass
-class CFTConfig(LLMConfig):
-    alpha: float = 0.1
-    beta: float = 0.25
-    grounding: str = "interleaved"
-
-
-@dataclass
-class CFTNoCFConfig(CFTConfig):
-    alpha: float = 0.0
-
-
-@dataclass
-class CFTNoTWConfig(CFTConfig):
-    beta: float = 1.0
-
-
 class LLMMethod(Method):
     """Shared fit/recommend; subclasses choose the objective and the decoding."""
 
@@ -122,9 +95,9 @@ class LLMMethod(Method):
         """(alpha, beta); plain SFT is (0, 1)."""
         return 0.0, 1.0
 
-    def fit(self, train: Samples, valid: Samples, context: Context) -> None:
-        from methods.llm import models
-        from methods.llm import train as engine
+    def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
+        from methods.llm import examples, models
+        from methods.llm.train import TrainConfig, train as train_model
 
         cfg = self.config
         self.context = context
@@ -137,19 +110,17 @@ class LLMMethod(Method):
         self.tokenizer = loaded.tokenizer
         alpha, beta = self.objective()
         lr = cfg.lr if cfg.lr is not None else (TINY_LR if cfg.model == models.TINY else PRETRAINED_LR)
-        train = engine.cap_samples(train, cfg.max_train_samples, context.seed)
-        valid = engine.cap_samples(valid, cfg.max_valid_samples, context.seed)
-        train_examples = engine.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff)
-        valid_examples = engine.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff)
-        train_config = engine.TrainConfig(
-            epochs=cfg.epochs, lr=lr, micro_batch=cfg.micro_batch, grad_accum=cfg.grad_accum,
-            warmup_steps=cfg.warmup_steps, patience=cfg.patience, alpha=alpha, beta=beta,
-            lora=cfg.lora, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            lora_targets=cfg.lora_targets, seed=context.seed, label=self.name or "train",
-        )
-        model, self.result = engine.train(
+        train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
+        valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
+        train_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff)
+        valid_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff)
+        # the method's settings that the loop shares by name (epochs, micro_batch, lora_*...); the
+        # objective, the resolved lr and the run's seed are decided here
+        shared = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if hasattr(cfg, f.name)}
+        train_config = TrainConfig(**dict(shared, alpha=alpha, beta=beta, lr=lr, seed=context.seed, label=self.name or "train"))
+        model, self.result = train_model(
             loaded.model, self.tokenizer, train_examples, valid_examples,
-            engine.counterfactual_prompt(self.tokenizer, context.card), train_config,
+            examples.counterfactual_prompt(self.tokenizer, context.card), train_config,
             device=context.device, work_dir=context.work_dir, progress=context.progress,
         )
         loaded.model = model
@@ -163,56 +134,34 @@ class LLMMethod(Method):
     # ------------------------------------------------------------ inference
 
     def prompts_for(self, samples: Samples) -> list[str]:
-        from methods.llm.train import inference_prompts
+        from methods.llm.examples import inference_prompts
 
         return inference_prompts(self.tokenizer, self.context.card, self.titles, samples, self.config.cutoff)
 
-    def recommend(self, samples: Samples, k: int) -> Recommendations:
-        if not hasattr(self, "model"):
-            raise BenchError(f"Method '{self.name}' must be fitted before it can recommend.")
-        if len(samples) == 0:
-            return Recommendations(items=np.full((0, k), -1, dtype=np.int64), invalid=np.zeros(0, dtype=np.int32))
-        # under `accelerate launch` each process decodes one slice of the samples; all get every slice
-        rank, world = distributed.rank_and_world()
-        part = distributed.shard(len(samples), rank, world)
-        out = np.full((part.stop - part.start, k), -1, dtype=np.int64)
-        invalid = np.zeros(len(out), dtype=np.int32)
-        generations: list = []
-        failure = None
-        try:
-            if len(out):
-                prompt_texts = self.prompts_for(samples.subset(np.arange(part.start, part.stop)))
-                if self.constrained:
-                    items, invalid, generations = self._constrained(prompt_texts)
-                else:
-                    items, invalid, generations = self._grounded(prompt_texts, k)
-                width = min(k, items.shape[1])
-                out[:, :width] = items[:, :width]
-        except Exception as exc:
-            if world == 1:
-                raise
-            failure = f"{type(exc).__name__}: {exc}"   # tell the other processes instead of leaving them waiting
-        parts = distributed.gather((out, np.asarray(invalid, dtype=np.int32), generations, failure))
-        failed = [(r, p[3]) for r, p in enumerate(parts) if p[3] is not None]
-        if failed:
-            raise BenchError(f"Decoding failed on process {failed[0][0]} of {world} ({failed[0][1]}); "
-                             "fix the cause and run the same command again.")
-        out = np.concatenate([p[0] for p in parts])
-        invalid = np.concatenate([p[1] for p in parts])
-        starts = [distributed.shard(len(samples), r, world).start for r in range(world)]
-        by_row = {start + i: g for start, p in zip(starts, parts) for i, g in enumerate(p[2])}  # first rows of each slice
+    def _recommend(self, samples: Samples, k: int) -> Recommendations:
+        out = np.full((len(samples), k), -1, dtype=np.int64)
+        if len(samples) == 0:  # a process's slice can be empty when there are more processes than samples
+            return Recommendations(items=out, invalid=np.zeros(0, dtype=np.int32))
+        prompt_texts = self.prompts_for(samples)
+        if self.constrained:
+            items, invalid, generations = self._constrained(prompt_texts)
+        else:
+            items, invalid, generations = self._grounded(prompt_texts, k)
+        width = min(k, items.shape[1])
+        out[:, :width] = items[:, :width]
         inspect = [
             {
                 "history": [self.titles[i] for i in samples.histories[row]],
                 "target": self.titles[int(samples.targets[row])],
-                "generations": by_row[row],
+                "generations": generated,
                 "top": [self.titles[i] for i in out[row, :5] if i >= 0],
             }
-            for row in range(min(N_INSPECT, len(samples))) if row in by_row
+            for row, generated in enumerate(generations[: min(INSPECT, len(samples))])
         ]
-        return Recommendations(items=out, invalid=invalid, extra={"generations": inspect})
+        return Recommendations(items=out, invalid=np.asarray(invalid, dtype=np.int32), examples=inspect)
 
     def _constrained(self, prompt_texts: list[str]):
+        """(items, invalid counts, generations of the first INSPECT prompts) by constrained beam search."""
         from methods.llm.decode import constrained_beam_search
 
         cfg = self.config
@@ -220,10 +169,12 @@ class LLMMethod(Method):
             self.model, self.tokenizer, prompt_texts, self.titles, num_beams=cfg.num_beams,
             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, progress=self.context.progress,
         )
-        generations = [[self.titles[i] for i in row if i >= 0] for row in items[:N_INSPECT]]
+        generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
         return items, invalid, generations
 
     def _grounded(self, prompt_texts: list[str], k: int):
+        """(items, invalid counts, generations of the first INSPECT prompts) by free beam search
+        grounded to the catalogue by L2 distance."""
         from methods.llm import prompts
         from methods.llm.decode import generate_beams
         from methods.llm.ground import count_invalid, embed_texts, ground_by_l2
@@ -243,7 +194,7 @@ class LLMMethod(Method):
         device = next(self.model.parameters()).device
         generated = generated.view(len(beams), cfg.num_beams, -1).to(device)
         items = ground_by_l2(generated, self._item_embeddings.to(device), k, mode=cfg.grounding)
-        return items, invalid, beams[:N_INSPECT]
+        return items, invalid, beams[:INSPECT]
 
     def run_info(self) -> dict:
         if not hasattr(self, "result"):
@@ -269,50 +220,3 @@ def _device(device: str):
     import torch
 
     return torch.device(device)
-
-
-class SFT(LLMMethod):
-    """Plain SFT; ranked list = the finished beams of a beam search constrained to the catalogue
-    titles' token trie (10 beams, no length normalisation, D3 style). k beyond num_beams is -1."""
-
-    name = "sft"
-    description = "LLM fine-tuned on title generation; beam search constrained to catalogue titles."
-    Config = SFTConfig
-    constrained = True
-
-
-class BIGRec(LLMMethod):
-    """BIGRec: plain SFT on 1,024 random training samples, free beam search (5 beams, 5 returned),
-    L2 grounding to a full ranking ("interleaved" over the beams by default, "original" = beam 0)."""
-
-    name = "bigrec"
-    description = "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."
-    Config = BIGRecConfig
-
-
-class CFT(LLMMethod):
-    """Counterfactual fine-tuning (protocol section 4): L_f + alpha L_cf with position-decaying
-    token weights; inference as BIGRec."""
-
-    name = "cft"
-    description = "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."
-    Config = CFTConfig
-
-    def objective(self) -> tuple[float, float]:
-        return float(self.config.alpha), float(self.config.beta)
-
-
-class CFTNoCF(CFT):
-    """CFT ablation without the counterfactual term (alpha 0, beta 0.25): position-weighted SFT."""
-
-    name = "cft-no-cf"
-    description = "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."
-    Config = CFTNoCFConfig
-
-
-class CFTNoTW(CFT):
-    """CFT ablation with uniform token weights (alpha 0.1, beta 1)."""
-
-    name = "cft-no-tw"
-    description = "CFT ablation with uniform token weights (alpha 0.1, beta 1)."
-    Config = CFTNoTWConfig

@@ -1,0 +1,26 @@
+"""How a cell reads in every format: mean (± std over seeds), the letters of the rows it beats,
+and an interval against the baseline."""
+
+from __future__ import annotations
+
+import string
+
+from bench.leaderboard.model import Cell, Interval
+
+SUPERSCRIPT = dict(zip(string.ascii_lowercase + ",", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ˒"))
+
+
+def value(cell: Cell) -> str:
+    return f"{cell.mean:.4f}" if cell.std is None else f"{cell.mean:.4f} ± {cell.std:.4f}"
+
+
+def wins(cell: Cell) -> str:
+    return ("," if any(len(w) > 1 for w in cell.wins) else "").join(cell.wins)
+
+
+def superscript(text: str) -> str:
+    return "".join(SUPERSCRIPT[ch] for ch in text)
+
+
+def interval(iv: Interval | None) -> str:
+    return "" if iv is None else f"{iv.diff:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]"

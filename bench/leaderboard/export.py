@@ -1,0 +1,55 @@
+"""Machine-readable outputs: CSV (one line per row and metric) and JSON (every table whole,
+reloadable with load_leaderboards)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from bench.leaderboard import cells
+from bench.leaderboard.model import Leaderboard
+from bench.store import run_label
+
+# 2: tables list the overrides left out of their labels ("shared"); 3: tables name their experiment.
+# Older files still load.
+JSON_SCHEMA = 3
+
+
+def to_csv(boards: list[Leaderboard]) -> str:
+    columns = ["table", "experiment", "split_hash", "limit_test", "n_samples", "letter", "label", "full_label", "method",
+               "config_key", "metric", "mean", "std", "n_seeds", "wins", "best"]  # fmt: skip
+    with_ci = any(b.has_intervals() for b in boards)
+    if with_ci:
+        columns += ["baseline", "diff", "ci_low", "ci_high"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for k, b in enumerate(boards, start=1):
+        for r in b.rows:
+            for m in b.metrics:
+                c = r.cells[m]
+                line = dict(table=k, experiment=b.experiment or "", split_hash=b.split_hash,
+                            limit_test="" if b.limit_test is None else b.limit_test,
+                            n_samples=b.n_samples, letter=r.letter, label=r.label,
+                            full_label=run_label(r.method, r.overrides), method=r.method,
+                            config_key=r.config_key, metric=m, mean=repr(c.mean), std="" if c.std is None else repr(c.std),
+                            n_seeds=len(r.seeds), wins=cells.wins(c), best=int(c.best))  # fmt: skip
+                if with_ci:
+                    iv = c.vs_baseline
+                    line.update(baseline=b.baseline_label if iv else "", diff=repr(iv.diff) if iv else "",
+                                ci_low=repr(iv.low) if iv else "", ci_high=repr(iv.high) if iv else "")  # fmt: skip
+                writer.writerow(line)
+    return out.getvalue()
+
+
+def to_json(boards: list[Leaderboard]) -> str:
+    payload = {"schema": JSON_SCHEMA, "dataset": boards[0].dataset, "tables": [b.to_dict() for b in boards]}
+    return json.dumps(payload, indent=2, allow_nan=False) + "\n"
+
+
+def load_leaderboards(path: Path) -> list[Leaderboard]:
+    """The tables of a <dataset>.json written by leaderboard_command."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [Leaderboard.from_dict(t) for t in payload["tables"]]

@@ -1,0 +1,119 @@
+"""Which stored runs form which table.
+
+    stored runs of a dataset
+      └─ chosen by method, setting (model=smollm2-135m) and experiment name, when asked
+           └─ newest split (or the one asked for)
+                └─ one table per experiment (`bench run --name`; runs without a name together)
+                     └─ and per evaluation set (limit_test, n_test)
+                          └─ one row per config_key; one run per seed (the newest when stored twice)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from bench.errors import BenchError
+from bench.store import StoredRun, experiments
+
+
+@dataclass
+class Selection:
+    """What the user asked the leaderboard to show; empty fields select everything."""
+
+    methods: list[str] = field(default_factory=list)
+    where: dict[str, str] = field(default_factory=dict)   # setting -> value, as written on the command line
+    name: str | None = None                               # one experiment only
+
+    @property
+    def empty(self) -> bool:
+        return not (self.methods or self.where or self.name)
+
+    def describe(self) -> str:
+        parts = [f"methods {','.join(self.methods)}"] if self.methods else []
+        parts += [f"{k}={v}" for k, v in sorted(self.where.items())]
+        parts += [f"experiment '{self.name}'"] if self.name else []
+        return ", ".join(parts)
+
+
+def parse_where(pairs: list[str]) -> dict[str, str]:
+    """["model=smollm2-135m"] -> {"model": "smollm2-135m"}."""
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise BenchError(f"Cannot read --where '{pair}'; write it as setting=value, e.g. --where model=smollm2-135m.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _matches(value, wanted: str) -> bool:
+    if isinstance(value, bool):
+        return wanted.lower() in (("true", "1", "yes", "on") if value else ("false", "0", "no", "off"))
+    return str(value) == wanted or json.dumps(value) == wanted or (
+        isinstance(value, (int, float)) and _as_number(wanted) == value
+    )
+
+
+def _as_number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def select(runs: list[StoredRun], selection: Selection) -> list[StoredRun]:
+    """The runs the selection names. A run lacking a --where setting (pop has no model) is left out."""
+    chosen = []
+    for run in runs:
+        record = run.record
+        if selection.methods and record["method"] not in selection.methods:
+            continue
+        if selection.name and selection.name not in experiments(record):
+            continue
+        settings = (record.get("config") or {}) | (record.get("overrides") or {})
+        if all(k in settings and _matches(settings[k], v) for k, v in selection.where.items()):
+            chosen.append(run)
+    return chosen
+
+
+def current_split(runs: list[StoredRun], dataset: str, split_hash: str | None) -> tuple[str, list[StoredRun]]:
+    """The asked-for split, or the split of the most recently created run."""
+    if split_hash is None:
+        split_hash = max(runs, key=lambda r: (str(r.record.get("created_at", "")), r.record["split_hash"])).record["split_hash"]
+    chosen = [r for r in runs if r.record["split_hash"] == split_hash]
+    if not chosen:
+        known = ", ".join(sorted({r.record["split_hash"] for r in runs}))
+        raise BenchError(f"No stored runs for dataset '{dataset}' on split '{split_hash}'; stored splits: {known}.")
+    return split_hash, chosen
+
+
+def experiment_groups(runs: list[StoredRun], name: str | None) -> list[tuple[str | None, list[StoredRun]]]:
+    """(experiment, runs): the one asked for, or every experiment (runs without a name first, then
+    names in order; a run asked for under two names is in both)."""
+    if name is not None:
+        return [(name, runs)]
+    groups: dict[str | None, list[StoredRun]] = defaultdict(list)
+    for run in runs:
+        for experiment in experiments(run.record) or [None]:
+            groups[experiment].append(run)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+
+
+def evaluation_sets(runs: list[StoredRun]) -> list[tuple[tuple[int | None, int], list[StoredRun]]]:
+    """Runs grouped by (limit_test, n_test): the full test set first, then larger sets first."""
+    groups: dict[tuple, list[StoredRun]] = defaultdict(list)
+    for run in runs:
+        if int(run.record["n_test"]) > 0:  # an empty evaluation has nothing to show or compare
+            groups[(run.record.get("limit_test"), int(run.record["n_test"]))].append(run)
+    return sorted(groups.items(), key=lambda kv: (kv[0][0] is not None, -kv[0][1], kv[0][0] or 0))
+
+
+def config_groups(runs: list[StoredRun]) -> list[list[StoredRun]]:
+    """Runs of one config_key, one per seed (the newest when a seed was stored twice)."""
+    by_config: dict[str, dict[int, StoredRun]] = defaultdict(dict)
+    for run in sorted(runs, key=lambda r: str(r.record.get("created_at", ""))):
+        config_key = run.record.get("config_key") or run.key
+        by_config[config_key][int(run.record["seed"])] = run
+    return [[seeds[s] for s in sorted(seeds)] for seeds in by_config.values()]

@@ -1,0 +1,58 @@
+"""cft and its two ablations: counterfactual fine-tuning (methods.llm.loss: L_f + alpha L_cf with
+position-decaying token weights), recommending as BIGRec (free beam search + L2 grounding).
+
+    cft        alpha 0.1, beta 0.25
+    cft-no-cf  alpha 0,   beta 0.25   no counterfactual term: position-weighted SFT
+    cft-no-tw  alpha 0.1, beta 1      uniform token weights
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.llm.base import LLMConfig, LLMMethod
+
+
+@dataclass
+class CFTConfig(LLMConfig):
+    alpha: float = 0.1
+    beta: float = 0.25
+    grounding: str = "interleaved"
+
+
+@dataclass
+class CFTNoCFConfig(CFTConfig):
+    alpha: float = 0.0
+
+
+@dataclass
+class CFTNoTWConfig(CFTConfig):
+    beta: float = 1.0
+
+
+class CFT(LLMMethod):
+    """Counterfactual fine-tuning (protocol section 4): L_f + alpha L_cf with position-decaying
+    token weights; inference as BIGRec."""
+
+    name = "cft"
+    description = "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."
+    Config = CFTConfig
+
+    def objective(self) -> tuple[float, float]:
+        return float(self.config.alpha), float(self.config.beta)
+
+
+class CFTNoCF(CFT):
+    """CFT ablation without the counterfactual term (alpha 0, beta 0.25): position-weighted SFT."""
+
+    name = "cft-no-cf"
+    description = "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."
+    Config = CFTNoCFConfig
+
+
+class CFTNoTW(CFT):
+    """CFT ablation with uniform token weights (alpha 0.1, beta 1)."""
+
+    name = "cft-no-tw"
+    description = "CFT ablation with uniform token weights (alpha 0.1, beta 1)."
+    Config = CFTNoTWConfig

@@ -1,0 +1,187 @@
+"""The method's configuration and RecBole's: `RecBoleConfig` (one dataclass per RecBole model, with
+that model's defaults and own parameters), the config_dict built from it, and RecBole's Config built
+from that dict alone (no yaml, no sys.argv, no environment writes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from methods.recbole.files import DATASET, ITEM, ITEM_LENGTH, ITEM_LIST, SPLIT_FILES, USER
+from methods.recbole.shims import hidden_argv, install_shims, quiet
+
+
+@dataclass
+class RecBoleConfig:
+    epochs: int = 200
+    patience: int = 10                 # stop once more than this many epochs in a row brought no better valid NDCG@10
+    batch_size: int = 256
+    eval_batch_size: int = 2048
+    lr: float = 1e-3                   # Adam
+    weight_decay: float = 0.0
+    hidden_size: int = 64              # RecBole's hidden_size and embedding_size
+    n_layers: int = 2                  # n_layers / num_layers
+    n_heads: int = 2                   # attention models only
+    dropout: float | None = None       # hidden/attention/embedding dropout; None: the model's RecBole default
+    loss: str = "CE"                   # "CE" over all items or "BPR" with one sampled negative
+    max_history: int = 10              # the protocol's history length
+    extra: str = ""                    # any other RecBole parameter: "key=value;key=value" (values in YAML)
+
+
+# Defaults per RecBole model (fields of RecBoleConfig), and parameters only one model has, which
+# become fields of that model's Config (so `--set caser.nh=16` works like any other field).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "SASRec": {"n_layers": 2, "n_heads": 2, "dropout": 0.5},
+    "GRU4Rec": {"n_layers": 1, "dropout": 0.3},
+    "BERT4Rec": {"n_layers": 2, "n_heads": 2, "dropout": 0.2},
+    "Caser": {"dropout": 0.4},
+    "FPMC": {"loss": "BPR"},           # FPMC is a pairwise model
+}
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+    "BERT4Rec": {"mask_ratio": 0.2},
+    "Caser": {"nv": 4, "nh": 8, "reg_weight": 1e-4},
+}
+# Sequential models that need data a prepared split does not carry.
+NEEDS_SIDE_DATA = {
+    "GRU4RecF": "item features", "SASRecF": "item features", "FDSA": "item features", "S3Rec": "item features",
+    "KSR": "a knowledge graph", "GRU4RecKG": "a knowledge graph",
+    "DIN": "click labels (it is a click-through-rate model)", "DIEN": "click labels (it is a click-through-rate model)",
+}
+
+
+@functools.cache
+def config_class(model: str) -> type:
+    """The Config dataclass of one RecBole model: RecBoleConfig with that model's defaults and fields."""
+    hints = typing.get_type_hints(RecBoleConfig)
+    defaults = MODEL_DEFAULTS.get(model, {})
+    specs = []
+    for f in dataclasses.fields(RecBoleConfig):
+        specs.append((f.name, hints[f.name], dataclasses.field(default=defaults.get(f.name, f.default))))
+    extra_fields = list(MODEL_FIELDS.get(model, {}).items())
+    # `extra` stays last in the listing; model parameters go just before it
+    specs[-1:-1] = [(name, type(value), dataclasses.field(default=value)) for name, value in extra_fields]
+    cls = dataclasses.make_dataclass(f"{model}Config", specs)
+    cls.__module__ = __name__
+    return cls
+
+
+def parse_extra(extra: str) -> dict[str, Any]:
+    """"a=1;b=[1, 2];c=none" -> {"a": 1, "b": [1, 2], "c": None} (values read as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in extra.split(";"))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise BenchError(f"Cannot read extra RecBole setting '{part}'; write key=value pairs separated by ';'.")
+        try:
+            out[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise BenchError(f"Cannot read the value of extra RecBole setting '{part}' ({exc}); give a YAML value.") from exc
+    return out
+
+
+def recbole_settings(model: str, cfg, data_path: Path, seed: int) -> dict[str, Any]:
+    """The config_dict handed to RecBole's Config: our fields under RecBole's names plus fixed choices
+    (benchmark files, every column we wrote, item_id_list sharing item_id's vocabulary, no masking)."""
+    install_shims()
+    from recbole.utils import InputType
+
+    if cfg.loss not in ("CE", "BPR"):
+        raise BenchError(f"loss must be CE or BPR, not {cfg.loss!r}; set e.g. --set <method>.loss=CE.")
+    for name in ("epochs", "batch_size", "eval_batch_size", "hidden_size", "max_history"):
+        if getattr(cfg, name) < 1:
+            raise BenchError(f"{name} must be at least 1 (got {getattr(cfg, name)}); fix the --set value.")
+    if cfg.patience < 0:
+        raise BenchError(f"patience must be 0 or more (got {cfg.patience}); fix the --set value.")
+    settings: dict[str, Any] = {
+        "data_path": str(data_path),
+        "checkpoint_dir": str(Path(data_path) / "checkpoints"),
+        "benchmark_filename": list(SPLIT_FILES),
+        "USER_ID_FIELD": USER,
+        "ITEM_ID_FIELD": ITEM,
+        "load_col": {"inter": [USER, ITEM_LIST, ITEM], "item": [ITEM]},
+        "alias_of_item_id": [ITEM_LIST],
+        "MAX_ITEM_LIST_LENGTH": cfg.max_history,
+        "ITEM_LIST_LENGTH_FIELD": ITEM_LENGTH,
+        "LIST_SUFFIX": "_list",
+        "epochs": cfg.epochs,
+        "stopping_step": cfg.patience,
+        "eval_step": 1,
+        "train_batch_size": cfg.batch_size,
+        "eval_batch_size": cfg.eval_batch_size,
+        "learner": "adam",
+        "learning_rate": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "hidden_size": cfg.hidden_size,
+        "embedding_size": cfg.hidden_size,
+        "inner_size": 4 * cfg.hidden_size,
+        "n_layers": cfg.n_layers,
+        "num_layers": cfg.n_layers,
+        "n_heads": cfg.n_heads,
+        "loss_type": cfg.loss,
+        "metrics": ["NDCG", "Hit"],
+        "topk": [10],
+        "valid_metric": "NDCG@10",
+        "eval_args": {"order": "TO", "mode": "full", "group_by": "user", "split": {"RS": [0.8, 0.1, 0.1]}},
+        "repeatable": True,
+        "seed": seed,
+        "reproducibility": True,
+        "show_progress": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
+        "log_wandb": False,
+        "worker": 0,
+        "gpu_id": "",
+        "state": "ERROR",
+    }
+    if cfg.loss == "CE" and getattr(model_class(model), "input_type", None) != InputType.PAIRWISE:
+        settings["train_neg_sample_args"] = None
+    else:  # BPR, and models that always train on pairs (FPMC, TransRec, SINE): one uniform negative
+        settings["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+    if cfg.dropout is not None:
+        settings.update(hidden_dropout_prob=cfg.dropout, attn_dropout_prob=cfg.dropout, dropout_prob=cfg.dropout)
+    for name in MODEL_FIELDS.get(model, {}):
+        settings[name] = getattr(cfg, name)
+    settings.update(parse_extra(cfg.extra))
+    return settings
+
+
+def model_class(model: str):
+    """RecBole's class for `model`, which must be a sequential recommender."""
+    install_shims()
+    from recbole.utils import ModelType, get_model
+
+    try:
+        with quiet():
+            cls = get_model(model)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise BenchError(
+            f"RecBole has no usable model named '{model}' ({exc}); use a RecBole sequential model name such as SASRec, GRU4Rec, NARM."
+        ) from exc
+    if getattr(cls, "type", None) != ModelType.SEQUENTIAL:
+        raise BenchError(f"RecBole model '{model}' is not a sequential recommender; only sequential models fit this benchmark.")
+    if model in NEEDS_SIDE_DATA:
+        raise BenchError(f"RecBole model '{model}' needs {NEEDS_SIDE_DATA[model]}, which the benchmark's splits do not carry; choose another model.")
+    return cls
+
+
+def build_config(model: str, settings: dict[str, Any], device: str):
+    """RecBole's Config from `settings` alone: no yaml of ours, command line hidden, device ours."""
+    install_shims()
+    import torch
+    from recbole.config import Config
+
+    try:
+        with hidden_argv(), quiet():
+            config = Config(model=model_class(model), dataset=DATASET, config_dict=dict(settings))
+    except (ValueError, KeyError, TypeError, NotImplementedError, RuntimeError) as exc:
+        raise BenchError(f"RecBole rejected the settings for {model} ({exc}); fix the --set or extra values.") from exc
+    config["device"] = torch.device(device)
+    config["use_gpu"] = config["device"].type == "cuda"
+    return config
