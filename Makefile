@@ -10,11 +10,11 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 # the default job: classic and LLM methods on MovieLens-100k (ships with RecBole, no download),
 # capped to fit a 2-core CPU in under 10 minutes; the LLM methods use the tiny local model
 LLM_CAPS = max_train_samples=1024 max_valid_samples=256 epochs=1 max_new_tokens=32
-RUN_ARGS ?= --dataset ml-100k --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 \
+RUN_ARGS ?= --dataset ml-100k --name make-run --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 \
 	--set sasrec.epochs=3 --set gru4rec.epochs=3 \
 	$(foreach m,sft bigrec cft,$(foreach c,$(LLM_CAPS),--set $(m).$(c)))
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast lint format clean
 
 setup: $(STAMP)
 
@@ -32,10 +32,22 @@ endif
 run: $(STAMP)
 	$(VENV)/bin/bench data prepare ml-100k
 	$(VENV)/bin/bench run $(RUN_ARGS)
-	$(VENV)/bin/bench leaderboard --dataset ml-100k
+	$(VENV)/bin/bench leaderboard --dataset ml-100k --name make-run
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# the inner loop: everything but the end-to-end runs that train models or launch processes (under a minute)
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 clean:
 	rm -rf $(VENV) .cache datasets/prepared

@@ -7,7 +7,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich import box
@@ -62,7 +62,7 @@ def run(
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     limit_test: Optional[int] = typer.Option(None, "--limit-test", help="Evaluate only the first N test samples (smoke runs)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a setting: method.field=value (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: method.field=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
     name: Optional[str] = typer.Option(None, "--name", help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table."),
 ):
@@ -132,7 +132,7 @@ def leaderboard(
     seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstrap."),
     name: Optional[str] = typer.Option(None, "--name", help="Only the runs of this experiment (bench run --name); files are <dataset>-<name>.*"),
     methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
-    where: List[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
+    where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
     from bench.leaderboard import Selection, leaderboard_command, parse_where
@@ -154,7 +154,6 @@ def data_list():
     """List dataset cards and whether each is prepared."""
     from bench.data.cards import list_cards, load_card
     from bench.data.prepare import is_prepared
-
     from bench.tables import print_table
 
     rows, notes = [], []

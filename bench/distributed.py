@@ -23,6 +23,18 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def init_group() -> None:
+    """Join the launched job's process group (NCCL with GPUs, gloo without) if nothing has yet;
+    methods that train through accelerate join it themselves, a score method may never have."""
+    if launched_processes() == 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
 def launched_processes() -> int:
     """How many processes the launcher started (WORLD_SIZE), 1 outside a launched job."""
     return int(os.environ.get("WORLD_SIZE", "1"))

@@ -23,9 +23,10 @@ one slice of the test samples (bench.runner).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -82,12 +83,14 @@ class Method(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        overridden = [n for n in _FINAL if n in cls.__dict__]
-        if overridden and cls.__module__ != __name__:
-            raise TypeError(
-                f"Method class {cls.__qualname__} overrides {overridden[0]}(); implement _{overridden[0]}() instead "
-                "(the base class's public methods check the contract)."
-            )
+        for public in _FINAL:  # whichever class supplies it (the class itself or a mixin) must be this module's
+            owner = next((k for k in cls.__mro__ if public in k.__dict__), None)
+            if owner is not None and owner.__module__ != __name__:
+                where = "" if owner is cls else f" (through {owner.__qualname__})"
+                raise TypeError(
+                    f"Method class {cls.__qualname__} overrides {public}(){where}; implement _{public}() instead "
+                    "(the base class's public methods check the contract)."
+                )
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -180,6 +183,8 @@ class ScoreMethod(Method):
         seen = np.zeros(len(samples), dtype=bool)
         for rows, scores in self.score(samples):
             rows = np.asarray(rows, dtype=np.int64)
+            if seen[rows].any():
+                raise MethodError(f"{self._who()} scored sample {int(rows[seen[rows]][0])} twice; _score must cover every sample once.")
             items[rows] = topk_from_scores(scores, k)
             ranks[rows] = ranks_from_scores(scores, samples.targets[rows])
             seen[rows] = True

@@ -83,6 +83,7 @@ def predict(method, samples, k: int = TOP_N) -> Prediction:
     """Recommend for `samples` and rank each target. Under a launched job each process handles one
     contiguous slice (bench.distributed.shard) and the slices are gathered, in rank order, on every
     process; when one process fails, every process stops with the same sentence."""
+    distributed.init_group()
     rank, world = distributed.rank_and_world()
     part = distributed.shard(len(samples), rank, world)
     if world == 1:
@@ -194,7 +195,7 @@ def run_benchmark(
         check_experiment_name(name)
     planned = plan_methods(methods, overrides)
     if split is None:
-        from bench.data.prepare import load_split, is_prepared, prepare
+        from bench.data.prepare import is_prepared, load_split, prepare
 
         if not is_prepared(dataset):
             if distributed.launched_processes() > 1:

@@ -13,7 +13,8 @@ table and prints the full label in a legend line under it.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 from rich import box
 from rich.cells import cell_len

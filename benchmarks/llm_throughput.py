@@ -72,7 +72,6 @@ def batches(n: int, micro_batch: int, vocab: int, prompt_len: int, response_len:
 
 
 def step_fn(variant: str, model, optimizer, device, autocast):
-    import torch
     import torch.nn.functional as F
 
     from methods.llm.loss import LabelLogits, cft_loss

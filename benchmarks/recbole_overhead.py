@@ -47,7 +47,9 @@ def recbole_epoch(files: Path, device: str, checkpoints: Path) -> tuple[float, f
     from recbole.utils import get_model, get_trainer, init_seed
 
     from bench import registry
-    from methods.recbole import files as rb_files, settings as rb_settings, shims
+    from methods.recbole import files as rb_files
+    from methods.recbole import settings as rb_settings
+    from methods.recbole import shims
 
     cls = registry.load_class("sasrec")
     settings = rb_settings.recbole_settings("SASRec", cls.Config(epochs=1), files.parent, seed=0)
@@ -85,7 +87,9 @@ def main() -> None:
 
     from bench.data.prepare import is_prepared, load_split, prepare
     from bench.seeding import resolve_device
-    from methods.recbole import files as rb_files, settings as rb_settings, shims
+    from methods.recbole import files as rb_files
+    from methods.recbole import settings as rb_settings
+    from methods.recbole import shims
 
     device = resolve_device(args.device)
     if not is_prepared(args.dataset):

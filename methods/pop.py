@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from bench.method import Context, ScoreMethod
 from bench.data.split import Samples
+from bench.method import Context, ScoreMethod
 
 
 class Pop(ScoreMethod):

@@ -1,8 +1,9 @@
 """Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`, and in-process with one:
-fit an LLM method with epochs=0 (the deterministic tiny model as built) and recommend the
-synthetic test split, once with the real decoder and once with a stub decoder whose first item
-is the position of each prompt in the whole test split (so the gathered order shows exactly);
-each rank writes the lists it holds after gathering."""
+fit a method (an LLM method with epochs=0: the deterministic tiny model as built) and let the
+runner predict the synthetic test split, once with the real decoder and once with a stub decoder
+whose first item is the position of each prompt in the whole test split (so the gathered order
+shows exactly); each rank writes the lists it holds after gathering. pop (a score method) has no
+decoder to stub: its lists and ranks are compared as they are."""
 
 from __future__ import annotations
 
@@ -13,22 +14,27 @@ from pathlib import Path
 
 def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     import numpy as np
+    from conftest import make_split
 
     from bench import distributed, registry
     from bench.method import Context
-    from conftest import make_split
+    from bench.runner import predict
 
     split = make_split(n_test=n_test)
     cls = registry.load_class(name)
-    config = registry.build_config(cls, {"epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"})
+    llm = name != "pop"
+    config = registry.build_config(cls, {"epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"} if llm else {})
     method = cls(config)
     context = Context(device="cpu", seed=0, items=split.items, card=split.card, work_dir=work_dir,
                       cache_dir=cache_dir, progress=None)
     method.fit(split.train, split.valid, context)
+    if not llm:
+        got = predict(method, split.test, 20)
+        return {"world": distributed.rank_and_world()[1], "items": got.topk.tolist(), "ranks": got.ranks.tolist()}
     decoded = []
     prompts_for = method.prompts_for
     method.prompts_for = lambda samples: decoded.append(len(samples)) or prompts_for(samples)
-    recs = method.recommend(split.test, 20)
+    recs = predict(method, split.test, 20)
     n_decoded = sum(decoded)
 
     everything = prompts_for(split.test)   # one prompt per test sample, unsharded
@@ -43,12 +49,12 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
 
     method._constrained = stub
     method._grounded = stub
-    order = method.recommend(split.test, 20)
+    order = predict(method, split.test, 20)
     return {
         "world": distributed.rank_and_world()[1], "decoded": n_decoded,
-        "items": recs.items.tolist(), "invalid": recs.invalid.tolist(), "generations": recs.extra["generations"],
-        "order": order.items[:, 0].tolist(), "order_invalid": order.invalid.tolist(),
-        "order_generations": [g["generations"] for g in order.extra["generations"]],
+        "items": recs.topk.tolist(), "invalid": recs.invalid.tolist(), "generations": recs.examples,
+        "order": order.topk[:, 0].tolist(), "order_invalid": order.invalid.tolist(),
+        "order_generations": [g["generations"] for g in order.examples],
         "expected_order": [position[t] for t in everything],
     }
 

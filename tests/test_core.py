@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_split
 
 from bench import evaluate, registry
 from bench.errors import BenchError
 from bench.runner import run_benchmark
 from bench.store import RunStore
-
-from conftest import make_split
-
 
 # --- evaluation ---------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ histories, targets and splits are written out literally, not recomputed with the
 from __future__ import annotations
 
 import csv
-import gzip
 import http.server
 import json
 import random
@@ -22,9 +21,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from amazon_fixture import MISSING, cards_with, closed_port, meta, review, ts, write_jsonl_gz
 from typer.testing import CliRunner
 
-from amazon_fixture import MISSING, cards_with, closed_port, meta, review, ts, write_jsonl_gz
 from bench.cli import app
 from bench.data import amazon, d3, movielens
 from bench.data.cards import load_card

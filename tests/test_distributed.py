@@ -1,4 +1,5 @@
-"""Sharded inference: contiguous slices per process, gathered in rank order, identical to one process."""
+"""Sharded inference, owned by the runner for every method: contiguous slices per process,
+gathered in rank order, identical to one process."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def torchrun(*args: str, timeout: int) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, n_test, slices", [
     ("sft", 7, (4, 3)),
     ("bigrec", 3, (2, 1)),   # rank 0 holds 2 rows: the third inspected row comes from rank 1
@@ -100,6 +102,44 @@ def test_two_processes_recommend_what_one_does(name, n_test, slices, tmp_path, m
         assert got["order_generations"] == [[f"row {r}"] for r in got["expected_order"][:3]]
 
 
+@pytest.mark.slow
+def test_two_processes_score_what_one_does(tmp_path, monkeypatch):
+    """A score method (pop) is sharded by the runner like the LLM methods: same lists, same ranks."""
+    monkeypatch.syspath_prepend(str(HERE))
+    from distributed_worker import recommend
+
+    cache = Path(os.environ["BENCH_CACHE_DIR"])
+    single = recommend("pop", 7, cache, tmp_path / "single")
+    assert single["world"] == 1 and len(single["items"]) == len(single["ranks"]) == 7
+    torchrun(str(HERE / "distributed_worker.py"), "pop", "7", str(cache), str(tmp_path), timeout=300)
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert got["world"] == 2 and got["items"] == single["items"] and got["ranks"] == single["ranks"]
+
+
+def test_a_failing_process_stops_every_process(monkeypatch):
+    """One process's error reaches every process as one sentence naming the process (simulated
+    gather: process 1 failed, this one, process 0, succeeded)."""
+    from conftest import make_split
+
+    from bench import runner
+    from methods.pop import Pop
+
+    split = make_split()
+    method = Pop()
+    method.fit(split.train, split.valid, _context(split))
+    monkeypatch.setattr(distributed, "rank_and_world", lambda: (0, 2))
+    monkeypatch.setattr(distributed, "gather", lambda obj: [obj, (None, "RuntimeError: CUDA error on purpose")])
+    with pytest.raises(BenchError, match=r"Inference of 'pop' failed on process 1 of 2 \(RuntimeError: CUDA error on purpose\)"):
+        runner.predict(method, split.test, 10)
+
+
+def _context(split):
+    from bench.method import Context
+
+    return Context(device="cpu", seed=0, items=split.items, card=split.card, work_dir=Path("."), cache_dir=Path("."))
+
+
 def test_launched_processes_need_a_prepared_dataset(monkeypatch):
     from bench.errors import BenchError
     from bench.runner import run_benchmark
@@ -109,6 +149,7 @@ def test_launched_processes_need_a_prepared_dataset(monkeypatch):
         run_benchmark(["pop"], "ml-100k", [0], device="cpu", show_progress=False)
 
 
+@pytest.mark.slow
 def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     """`torchrun --nproc_per_node 2 -m bench.cli run ...` on the CPU (gloo), as on two GPUs: the
     32 training samples are split between the processes (4 optimizer steps of 4 samples each, not

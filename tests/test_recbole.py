@@ -16,6 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("recbole")
 
+from conftest import make_split
+
 from bench import evaluate, registry
 from bench.data.cards import DatasetCard
 from bench.data.split import Catalogue, Samples, Split
@@ -25,8 +27,6 @@ from methods.recbole import shims
 from methods.recbole.files import DATASET, write_atomic_files
 from methods.recbole.method import load_data
 from methods.recbole.settings import build_config, model_class, parse_extra, recbole_settings
-
-from conftest import make_split
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -210,8 +210,8 @@ def test_bad_samples_are_refused_with_one_sentence(tmp_path):
 def test_numpy_aliases_and_recbole_code_that_uses_them():
     shims.install_shims()
     assert np.float is float and np.int is int and np.float_ is np.float64
-    from recbole.data.interaction import _convert_to_tensor   # isinstance(elem, (float, int, np.float, ...))
-    from recbole.evaluator.metrics import NDCG                # np.zeros_like(..., dtype=np.float)
+    from recbole.data.interaction import _convert_to_tensor  # isinstance(elem, (float, int, np.float, ...))
+    from recbole.evaluator.metrics import NDCG  # np.zeros_like(..., dtype=np.float)
 
     assert _convert_to_tensor([1.5, 2.5]).tolist() == [1.5, 2.5]
     ndcg = NDCG.__new__(NDCG)
@@ -242,6 +242,7 @@ def test_torch_load_default_changes_for_recbole_callers_only(tmp_path, monkeypat
     assert seen == ["default", False]
 
 
+@pytest.mark.slow
 def test_importing_recbole_through_the_adapter_pulls_no_ray_and_no_tensorboard():
     code = (
         "import sys\n"

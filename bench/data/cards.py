@@ -4,9 +4,10 @@ new card, not new code."""
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import tomllib
 
 from bench import paths
 from bench.errors import BenchError

@@ -51,7 +51,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def subset(self, index) -> "Samples":
+    def subset(self, index) -> Samples:
         index = np.asarray(index, dtype=np.int64)
         return Samples(
             users=self.users[index],
@@ -60,7 +60,7 @@ class Samples:
             times=self.times[index],
         )
 
-    def head(self, n: int | None) -> "Samples":
+    def head(self, n: int | None) -> Samples:
         if n is None or n >= len(self):
             return self
         return self.subset(np.arange(n))
@@ -89,7 +89,7 @@ class Samples:
         )
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "Samples":
+    def from_frame(cls, frame: pd.DataFrame) -> Samples:
         histories = [tuple(int(x) for x in str(h).split()) if isinstance(h, str) and h else () for h in frame["history"]]
         return cls(
             users=frame["user"].to_numpy(np.int64),

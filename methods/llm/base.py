@@ -97,7 +97,8 @@ class LLMMethod(Method):
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
-        from methods.llm.train import TrainConfig, train as train_model
+        from methods.llm.train import TrainConfig
+        from methods.llm.train import train as train_model
 
         cfg = self.config
         self.context = context

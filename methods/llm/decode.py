@@ -30,8 +30,8 @@ not a finished beam and is skipped; copies are removed with the other duplicates
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -185,7 +185,7 @@ class TitleTrie:
             self.add(P.response_ids(tokenizer, title), item)
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> "TitleTrie":
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> TitleTrie:
         trie = cls.__new__(cls)
         trie.eos, trie._root, trie._items, trie.collisions = eos, {}, {}, 0
         for item, seq in enumerate(sequences):
@@ -257,7 +257,7 @@ def constrained_beam_search(
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
             start = ids.shape[1]
 
-            def allowed_tokens(_batch_id: int, sent: torch.Tensor) -> list[int]:
+            def allowed_tokens(_batch_id: int, sent: torch.Tensor, start: int = start) -> list[int]:
                 return trie.allowed(sent[start:].tolist()) or eos_only
 
             seqs = model.generate(

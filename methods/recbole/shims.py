@@ -13,8 +13,8 @@ import os
 import sys
 import types
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
