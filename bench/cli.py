@@ -16,7 +16,11 @@ from rich.table import Table
 
 from bench.errors import BenchError
 
-app = typer.Typer(help="Benchmark sequential recommenders, classic and LLM-based, on identical splits.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Benchmark sequential recommenders, classic and LLM-based, on identical splits.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
@@ -43,7 +47,9 @@ def friendly(fn):
 def locations(
     data_dir: Optional[Path] = typer.Option(None, envvar="BENCH_DATA_DIR", help="Where prepared splits are written."),
     results_dir: Optional[Path] = typer.Option(None, envvar="BENCH_RESULTS_DIR", help="Where runs and leaderboards are written."),
-    cache_dir: Optional[Path] = typer.Option(None, envvar="BENCH_CACHE_DIR", help="Where built tokenizers and models are cached."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, envvar="BENCH_CACHE_DIR", help="Where built tokenizers and models are cached."
+    ),
 ):
     for var, value in (("BENCH_DATA_DIR", data_dir), ("BENCH_RESULTS_DIR", results_dir), ("BENCH_CACHE_DIR", cache_dir)):
         if value is not None:
@@ -64,7 +70,11 @@ def run(
     limit_test: Optional[int] = typer.Option(None, "--limit-test", help="Evaluate only the first N test samples (smoke runs)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: method.field=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
-    name: Optional[str] = typer.Option(None, "--name", help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table."),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table.",
+    ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
     from bench.registry import parse_overrides
@@ -75,12 +85,19 @@ def run(
     except ValueError:
         raise BenchError(f"--seeds '{seeds}' is not a list of integers; write e.g. --seeds 0,1,2.")
     records = run_benchmark(
-        _csv(methods), dataset, seed_list, device=device, limit_test=limit_test,
-        overrides=parse_overrides(set_), force=force, console=console, name=name,
+        _csv(methods),
+        dataset,
+        seed_list,
+        device=device,
+        limit_test=limit_test,
+        overrides=parse_overrides(set_),
+        force=force,
+        console=console,
+        name=name,
     )
     from bench.distributed import is_main_process
 
-    if is_main_process():   # a launched job: rank 0 reports
+    if is_main_process():  # a launched job: rank 0 reports
         _print_runs(dataset, records)
 
 
@@ -94,12 +111,29 @@ def _print_runs(dataset: str, records: list[dict]) -> None:
     rows = []
     for mark, shown, r in zip(marks, names, records):
         m = r["metrics"]
-        rows.append(([mark, shown], [str(r["seed"]), f"{m['NDCG@10']:.4f}", f"{m['HR@10']:.4f}", f"{r['invalid_total']:,}",
-                                     f"{r['timing']['total_s']:,.1f}", r["key"][:8]]))
+        rows.append(
+            (
+                [mark, shown],
+                [
+                    str(r["seed"]),
+                    f"{m['NDCG@10']:.4f}",
+                    f"{m['HR@10']:.4f}",
+                    f"{r['invalid_total']:,}",
+                    f"{r['timing']['total_s']:,.1f}",
+                    r["key"][:8],
+                ],
+            )
+        )
     legend = [f"{mark} = {r['label']}" for mark, shown, r in zip(marks, names, records) if shown != r["label"]]
-    print_table(console, f"{dataset}: {len(records)} run(s)", ["", "method"],
-                ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"], rows,
-                notes=["key: the first 8 characters of the run key"], legend=legend)
+    print_table(
+        console,
+        f"{dataset}: {len(records)} run(s)",
+        ["", "method"],
+        ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"],
+        rows,
+        notes=["key: the first 8 characters of the run key"],
+        legend=legend,
+    )
 
 
 @app.command("methods")
@@ -130,7 +164,9 @@ def leaderboard(
     formats: str = typer.Option("md,tex,csv,json", "--format", help="Output formats."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Default: <results>/leaderboard."),
     seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstrap."),
-    name: Optional[str] = typer.Option(None, "--name", help="Only the runs of this experiment (bench run --name); files are <dataset>-<name>.*"),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Only the runs of this experiment (bench run --name); files are <dataset>-<name>.*"
+    ),
     methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
     where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
 ):
@@ -138,11 +174,21 @@ def leaderboard(
     from bench.leaderboard import Selection, leaderboard_command, parse_where
     from bench.store import check_experiment_name
 
-    selection = Selection(methods=_csv(methods or ""), where=parse_where(where),
-                          name=check_experiment_name(name) if name is not None else None)
+    selection = Selection(
+        methods=_csv(methods or ""), where=parse_where(where), name=check_experiment_name(name) if name is not None else None
+    )
     paths = leaderboard_command(
-        dataset, metrics=_csv(metrics), test=test, correction=correction, alpha=alpha, baseline=baseline,
-        out_dir=out_dir, formats=tuple(_csv(formats)), seed=seed, console=console, selection=selection,
+        dataset,
+        metrics=_csv(metrics),
+        test=test,
+        correction=correction,
+        alpha=alpha,
+        baseline=baseline,
+        out_dir=out_dir,
+        formats=tuple(_csv(formats)),
+        seed=seed,
+        console=console,
+        selection=selection,
     )
     for path in paths:
         console.print(f"[dim]wrote {path}[/]")
@@ -161,15 +207,18 @@ def data_list():
         card = load_card(name)
         rows.append(([name], [card.source, card.category or "-", "yes" if is_prepared(name) else "no"]))
         notes.append(f"{name}: {card.description}")
-    print_table(console, "datasets", ["name"], ["source", "category", "prepared"], rows, notes=notes,
-                value_justify=["left"] * 3)
+    print_table(console, "datasets", ["name"], ["source", "category", "prepared"], rows, notes=notes, value_justify=["left"] * 3)
 
 
 @data_app.command("prepare")
 @friendly
 def data_prepare(
     name: str = typer.Argument(..., help="Dataset card name, e.g. ml-100k or toys."),
-    raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", help="Folder holding raw files you already have (Amazon: missing ones are downloaded there; MovieLens: ml-100k.inter and ml-100k.item)."),
+    raw_dir: Optional[Path] = typer.Option(
+        None,
+        "--raw-dir",
+        help="Folder holding raw files you already have (Amazon: missing ones are downloaded there; MovieLens: ml-100k.inter and ml-100k.item).",
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if prepared."),
     reviews: Optional[str] = typer.Option(None, "--reviews", help="Amazon only: full (default) or 5core."),
 ):
@@ -208,12 +257,30 @@ def _print_stats(manifests: list[dict]) -> None:
     rows = []
     for m in manifests:
         c, s = m["counts"], m["samples"]
-        rows.append(([m["dataset"]], [f"{c['users']:,}", f"{c['items']:,}", f"{c['merged_raw_items']:,}", f"{s['train']:,}",
-                                      f"{s['valid']:,}", f"{s['test']:,}", f"{m['avg_history']['train']:.2f}", m["window"],
-                                      m["split_hash"]]))
-    print_table(console, "prepared datasets", ["dataset"],
-                ["users", "items", "merged ids", "train", "valid", "test", "avg history", "window", "split hash"], rows,
-                value_justify=["right"] * 7 + ["left"] * 2)
+        rows.append(
+            (
+                [m["dataset"]],
+                [
+                    f"{c['users']:,}",
+                    f"{c['items']:,}",
+                    f"{c['merged_raw_items']:,}",
+                    f"{s['train']:,}",
+                    f"{s['valid']:,}",
+                    f"{s['test']:,}",
+                    f"{m['avg_history']['train']:.2f}",
+                    m["window"],
+                    m["split_hash"],
+                ],
+            )
+        )
+    print_table(
+        console,
+        "prepared datasets",
+        ["dataset"],
+        ["users", "items", "merged ids", "train", "valid", "test", "avg history", "window", "split hash"],
+        rows,
+        value_justify=["right"] * 7 + ["left"] * 2,
+    )
     for m in manifests:
         if m["dropped"]:
             dropped = [([reason.replace("_", " ")], [f"{count:,}"]) for reason, count in m["dropped"].items()]

@@ -47,13 +47,13 @@ class NoConfig:
 class Context:
     """What a method may know besides its samples."""
 
-    device: str                    # "cpu", "cuda" or "cuda:N"
+    device: str  # "cpu", "cuda" or "cuda:N"
     seed: int
-    items: Catalogue               # the catalogue: item id -> title
-    card: DatasetCard              # domain noun, history length...
-    work_dir: Path                 # scratch folder of this run (checkpoints); removed once the run is stored
-    cache_dir: Path                # shared cache (built tokenizers, tiny models)
-    progress: Any = None           # a rich Progress to add tasks to, or None
+    items: Catalogue  # the catalogue: item id -> title
+    card: DatasetCard  # domain noun, history length...
+    work_dir: Path  # scratch folder of this run (checkpoints); removed once the run is stored
+    cache_dir: Path  # shared cache (built tokenizers, tiny models)
+    progress: Any = None  # a rich Progress to add tasks to, or None
 
     @property
     def n_items(self) -> int:
@@ -64,10 +64,10 @@ class Context:
 class Recommendations:
     """Ranked item ids per sample, best first; -1 pads lists shorter than k."""
 
-    items: np.ndarray                             # (n, <=k) int64
-    invalid: np.ndarray | None = None             # (n,) outputs that named no catalogue item (generative methods)
-    extra: dict = field(default_factory=dict)     # small JSON-able facts stored with the run
-    ranks: np.ndarray | None = None               # (n,) the target's rank in the whole catalogue (ScoreMethod)
+    items: np.ndarray  # (n, <=k) int64
+    invalid: np.ndarray | None = None  # (n,) outputs that named no catalogue item (generative methods)
+    extra: dict = field(default_factory=dict)  # small JSON-able facts stored with the run
+    ranks: np.ndarray | None = None  # (n,) the target's rank in the whole catalogue (ScoreMethod)
     examples: list = field(default_factory=list)  # JSON-able dicts for the first rows (at most INSPECT), for inspection
 
 
@@ -130,12 +130,18 @@ class Method(ABC):
     def _check(self, recs: Recommendations, n: int, k: int) -> Recommendations:
         who = self._who()
         if not isinstance(recs, Recommendations):
-            raise MethodError(f"{who} returned {type(recs).__name__} from _recommend instead of Recommendations; this is a bug in the method.")
+            raise MethodError(
+                f"{who} returned {type(recs).__name__} from _recommend instead of Recommendations; this is a bug in the method."
+            )
         items = np.asarray(recs.items)
         if items.ndim != 2 or items.shape[0] != n:
-            raise MethodError(f"{who} returned lists of shape {items.shape} for {n} samples (want one list per sample); this is a bug in the method.")
+            raise MethodError(
+                f"{who} returned lists of shape {items.shape} for {n} samples (want one list per sample); this is a bug in the method."
+            )
         if items.shape[1] > k:
-            raise MethodError(f"{who} returned {items.shape[1]} items per sample where at most k={k} were asked; this is a bug in the method.")
+            raise MethodError(
+                f"{who} returned {items.shape[1]} items per sample where at most k={k} were asked; this is a bug in the method."
+            )
         if items.size and not np.issubdtype(items.dtype, np.integer):
             raise MethodError(f"{who} returned item ids of type {items.dtype}, not integers; this is a bug in the method.")
         items = items.astype(np.int64, copy=False)
@@ -146,11 +152,17 @@ class Method(ABC):
         for name in ("invalid", "ranks"):
             value = getattr(recs, name)
             if value is not None and np.shape(value) != (n,):
-                raise MethodError(f"{who} returned {name} of shape {np.shape(value)} for {n} samples; this is a bug in the method.")
+                raise MethodError(
+                    f"{who} returned {name} of shape {np.shape(value)} for {n} samples; this is a bug in the method."
+                )
         if not isinstance(recs.examples, list):
-            raise MethodError(f"{who} returned examples of type {type(recs.examples).__name__}, not a list; this is a bug in the method.")
+            raise MethodError(
+                f"{who} returned examples of type {type(recs.examples).__name__}, not a list; this is a bug in the method."
+            )
         if not isinstance(recs.extra, dict):
-            raise MethodError(f"{who} returned extra of type {type(recs.extra).__name__}, not a dict; this is a bug in the method.")
+            raise MethodError(
+                f"{who} returned extra of type {type(recs.extra).__name__}, not a dict; this is a bug in the method."
+            )
         recs.items = items
         return recs
 
@@ -184,10 +196,14 @@ class ScoreMethod(Method):
         for rows, scores in self.score(samples):
             rows = np.asarray(rows, dtype=np.int64)
             if seen[rows].any():
-                raise MethodError(f"{self._who()} scored sample {int(rows[seen[rows]][0])} twice; _score must cover every sample once.")
+                raise MethodError(
+                    f"{self._who()} scored sample {int(rows[seen[rows]][0])} twice; _score must cover every sample once."
+                )
             items[rows] = topk_from_scores(scores, k)
             ranks[rows] = ranks_from_scores(scores, samples.targets[rows])
             seen[rows] = True
         if not seen.all():
-            raise MethodError(f"{self._who()} scored {int(seen.sum())} of {len(samples)} samples; _score must cover every sample.")
+            raise MethodError(
+                f"{self._who()} scored {int(seen.sum())} of {len(samples)} samples; _score must cover every sample."
+            )
         return Recommendations(items=items, ranks=ranks)

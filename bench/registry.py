@@ -19,7 +19,7 @@ ENTRY_POINT_GROUP = "bench.methods"
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    target: str          # "module:Class"
+    target: str  # "module:Class"
     description: str
     # class attributes set on a generated subclass, so one class serves several names
     # (e.g. {"recbole_model": "Caser"})
@@ -35,13 +35,29 @@ BUILTIN: dict[str, MethodSpec] = {
     for spec in [
         MethodSpec("pop", "methods.pop:Pop", "Most popular items among the training targets (sanity floor)."),
         # classic sequential models through RecBole; any RecBole sequential model is one line like these
-        MethodSpec("sasrec", _RECBOLE, "SASRec (RecBole): self-attention over the history, CE over all items.", {"recbole_model": "SASRec"}),
-        MethodSpec("gru4rec", _RECBOLE, "GRU4Rec (RecBole): a GRU over the history, CE over all items.", {"recbole_model": "GRU4Rec"}),
+        MethodSpec(
+            "sasrec",
+            _RECBOLE,
+            "SASRec (RecBole): self-attention over the history, CE over all items.",
+            {"recbole_model": "SASRec"},
+        ),
+        MethodSpec(
+            "gru4rec", _RECBOLE, "GRU4Rec (RecBole): a GRU over the history, CE over all items.", {"recbole_model": "GRU4Rec"}
+        ),
         MethodSpec("caser", _RECBOLE, "Caser (RecBole): convolutional sequence embedding.", {"recbole_model": "Caser"}),
-        MethodSpec("bert4rec", _RECBOLE, "BERT4Rec (RecBole): bidirectional self-attention, cloze training.", {"recbole_model": "BERT4Rec"}),
+        MethodSpec(
+            "bert4rec",
+            _RECBOLE,
+            "BERT4Rec (RecBole): bidirectional self-attention, cloze training.",
+            {"recbole_model": "BERT4Rec"},
+        ),
         # LLM methods on one shared engine (methods/llm)
-        MethodSpec("sft", "methods.llm.sft:SFT", "LLM fine-tuned on title generation; beam search constrained to catalogue titles."),
-        MethodSpec("bigrec", "methods.llm.bigrec:BIGRec", "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."),
+        MethodSpec(
+            "sft", "methods.llm.sft:SFT", "LLM fine-tuned on title generation; beam search constrained to catalogue titles."
+        ),
+        MethodSpec(
+            "bigrec", "methods.llm.bigrec:BIGRec", "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."
+        ),
         MethodSpec("cft", "methods.llm.cft:CFT", "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."),
         MethodSpec("cft-no-cf", "methods.llm.cft:CFTNoCF", "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."),
         MethodSpec("cft-no-tw", "methods.llm.cft:CFTNoTW", "CFT ablation with uniform token weights (alpha 0.1, beta 1)."),
@@ -83,7 +99,9 @@ def load_class(name: str):
         module = importlib.import_module(module_name)
         cls = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
-        raise BenchError(f"Method '{name}' cannot be loaded from {spec.target} ({exc}); check that its package is installed.") from exc
+        raise BenchError(
+            f"Method '{name}' cannot be loaded from {spec.target} ({exc}); check that its package is installed."
+        ) from exc
     except TypeError as exc:  # the method contract refused a class while its module was imported
         raise BenchError(f"Method '{name}' cannot be loaded from {spec.target}: {exc}") from exc
     from bench.method import Method

@@ -60,11 +60,11 @@ def config_key(p: Planned, split_hash: str, limit_test: int | None) -> str:
 class Prediction:
     """What the harness keeps of a method's recommendations for every sample."""
 
-    ranks: np.ndarray      # (n,) target rank, NOT_RANKED when absent from the list
-    topk: np.ndarray       # (n, k) item ids, -1 padded
-    invalid: np.ndarray    # (n,)
-    extra: dict            # the method's facts (from the first process)
-    examples: list         # inspected samples, the first INSPECT rows
+    ranks: np.ndarray  # (n,) target rank, NOT_RANKED when absent from the list
+    topk: np.ndarray  # (n, k) item ids, -1 padded
+    invalid: np.ndarray  # (n,)
+    extra: dict  # the method's facts (from the first process)
+    examples: list  # inspected samples, the first INSPECT rows
 
 
 def _predict_slice(method, samples, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, list]:
@@ -74,7 +74,9 @@ def _predict_slice(method, samples, k: int) -> tuple[np.ndarray, np.ndarray, np.
     recs = method.recommend(samples, k)
     topk = np.full((n, k), -1, dtype=np.int64)
     topk[:, : recs.items.shape[1]] = recs.items
-    ranks = evaluate.ranks_from_lists(recs.items, samples.targets) if recs.ranks is None else np.asarray(recs.ranks, dtype=np.int64)
+    ranks = (
+        evaluate.ranks_from_lists(recs.items, samples.targets) if recs.ranks is None else np.asarray(recs.ranks, dtype=np.int64)
+    )
     invalid = np.zeros(n, dtype=np.int32) if recs.invalid is None else np.asarray(recs.invalid, dtype=np.int32)
     return ranks, topk, invalid, recs.extra, list(recs.examples)[:INSPECT]
 
@@ -110,16 +112,29 @@ def predict(method, samples, k: int = TOP_N) -> Prediction:
     )
 
 
-def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | None, store: RunStore, progress=None,
-            name: str | None = None) -> dict:
+def run_one(
+    p: Planned,
+    split: Split,
+    seed: int,
+    device: str,
+    limit_test: int | None,
+    store: RunStore,
+    progress=None,
+    name: str | None = None,
+) -> dict:
     key = run_key(p.name, p.cls.version, p.resolved, split.hash, seed, limit_test)
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     method = p.cls(p.config)
     context = Context(
-        device=device, seed=seed, items=split.items, card=split.card, work_dir=work_dir,
-        cache_dir=_cache_dir(), progress=progress,
+        device=device,
+        seed=seed,
+        items=split.items,
+        card=split.card,
+        work_dir=work_dir,
+        cache_dir=_cache_dir(),
+        progress=progress,
     )
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -147,8 +162,8 @@ def run_one(p: Planned, split: Split, seed: int, device: str, limit_test: int | 
         "metrics": metrics,
         "invalid_total": int(prediction.invalid.sum()),
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
-        "provenance": provenance.collect(device) | {"seed": seed, "split_hash": split.hash,
-                                                    "processes": distributed.launched_processes()},
+        "provenance": provenance.collect(device)
+        | {"seed": seed, "split_hash": split.hash, "processes": distributed.launched_processes()},
         "info": method.run_info(),
         "extra": prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
         "started_at": started.isoformat(timespec="seconds"),
@@ -188,7 +203,7 @@ def run_benchmark(
     from bench.progress import make_progress
 
     console = console or Console()
-    if not distributed.is_main_process():   # launched jobs: one process reports, all of them work
+    if not distributed.is_main_process():  # launched jobs: one process reports, all of them work
         console, show_progress = Console(quiet=True), False
     store = store or RunStore()
     if name is not None:

@@ -22,7 +22,7 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error; in a
+    """ "auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error; in a
     launched multi-process job "auto" and "cuda" mean the process's own GPU, cuda:LOCAL_RANK."""
     from bench.errors import BenchError
 

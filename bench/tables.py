@@ -23,7 +23,7 @@ from rich.text import Text
 
 Cell = Union[str, Text]
 BOX = box.SIMPLE_HEAD  # no vertical rules: labels and numbers can be copied out whole
-NAME_MAX = 28          # a longer label goes to the legend, the table shows its short name
+NAME_MAX = 28  # a longer label goes to the legend, the table shows its short name
 
 
 def width_of(cell: Cell) -> int:

@@ -27,15 +27,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # published architectures (their config.json), used with random weights
 SHAPES = {
-    "qwen2-0.5b": ("Qwen2", dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                                 num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
-                                 rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)),
-    "smollm2-135m": ("Llama", dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                                   num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                                   rope_theta=100_000.0, rms_norm_eps=1e-5, tie_word_embeddings=True)),
-    "tiny": ("Qwen2", dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                           tie_word_embeddings=True)),
+    "qwen2-0.5b": (
+        "Qwen2",
+        dict(
+            vocab_size=151936,
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            max_position_embeddings=32768,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "smollm2-135m": (
+        "Llama",
+        dict(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=8192,
+            rope_theta=100_000.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "tiny": (
+        "Qwen2",
+        dict(
+            vocab_size=2048,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            tie_word_embeddings=True,
+        ),
+    ),
 }
 
 
@@ -126,11 +160,14 @@ def main() -> None:
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    data = batches(args.warmup + args.steps, args.micro_batch, model.config.vocab_size, args.prompt_len,
-                   args.response_len, args.cf_len)
-    print(f"{args.shape}: {n_params / 1e6:.1f}M parameters, {dtype}, {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if cuda else f", {torch.get_num_threads()} threads")
-          + f"; micro-batch {args.micro_batch}, prompt ~{args.prompt_len}, response ~{args.response_len}, cf prompt {args.cf_len}")
+    data = batches(
+        args.warmup + args.steps, args.micro_batch, model.config.vocab_size, args.prompt_len, args.response_len, args.cf_len
+    )
+    print(
+        f"{args.shape}: {n_params / 1e6:.1f}M parameters, {dtype}, {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if cuda else f", {torch.get_num_threads()} threads")
+        + f"; micro-batch {args.micro_batch}, prompt ~{args.prompt_len}, response ~{args.response_len}, cf prompt {args.cf_len}"
+    )
 
     results = {}
     for variant in ("sft", "cft", "sft-full"):
@@ -149,8 +186,10 @@ def main() -> None:
                 tokens += n
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
         results[variant] = (statistics.median(times), tokens / sum(times), peak)
-        print(f"  {variant:9s} {results[variant][0] * 1000:8.1f} ms/step  {results[variant][1]:10,.0f} tok/s"
-              + (f"  peak {peak:.2f} GiB" if cuda else ""))
+        print(
+            f"  {variant:9s} {results[variant][0] * 1000:8.1f} ms/step  {results[variant][1]:10,.0f} tok/s"
+            + (f"  peak {peak:.2f} GiB" if cuda else "")
+        )
     sft, cft, full = (results[v][0] for v in ("sft", "cft", "sft-full"))
     print(f"  step-time ratios: cft/sft {cft / sft:.2f}, sft-full/sft {full / sft:.2f}")
 

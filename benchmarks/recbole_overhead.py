@@ -96,7 +96,7 @@ def main() -> None:
         prepare(args.dataset)
     split = load_split(args.dataset)
     shims.install_shims()
-    rb_settings.model_class("SASRec")   # imports outside the timed region, for both pipelines
+    rb_settings.model_class("SASRec")  # imports outside the timed region, for both pipelines
 
     harness_times, recbole_times = [], []
     with tempfile.TemporaryDirectory(prefix="recbole-overhead-") as tmp:
@@ -106,7 +106,9 @@ def main() -> None:
             files = work / "recbole" / rb_files.DATASET
             order = ["harness", "recbole"] if repeat % 2 == 0 else ["recbole", "harness"]
             if order[0] == "recbole":  # RecBole needs the harness's files: write them untimed first
-                rb_files.write_atomic_files(files, {"train": split.train, "valid": split.valid, "test": split.valid}, split.n_items, 10)
+                rb_files.write_atomic_files(
+                    files, {"train": split.train, "valid": split.valid, "test": split.valid}, split.n_items, 10
+                )
             for which in order:
                 if which == "harness":
                     seconds, info = harness_epoch(split, device, work)
@@ -120,8 +122,10 @@ def main() -> None:
     harness, recbole = statistics.median(harness_times), statistics.median(recbole_times)
     print()
     threads = torch.get_num_threads() if device == "cpu" else "-"
-    print(f"dataset {args.dataset}: {len(split.train)} train / {len(split.valid)} valid samples, {split.n_items} items, "
-          f"device {device}, torch threads {threads}")
+    print(
+        f"dataset {args.dataset}: {len(split.train)} train / {len(split.valid)} valid samples, {split.n_items} items, "
+        f"device {device}, torch threads {threads}"
+    )
     print(f"one SASRec epoch (train + validation), median of {args.repeats}:")
     print(f"  through the harness   {harness:8.2f} s")
     print(f"  RecBole's own trainer {recbole:8.2f} s")

@@ -27,7 +27,7 @@ def review(user: str, asin: str, day: str, rating: float = 5.0) -> dict:
         "overall": rating,
         "vote": "2",
         "verified": True,
-        "reviewTime": f"{when.month:02d} {when.day}, {when.year}",   # "10 1, 2017"
+        "reviewTime": f"{when.month:02d} {when.day}, {when.year}",  # "10 1, 2017"
         "reviewerID": user,
         "asin": asin,
         "style": {"Format:": " Paperback"},

@@ -25,8 +25,9 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     llm = name != "pop"
     config = registry.build_config(cls, {"epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"} if llm else {})
     method = cls(config)
-    context = Context(device="cpu", seed=0, items=split.items, card=split.card, work_dir=work_dir,
-                      cache_dir=cache_dir, progress=None)
+    context = Context(
+        device="cpu", seed=0, items=split.items, card=split.card, work_dir=work_dir, cache_dir=cache_dir, progress=None
+    )
     method.fit(split.train, split.valid, context)
     if not llm:
         got = predict(method, split.test, 20)
@@ -37,7 +38,7 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     recs = predict(method, split.test, 20)
     n_decoded = sum(decoded)
 
-    everything = prompts_for(split.test)   # one prompt per test sample, unsharded
+    everything = prompts_for(split.test)  # one prompt per test sample, unsharded
     position = {}
     for row, text in enumerate(everything):
         position.setdefault(text, row)
@@ -51,9 +52,13 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     method._grounded = stub
     order = predict(method, split.test, 20)
     return {
-        "world": distributed.rank_and_world()[1], "decoded": n_decoded,
-        "items": recs.topk.tolist(), "invalid": recs.invalid.tolist(), "generations": recs.examples,
-        "order": order.topk[:, 0].tolist(), "order_invalid": order.invalid.tolist(),
+        "world": distributed.rank_and_world()[1],
+        "decoded": n_decoded,
+        "items": recs.topk.tolist(),
+        "invalid": recs.invalid.tolist(),
+        "generations": recs.examples,
+        "order": order.topk[:, 0].tolist(),
+        "order_invalid": order.invalid.tolist(),
         "order_generations": [g["generations"] for g in order.examples],
         "expected_order": [position[t] for t in everything],
     }

@@ -33,6 +33,7 @@ def umask():
 
 # --- files ----------------------------------------------------------------------------------------
 
+
 def test_write_text_creates_the_file_and_its_folders(tmp_path):
     path = tmp_path / "a" / "b" / "note.txt"
     assert write_text(path, "héllo\n") == path
@@ -97,6 +98,7 @@ def test_atomic_file_whose_block_removes_the_temporary_fails_and_keeps_the_old_f
 
 
 # --- folders --------------------------------------------------------------------------------------
+
 
 def test_atomic_dir_builds_a_folder_and_moves_it_into_place(tmp_path):
     final = tmp_path / "deep" / "run"
@@ -178,6 +180,7 @@ def test_atomic_dir_twice_in_a_row_keeps_only_the_last(tmp_path):
 
 # --- permissions ----------------------------------------------------------------------------------
 
+
 def test_folders_and_files_are_readable_by_others_under_umask_022(tmp_path, umask):
     umask(0o022)
     final = tmp_path / "shared" / "run"
@@ -185,9 +188,9 @@ def test_folders_and_files_are_readable_by_others_under_umask_022(tmp_path, umas
         write_text(tmp / "run.json", "{}")
         with atomic_file(tmp / "arrays.npz") as t:
             t.write_bytes(b"npz")
-    assert mode(final) == 0o755            # mkdtemp alone would give 0o700
-    assert mode(final.parent) == 0o755     # the parent made on the way
-    assert mode(final / "run.json") == 0o644   # mkstemp alone would give 0o600
+    assert mode(final) == 0o755  # mkdtemp alone would give 0o700
+    assert mode(final.parent) == 0o755  # the parent made on the way
+    assert mode(final / "run.json") == 0o644  # mkstemp alone would give 0o600
     assert mode(final / "arrays.npz") == 0o644
     path = write_text(tmp_path / "top.txt", "x")
     assert mode(path) == 0o644

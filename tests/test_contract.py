@@ -24,6 +24,7 @@ MOD = __name__  # the module the test methods below live in, as their messages m
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def context_for(split, tmp_path) -> Context:
     return Context(device="cpu", seed=0, items=split.items, card=split.card, work_dir=tmp_path, cache_dir=tmp_path)
 
@@ -74,8 +75,8 @@ class FixedScores(ScoreMethod):
     name = "fixed"
     table = np.array(
         [
-            [0.1, 0.5, 0.5, 0.9, 0.2],   # top: 3 (0.9), then 1 and 2 tie at 0.5 -> 1 first (lower id)
-            [0.3, 0.3, 0.3, 0.3, 0.3],   # all tie -> 0, 1, 2, 3, 4
+            [0.1, 0.5, 0.5, 0.9, 0.2],  # top: 3 (0.9), then 1 and 2 tie at 0.5 -> 1 first (lower id)
+            [0.3, 0.3, 0.3, 0.3, 0.3],  # all tie -> 0, 1, 2, 3, 4
             [0.0, -1.0, 2.0, 1.0, 1.0],  # 2 (2.0), then 3 and 4 tie at 1.0 -> 3 first
         ]
     )
@@ -113,6 +114,7 @@ def single_process(monkeypatch):
 
 
 # --- the contract: refusals ----------------------------------------------------------------------
+
 
 def test_recommend_before_fit_is_refused(split):
     m = type("Scripted", (Scripted,), {"__qualname__": "Scripted", "__module__": MOD})()
@@ -314,6 +316,7 @@ def test_a_method_that_defines_a_public_method_is_refused_at_class_creation(publ
 
 def test_a_score_method_that_defines_score_is_refused_at_class_creation():
     with pytest.raises(TypeError, match=r"Method class .*OwnScore overrides score\(\); implement _score\(\) instead"):
+
         class OwnScore(ScoreMethod):
             def _fit(self, train, valid, context): ...
             def _score(self, samples): ...
@@ -322,6 +325,7 @@ def test_a_score_method_that_defines_score_is_refused_at_class_creation():
 
 def test_a_class_statement_defining_fit_is_refused():
     with pytest.raises(TypeError, match=r"Method class .*Old overrides fit\(\); implement _fit\(\) instead"):
+
         class Old(Method):
             def fit(self, train, valid, context): ...
             def _fit(self, train, valid, context): ...
@@ -335,12 +339,14 @@ class _FitMixin:
 
 def test_a_public_method_from_a_mixin_is_refused_at_class_creation():
     with pytest.raises(TypeError, match=r"overrides fit\(\) \(through _FitMixin\); implement _fit\(\) instead"):
+
         class Mixed(_FitMixin, Method):
             def _fit(self, train, valid, context): ...
             def _recommend(self, samples, k): ...
 
 
 # --- the contract: what passes, by hand ----------------------------------------------------------
+
 
 def test_score_method_top_k_and_pessimistic_ranks_by_hand(split5, tmp_path):
     m = fitted(FixedScores(), split5, tmp_path)
@@ -396,6 +402,7 @@ def test_lists_given_as_python_lists_pass(split, tmp_path):
 
 
 # --- registry -------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def helper_module(tmp_path, monkeypatch):
@@ -534,8 +541,16 @@ def test_plugin_breaking_the_contract_fails_the_run_and_is_named(helper_module, 
     out = io.StringIO()
     store = RunStore(tmp_path / "res")
     with pytest.raises(BenchError, match=r"1 run\(s\) failed"):
-        run_benchmark(["toomanyplug"], "tiny", [0], device="cpu", split=make_split(), store=store,
-                      show_progress=False, console=Console(file=out, width=200))
+        run_benchmark(
+            ["toomanyplug"],
+            "tiny",
+            [0],
+            device="cpu",
+            split=make_split(),
+            store=store,
+            show_progress=False,
+            console=Console(file=out, width=200),
+        )
     printed = " ".join(out.getvalue().split())
     assert "toomanyplug seed 0 failed:" in printed
     assert f"Method 'toomanyplug' ({mod}.TooMany) returned 51 items per sample where at most k=50" in printed
@@ -543,6 +558,7 @@ def test_plugin_breaking_the_contract_fails_the_run_and_is_named(helper_module, 
 
 
 # --- runner.predict -------------------------------------------------------------------------------
+
 
 def test_predict_pads_topk_to_k_and_ranks_from_lists(split, tmp_path):
     samples = with_targets(split.test, [5, 6, 7, 8])
@@ -576,8 +592,7 @@ def test_predict_pads_a_score_method_beyond_the_catalogue(split5, tmp_path):
 
 def test_predict_keeps_invalid_and_extra(split, tmp_path):
     def reply(s, k):
-        return Recommendations(items=np.full((len(s), 1), 3, dtype=np.int64), invalid=np.array([0, 2, 1]),
-                               extra={"beams": 4})
+        return Recommendations(items=np.full((len(s), 1), 3, dtype=np.int64), invalid=np.array([0, 2, 1]), extra={"beams": 4})
 
     p = predict(scripted(reply, split, tmp_path), with_targets(split.test, [3, 4, 3]), 2)
     assert p.topk.tolist() == [[3, -1], [3, -1], [3, -1]]
@@ -595,8 +610,9 @@ def test_predict_cuts_examples_to_inspect(split, tmp_path):
 
 
 def test_predict_keeps_fewer_examples_than_inspect(split, tmp_path):
-    m = scripted(lambda s, k: Recommendations(items=np.zeros((len(s), 1), dtype=np.int64), examples=[{"row": 0}]),
-                 split, tmp_path)
+    m = scripted(
+        lambda s, k: Recommendations(items=np.zeros((len(s), 1), dtype=np.int64), examples=[{"row": 0}]), split, tmp_path
+    )
     assert predict(m, split.test, 3).examples == [{"row": 0}]
 
 

@@ -18,6 +18,7 @@ from bench.store import RunStore
 
 # --- evaluation ---------------------------------------------------------------------------------
 
+
 def test_metrics_by_hand():
     ranks = np.array([0, 1, 4, 9, 10, -1])
     m = evaluate.summarize(ranks, ks=(1, 5, 10))
@@ -46,6 +47,7 @@ def test_ties_count_against_the_model_numpy_and_torch():
 
 
 # --- registry -----------------------------------------------------------------------------------
+
 
 def test_unknown_method_suggests_close_names():
     with pytest.raises(BenchError, match="Did you mean sasrec"):
@@ -88,12 +90,15 @@ def test_plugin_methods_come_from_entry_points(monkeypatch):
 
 
 def test_listing_methods_imports_no_torch():
-    code = "import sys; from bench.cli import app; from bench.registry import all_specs; all_specs(); print('torch' in sys.modules)"
+    code = (
+        "import sys; from bench.cli import app; from bench.registry import all_specs; all_specs(); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 # --- store and runner ---------------------------------------------------------------------------
+
 
 def test_pop_run_is_stored_with_provenance_and_resumed(tmp_path):
     split = make_split(n_items=20, n_train=200, n_valid=20, n_test=40)

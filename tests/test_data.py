@@ -67,7 +67,7 @@ CASCADE = {
 }
 REJECTED = ["H1", "N1", "E1", "N2", "S1", "L1"]
 OUTSIDE = [("U1", "A2", "2016-09-30"), ("U3", "A1", "2018-11-02"), ("U2", "A3", "2015-05-05")]
-LONG_TITLE = " ".join(f"word{i}" for i in range(1, 20)) + "  word20"   # 20 words, 21 parts on " "
+LONG_TITLE = " ".join(f"word{i}" for i in range(1, 20)) + "  word20"  # 20 words, 21 parts on " "
 
 # Window 2017-10-01..2018-11-01 (the card's start): only the last two reviews of each core user are
 # inside. Pass 1 starts with 6 items (A1..A5, B6) and keeps U7's three and U8's B6, A2; pass 2
@@ -96,7 +96,7 @@ TRAIN = [  # (user, history, target, day)
     (4, (1, 1), 2, "2017-09-30"),
     (0, (3, 0, 1), 1, "2018-01-05"),
     (1, (2, 1, 1), 3, "2018-02-01"),
-    (1, (1, 1, 3), 0, "2018-02-01"),   # 4 previous items, the last 3 kept
+    (1, (1, 1, 3), 0, "2018-02-01"),  # 4 previous items, the last 3 kept
     (0, (0, 1, 1), 2, "2018-03-01"),
     (2, (0, 1, 3), 2, "2018-04-01"),
     (2, (1, 3, 2), 1, "2018-06-01"),
@@ -107,14 +107,19 @@ VALID = [
 ]
 TEST = [
     (4, (1, 1, 2), 0, "2018-09-01"),
-    (4, (1, 2, 0), 3, "2018-11-01"),   # the window's last day is inside
+    (4, (1, 2, 0), 3, "2018-11-01"),  # the window's last day is inside
 ]
 TITLES = ["Blue Car", "Green Kite", "Puzzle & Game", "Red Ball"]
 SOURCES = [["A2"], ["A3", "A4"], ["A5"], ["A1"]]
 COUNTS = {
-    "users": 5, "items": 4, "raw_items": 5, "merged_raw_items": 1, "interactions": 25, "samples": 20,
-    "reviews_read": 25 + 8 + 18 + 3,      # every well-formed review line
-    "meta_read": 12,                      # A1..A5, B6, Z9, H1, N1, E1, S1, L1
+    "users": 5,
+    "items": 4,
+    "raw_items": 5,
+    "merged_raw_items": 1,
+    "interactions": 25,
+    "samples": 20,
+    "reviews_read": 25 + 8 + 18 + 3,  # every well-formed review line
+    "meta_read": 12,  # A1..A5, B6, Z9, H1, N1, E1, S1, L1
 }
 DROPPED = {
     "items_html_title": 1,
@@ -177,11 +182,20 @@ def tiny(tmp_path, monkeypatch):
     """Cards folder (project cards + the fixture card) and a raw folder with both files."""
     port = closed_port()
     cards = cards_with(
-        tmp_path / "cards", NAME,
-        description="hand-built Amazon 2018 fixture", category=CATEGORY,
-        base_url=f"http://127.0.0.1:{port}/amazon_v2", reviews="full",
-        noun="toy", noun_plural="toys", verb="bought",
-        window_start_year=2017, window_end="2018-11-01", min_items=3, k_core=3, history_len=3,
+        tmp_path / "cards",
+        NAME,
+        description="hand-built Amazon 2018 fixture",
+        category=CATEGORY,
+        base_url=f"http://127.0.0.1:{port}/amazon_v2",
+        reviews="full",
+        noun="toy",
+        noun_plural="toys",
+        verb="bought",
+        window_start_year=2017,
+        window_end="2018-11-01",
+        min_items=3,
+        k_core=3,
+        history_len=3,
     )
     monkeypatch.setenv("BENCH_CARDS_DIR", str(cards))
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
@@ -200,7 +214,10 @@ def set_card(field: str, value) -> None:
 
 
 def rows(samples) -> list[tuple]:
-    return [(int(u), tuple(h), int(t), int(time)) for u, h, t, time in zip(samples.users, samples.histories, samples.targets, samples.times)]
+    return [
+        (int(u), tuple(h), int(t), int(time))
+        for u, h, t, time in zip(samples.users, samples.histories, samples.targets, samples.times)
+    ]
 
 
 def literal(expected) -> list[tuple]:
@@ -281,7 +298,9 @@ def test_amazon_prepare_through_the_cli(tiny):
 def test_amazon_prepare_through_the_installed_command(tiny, tmp_path):
     run = subprocess.run(
         [*bench_command(), "data", "prepare", NAME, "--raw-dir", str(tiny)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     stats = subprocess.run([*bench_command(), "data", "stats", NAME, "--json"], capture_output=True, text=True, timeout=120)
@@ -294,7 +313,9 @@ def test_amazon_prepare_through_the_installed_command(tiny, tmp_path):
     (tiny / REVIEWS).write_bytes(data[: len(data) // 2])
     bad = subprocess.run(
         [*bench_command(), "data", "prepare", NAME, "--raw-dir", str(tiny), "--force"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = bad.stdout + bad.stderr
     assert bad.returncode == 2, out
@@ -327,9 +348,9 @@ def test_items_rule_stops_moving_the_window_at_1996(tiny):
     assert manifest["dropped"]["reviews_outside_window"] == 1
     assert manifest["counts"]["interactions"] == 27
     assert manifest["counts"]["samples"] == 22
-    assert manifest["samples"] == {"train": 17, "valid": 2, "test": 3}   # int(17.6), int(19.8)
+    assert manifest["samples"] == {"train": 17, "valid": 2, "test": 3}  # int(17.6), int(19.8)
     u1 = [(h, t) for u, h, t, _ in rows(load_split(NAME).train) if u == 0]
-    assert u1[:2] == [((0,), 3), ((0, 3), 0)]   # U1 now starts A2 (2016-09-30), A1, A2
+    assert u1[:2] == [((0,), 3), ((0, 3), 0)]  # U1 now starts A2 (2016-09-30), A1, A2
 
 
 def test_five_core_review_file_option(tiny):
@@ -337,7 +358,7 @@ def test_five_core_review_file_option(tiny):
     manifest = prepare(NAME, raw_dir=tiny, reviews="5core")
     assert manifest["reviews_file"] == f"{CATEGORY}_5.json.gz"
     assert manifest["counts"] == COUNTS
-    assert load_split(NAME).card.reviews == "5core"   # the split remembers which file it came from
+    assert load_split(NAME).card.reviews == "5core"  # the split remembers which file it came from
     card = load_card(NAME)
     assert card.reviews == "full"
     five = type(card)(**{**card.__dict__, "reviews": "5core"})
@@ -364,7 +385,7 @@ def test_five_core_review_file_option(tiny):
         ("Go", None),
         (" ".join(["w"] * 20), None),
         (" ".join(["w"] * 21), "title_too_long"),
-        ("a  b " + " ".join(["w"] * 17), None),            # 20 parts on " "
+        ("a  b " + " ".join(["w"] * 17), None),  # 20 parts on " "
         ("a  b " + " ".join(["w"] * 18), "title_too_long"),  # 21 parts: D3 splits on single spaces
         ("&quot;Toy&quot; &amp; More", None),
     ],
@@ -379,7 +400,7 @@ def test_title_filter(raw, problem):
         ("&quot;Green Kite&quot;", "Green Kite"),
         (" &quot;Green Kite&quot; ", "Green Kite"),
         ("Puzzle &amp; Game", "Puzzle & Game"),
-        ('12&quot; Doll', '12" Doll'),
+        ("12&quot; Doll", '12" Doll'),
         ("  Red Ball  ", "Red Ball"),
         ('"Quoted" Title', 'Quoted" Title'),
     ],
@@ -416,10 +437,14 @@ def test_repeated_metadata_lines_follow_d3(tmp_path):
     path = write_jsonl_gz(
         tmp_path / "meta.json.gz",
         [
-            meta("P1", "Good First"), meta("P1", MISSING),              # good then missing: rejected
-            meta("P2", MISSING), meta("P2", "Good Later"),              # missing then good: rejected
-            meta("P3", "Old Name"), meta("P3", "New Name"),             # both good: the last wins
-            meta("P4", "<span id='a'>x</span>"), meta("P4", "Fine"),    # html then good: rejected
+            meta("P1", "Good First"),
+            meta("P1", MISSING),  # good then missing: rejected
+            meta("P2", MISSING),
+            meta("P2", "Good Later"),  # missing then good: rejected
+            meta("P3", "Old Name"),
+            meta("P3", "New Name"),  # both good: the last wins
+            meta("P4", "<span id='a'>x</span>"),
+            meta("P4", "Fine"),  # html then good: rejected
         ],
     )
     titles, counts = amazon.read_titles(path)
@@ -448,7 +473,8 @@ def test_split_hash_is_stable_and_follows_the_content(tiny):
     # one review one day earlier (U5's last, 2018-11-01 -> 2018-10-31) changes it
     changed = [
         dict(line, unixReviewTime=ts("2018-10-31"))
-        if isinstance(line, dict) and line.get("unixReviewTime") == ts("2018-11-01") else line
+        if isinstance(line, dict) and line.get("unixReviewTime") == ts("2018-11-01")
+        else line
         for line in review_lines()
     ]
     assert changed != review_lines()
@@ -460,7 +486,7 @@ def test_split_hash_is_stable_and_follows_the_content(tiny):
 
 def test_prepared_split_is_reused_without_force(tiny):
     first = prepare(NAME, raw_dir=tiny)
-    (tiny / REVIEWS).unlink()   # not read again
+    (tiny / REVIEWS).unlink()  # not read again
     assert prepare(NAME, raw_dir=tiny) == first
 
 
@@ -715,10 +741,14 @@ def test_ml100k_counts(ml100k):
     n_interactions = sum(len(seq) for seq in per_user.values())
     n = n_interactions - len(per_user)
     assert len(per_user) == 943
-    assert len(raw_items) == 1349 and len({titles[i] for i in raw_items}) == 1340   # 9 ids share a title with another
+    assert len(raw_items) == 1349 and len({titles[i] for i in raw_items}) == 1340  # 9 ids share a title with another
     assert manifest["counts"] == {
-        "users": 943, "items": 1340, "raw_items": 1349, "merged_raw_items": 9,
-        "interactions": n_interactions, "samples": n,
+        "users": 943,
+        "items": 1340,
+        "raw_items": 1349,
+        "merged_raw_items": 9,
+        "interactions": n_interactions,
+        "samples": n,
     }
     assert n == 98344 and n_interactions == 99287
     assert manifest["samples"] == {"train": int(0.8 * n), "valid": int(0.9 * n) - int(0.8 * n), "test": n - int(0.9 * n)}
@@ -734,10 +764,10 @@ def test_ml100k_samples_are_prefixes_in_time_order(ml100k):
     item_id = {t: k for k, t in enumerate(split.items.titles)}
     user_id = {u: k for k, u in enumerate(sorted(per_user))}
     expected = []
-    for u, seq in per_user.items():   # seq sorted by (time, raw item id)
+    for u, seq in per_user.items():  # seq sorted by (time, raw item id)
         ids = [item_id[titles[i]] for _, i in seq]
         for p in range(1, len(seq)):
-            expected.append((seq[p][0], user_id[u], p, tuple(ids[max(0, p - 10):p]), ids[p]))
+            expected.append((seq[p][0], user_id[u], p, tuple(ids[max(0, p - 10) : p]), ids[p]))
     expected.sort()
     got = rows(split.train) + rows(split.valid) + rows(split.test)
     assert got == [(u, h, t, time) for time, u, _, h, t in expected]
@@ -766,8 +796,13 @@ def test_ml100k_from_a_raw_dir(tmp_path):
     """--raw-dir replaces the wheel's copy: 6 users x 5 movies, all rated at distinct times."""
     raw = tmp_path / "ml"
     raw.mkdir()
-    movies = {"10": ("Heat", "1995"), "11": ("Alien", "1979"), "12": ("Fargo", "1996"),
-              "13": ("Brazil", "1985"), "14": ("Ran", "1985")}
+    movies = {
+        "10": ("Heat", "1995"),
+        "11": ("Alien", "1979"),
+        "12": ("Fargo", "1996"),
+        "13": ("Brazil", "1985"),
+        "14": ("Ran", "1985"),
+    }
     (raw / "ml-100k.item").write_text(
         "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
         + "".join(f"{i}\t{t}\t{y}\tDrama\n" for i, (t, y) in movies.items())
@@ -778,21 +813,21 @@ def test_ml100k_from_a_raw_dir(tmp_path):
     assert result.exit_code == 0, text
     manifest = load_split("ml-100k").manifest
     assert manifest["counts"]["users"] == 6 and manifest["counts"]["items"] == 5
-    assert manifest["samples"] == {"train": 19, "valid": 2, "test": 3}   # 24 samples: int(19.2), int(21.6)
+    assert manifest["samples"] == {"train": 19, "valid": 2, "test": 3}  # 24 samples: int(19.2), int(21.6)
     assert manifest["raw_files"]["interactions"] == str(raw / "ml-100k.inter")
     assert load_split("ml-100k").items.titles == ["Alien (1979)", "Brazil (1985)", "Fargo (1996)", "Heat (1995)", "Ran (1985)"]
 
     other = tmp_path / "elsewhere"
     other.mkdir()
-    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(other))   # prepared from raw already
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(other))  # prepared from raw already
     assert_clean_error(result, text, "already prepared from", "add --force to rebuild it from")
-    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw))     # the same folder: nothing to do
+    result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw))  # the same folder: nothing to do
     assert result.exit_code == 0, text
 
     (raw / "ml-100k.item").unlink()
     result, text = invoke("data", "prepare", "ml-100k", "--raw-dir", str(raw), "--force")
     assert_clean_error(result, text, "ml-100k.item does not exist", "--raw-dir")
-    assert load_split("ml-100k").manifest["counts"]["users"] == 6   # the prepared split is untouched
+    assert load_split("ml-100k").manifest["counts"]["users"] == 6  # the prepared split is untouched
 
 
 def test_split_tables_round_trip_awkward_titles(tmp_path):

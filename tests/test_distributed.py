@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
     "n, world, expected",
     [
         (10, 3, [(0, 4), (4, 7), (7, 10)]),
-        (1, 3, [(0, 1), (1, 1), (1, 1)]),   # more processes than samples: empty slices
+        (1, 3, [(0, 1), (1, 1), (1, 1)]),  # more processes than samples: empty slices
         (6, 2, [(0, 3), (3, 6)]),
         (5, 1, [(0, 5)]),
     ],
@@ -66,20 +66,36 @@ def _free_port() -> int:
 
 def torchrun(*args: str, timeout: int) -> None:
     """Two processes on this machine (gloo), tests/ and the project importable; must exit 0."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), *args]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        *args,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, n_test, slices", [
-    ("sft", 7, (4, 3)),
-    ("bigrec", 3, (2, 1)),   # rank 0 holds 2 rows: the third inspected row comes from rank 1
-    ("sft", 1, (1, 0)),      # more processes than samples: rank 1 decodes nothing
-])
+@pytest.mark.parametrize(
+    "name, n_test, slices",
+    [
+        ("sft", 7, (4, 3)),
+        ("bigrec", 3, (2, 1)),  # rank 0 holds 2 rows: the third inspected row comes from rank 1
+        ("sft", 1, (1, 0)),  # more processes than samples: rank 1 decodes nothing
+    ],
+)
 def test_two_processes_recommend_what_one_does(name, n_test, slices, tmp_path, monkeypatch):
     """Two gloo processes (as `accelerate launch` on two devices) split the test samples and both
     end with the lists one process computes, in sample order: constrained decoding and grounding."""
@@ -95,7 +111,7 @@ def test_two_processes_recommend_what_one_does(name, n_test, slices, tmp_path, m
     torchrun(str(HERE / "distributed_worker.py"), name, str(n_test), str(cache), str(tmp_path), timeout=300)
     for rank in (0, 1):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
-        assert got["world"] == 2 and got["decoded"] == slices[rank]   # each process decoded its own slice only
+        assert got["world"] == 2 and got["decoded"] == slices[rank]  # each process decoded its own slice only
         for key in ("items", "invalid", "generations", "order_generations"):
             assert got[key] == single[key], key
         assert got["order"] == got["order_invalid"] == got["expected_order"]
@@ -158,10 +174,31 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     from bench.store import RunStore
 
     prepare("ml-100k")
-    sets = {"max_train_samples": 32, "max_valid_samples": 8, "epochs": 1, "micro_batch": 4, "grad_accum": 1,
-            "warmup_steps": 1, "max_new_tokens": 16, "eval_batch_size": 3}
-    args = ["-m", "bench.cli", "run", "--methods", "sft", "--dataset", "ml-100k", "--seeds", "0", "--limit-test", "6",
-            "--device", "cpu"]
+    sets = {
+        "max_train_samples": 32,
+        "max_valid_samples": 8,
+        "epochs": 1,
+        "micro_batch": 4,
+        "grad_accum": 1,
+        "warmup_steps": 1,
+        "max_new_tokens": 16,
+        "eval_batch_size": 3,
+    }
+    args = [
+        "-m",
+        "bench.cli",
+        "run",
+        "--methods",
+        "sft",
+        "--dataset",
+        "ml-100k",
+        "--seeds",
+        "0",
+        "--limit-test",
+        "6",
+        "--device",
+        "cpu",
+    ]
     for key, value in sets.items():
         args += ["--set", f"sft.{key}={value}"]
     torchrun(*args, timeout=600)
@@ -171,4 +208,4 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     assert record["provenance"]["processes"] == 2 and record["n_test"] == 6
     assert record["info"]["train_samples"] == 32 and record["info"]["optimizer_steps"] == 4
     assert len(runs[0].arrays()["rank"]) == 6
-    assert not any((Path(os.environ["BENCH_RESULTS_DIR"]) / ".work").glob("*"))   # scratch removed by rank 0
+    assert not any((Path(os.environ["BENCH_RESULTS_DIR"]) / ".work").glob("*"))  # scratch removed by rank 0

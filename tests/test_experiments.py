@@ -15,21 +15,31 @@ from bench.store import RunStore, run_label
 
 
 def _run(store, split, name=None, methods=("pop",), overrides=None, limit_test=None):
-    return run_benchmark(list(methods), split.name, [0], device="cpu", split=split, store=store, name=name,
-                         overrides=overrides, limit_test=limit_test, show_progress=False)
+    return run_benchmark(
+        list(methods),
+        split.name,
+        [0],
+        device="cpu",
+        split=split,
+        store=store,
+        name=name,
+        overrides=overrides,
+        limit_test=limit_test,
+        show_progress=False,
+    )
 
 
 def test_a_name_is_stored_with_the_run_and_is_not_part_of_its_key(tmp_path):
     store, split = RunStore(tmp_path), make_split()
     (plain,) = _run(store, split)
     assert plain["experiments"] == []
-    (named,) = _run(store, split, name="first")           # stored already: skipped, named
+    (named,) = _run(store, split, name="first")  # stored already: skipped, named
     assert named["key"] == plain["key"] and named["created_at"] == plain["created_at"]
     (again,) = _run(store, split, name="second")
     assert again["experiments"] == ["first", "second"] and again["created_at"] == plain["created_at"]
     (stored,) = store.runs("tiny")
     assert stored.record["experiments"] == ["first", "second"]
-    assert len(list((tmp_path / "runs" / "tiny" / "pop").iterdir())) == 1   # one run, no copies
+    assert len(list((tmp_path / "runs" / "tiny" / "pop").iterdir())) == 1  # one run, no copies
 
 
 def test_a_bad_experiment_name_is_one_sentence(tmp_path):
@@ -41,11 +51,14 @@ def test_each_experiment_is_a_table_of_its_own(tmp_path):
     store, split = RunStore(tmp_path), make_split(n_test=10)
     _run(store, split, name="classic")
     _run(store, split, methods=("pop",), name="tiny-llm", limit_test=6)
-    _run(store, split, methods=("pop",), overrides={"pop": {}}, name="tiny-llm")   # pop again, now also in tiny-llm
+    _run(store, split, methods=("pop",), overrides={"pop": {}}, name="tiny-llm")  # pop again, now also in tiny-llm
     boards = build_leaderboards("tiny", store=store, n_resamples=100)
     assert [(b.experiment, b.n_samples) for b in boards] == [("classic", 10), ("tiny-llm", 10), ("tiny-llm", 6)]
-    assert [b.title for b in boards] == ["tiny · classic: 10 test samples", "tiny · tiny-llm: 10 test samples",
-                                         "tiny · tiny-llm: 6 test samples"]
+    assert [b.title for b in boards] == [
+        "tiny · classic: 10 test samples",
+        "tiny · tiny-llm: 10 test samples",
+        "tiny · tiny-llm: 6 test samples",
+    ]
     (only,) = build_leaderboards("tiny", store=store, n_resamples=100, selection=Selection(name="classic"))
     assert only.experiment == "classic" and [r.label for r in only.rows] == ["pop"]
 

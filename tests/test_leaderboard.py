@@ -189,7 +189,9 @@ def test_baseline_intervals_match_the_bootstrap(toys, tmp_path):
     assert diff == pytest.approx(0.9) and low < 0.9 < high
     assert c.cells["NDCG@10"].vs_baseline.low == pytest.approx(LOG3)  # a constant difference
 
-    written = leaderboard_command("toys", baseline="B", out_dir=tmp_path / "lb", formats=("md", "csv"), console=Console(file=io.StringIO()))
+    written = leaderboard_command(
+        "toys", baseline="B", out_dir=tmp_path / "lb", formats=("md", "csv"), console=Console(file=io.StringIO())
+    )
     assert written == [tmp_path / "lb" / "toys.md", tmp_path / "lb" / "toys.csv"]
     md = written[0].read_text()
     assert "### Difference from B" in md and f"+0.9000 [{low:+.4f}, {high:+.4f}]" in md
@@ -238,7 +240,9 @@ def test_a_seed_stored_twice_uses_the_newest_run(store):
     assert board.rows[0].seeds == [0] and board.rows[0].cells["HR@10"].mean == 1.0
 
 
-@pytest.mark.parametrize(("test", "name"), [("wilcoxon", "Wilcoxon signed-rank test"), ("randomization", "paired randomisation test")])
+@pytest.mark.parametrize(
+    ("test", "name"), [("wilcoxon", "Wilcoxon signed-rank test"), ("randomization", "paired randomisation test")]
+)
 def test_other_tests_and_corrections(toys, test, name):
     (board,) = build_leaderboards("toys", test=test, correction="bonferroni", alpha=0.01, seed=3, n_resamples=2_000)
     assert f"({name}, Bonferroni correction, p < 0.01)" in board.caption
@@ -279,24 +283,26 @@ def test_metric_names_are_case_insensitive(toys):
 def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     same = {"model": "smollm2-135m", "epochs": 1}
     save_run(store, "toys", "sft", np.zeros(N), overrides=same, label="sft[epochs=1,model=smollm2-135m]")
-    save_run(store, "toys", "cft", np.ones(N), overrides=dict(same, alpha=0.2),
-             label="cft[alpha=0.2,epochs=1,model=smollm2-135m]")
-    (board,) = build_leaderboards("toys", baseline="sft[epochs=1,model=smollm2-135m]")   # the full label names it
+    save_run(
+        store, "toys", "cft", np.ones(N), overrides=dict(same, alpha=0.2), label="cft[alpha=0.2,epochs=1,model=smollm2-135m]"
+    )
+    (board,) = build_leaderboards("toys", baseline="sft[epochs=1,model=smollm2-135m]")  # the full label names it
     assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "sft"]
     assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
     assert board.caption.endswith("Every row with these settings: epochs=1, model=smollm2-135m.")
     assert board.baseline_label == "sft"
     assert board.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
-    (short,) = build_leaderboards("toys", baseline="sft")                                 # and so does the short one
+    (short,) = build_leaderboards("toys", baseline="sft")  # and so does the short one
     assert short.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
-    written = leaderboard_command("toys", baseline="sft", out_dir=tmp_path / "lb", formats=("md", "json"),
-                                  console=Console(file=io.StringIO()))
+    written = leaderboard_command(
+        "toys", baseline="sft", out_dir=tmp_path / "lb", formats=("md", "json"), console=Console(file=io.StringIO())
+    )
     md = (tmp_path / "lb" / "toys.md").read_text()
     assert "| a  | cft[alpha=0.2] |" in md and "### Difference from sft" in md
     assert load_leaderboards(tmp_path / "lb" / "toys.json")[0].shared == board.shared
     assert len(written) == 2
 
-    save_run(store, "toys", "pop", np.full(N, -1))   # a row without these settings changes nothing
+    save_run(store, "toys", "pop", np.full(N, -1))  # a row without these settings changes nothing
     (board,) = build_leaderboards("toys")
     assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
     assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "pop", "sft"]
@@ -331,17 +337,20 @@ def test_each_table_is_compared_with_its_own_baseline_row(store):
     assert full.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
     assert [r.label for r in ten.rows] == ["pop", "sft"] and ten.shared == {}
     assert ten.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(-LOG3)
-    full, ten = build_leaderboards("toys", baseline="sft[model=m]")   # the full label: one table only
+    full, ten = build_leaderboards("toys", baseline="sft[model=m]")  # the full label: one table only
     assert full.has_intervals() and not ten.has_intervals()
 
 
 def test_a_baseline_naming_two_rows_of_a_table_is_an_error(store):
-    save_run(store, "toys", "sft", np.zeros(N), config_key="aaaa1111")   # same label, another method version
+    save_run(store, "toys", "sft", np.zeros(N), config_key="aaaa1111")  # same label, another method version
     save_run(store, "toys", "sft", np.ones(N), config_key="bbbb2222")
     (board,) = build_leaderboards("toys")
     assert [r.label for r in board.rows] == ["sft (aaaa1111)", "sft (bbbb2222)"]
-    with pytest.raises(BenchError, match=r"Baseline 'sft' names 2 rows of the table 'toys: 50 test samples' "
-                                         r"\(sft \(aaaa1111\); sft \(bbbb2222\)\); give the label as the table shows it."):
+    with pytest.raises(
+        BenchError,
+        match=r"Baseline 'sft' names 2 rows of the table 'toys: 50 test samples' "
+        r"\(sft \(aaaa1111\); sft \(bbbb2222\)\); give the label as the table shows it.",
+    ):
         build_leaderboards("toys", baseline="sft")
     (board,) = build_leaderboards("toys", baseline="sft (bbbb2222)")
     assert board.row("sft (aaaa1111)").cells["NDCG@10"].vs_baseline.diff == pytest.approx(1.0 - LOG3)

@@ -65,7 +65,7 @@ def test_counterfactual_sequence_has_no_history_and_the_same_response():
         # identical response tokens + EOS at the end of both sequences, at the label positions
         response = tok(prompts.response_text(split.items.titles[split.train.targets[b]]), add_special_tokens=False)["input_ids"]
         assert ex.response == response + [tok.eos_token_id]
-        assert cf_ids[-len(ex.response):] == ex.response
+        assert cf_ids[-len(ex.response) :] == ex.response
         m = int(batch["attention_mask"][b].sum())
         assert batch["input_ids"][b, m - len(ex.response) : m].tolist() == ex.response
         f_labels = batch["labels"][batch["example_index"] == b]
@@ -81,11 +81,12 @@ def test_cutoff_drops_oldest_history_titles():
     row = max(range(len(full)), key=lambda i: len(split.train.histories[i]))
     ex = full[row]
     titles = [split.items.titles[i] for i in split.train.histories[row]]
-    cut = encode_samples(tok, split.card, split.items.titles, split.train.subset([row]),
-                         cutoff=len(ex.prompt) + len(ex.response) - 1)[0]
+    cut = encode_samples(
+        tok, split.card, split.items.titles, split.train.subset([row]), cutoff=len(ex.prompt) + len(ex.response) - 1
+    )[0]
     assert cut.dropped >= 1 and cut.response == ex.response
     assert len(cut.prompt) + len(cut.response) <= len(ex.prompt) + len(ex.response) - 1
-    assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped:])
+    assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped :])
 
 
 def test_cap_samples_is_a_seeded_random_subset():
@@ -118,8 +119,14 @@ def test_tiny_model_is_built_once_then_loaded(monkeypatch, tmp_path):
     assert tok.pad_token_id == tok.eos_token_id and tok.padding_side == "left"
     assert tok.decode(tok("Item number 3 deluxe")["input_ids"]) == "Item number 3 deluxe"
     cfg = second.model.config
-    assert (cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads,
-            cfg.intermediate_size) == ("qwen2", 64, 2, 4, 2, 128)
+    assert (
+        cfg.model_type,
+        cfg.hidden_size,
+        cfg.num_hidden_layers,
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.intermediate_size,
+    ) == ("qwen2", 64, 2, 4, 2, 128)
     facts = models.model_facts(second, "cpu", lora=False)
     assert facts["parameters"] == sum(p.numel() for p in second.model.parameters()) and facts["dtype"] == "float32"
 
@@ -136,9 +143,9 @@ def test_unknown_model_is_a_clear_error(monkeypatch, tmp_path):
 
     offline(monkeypatch)
     with pytest.raises(BenchError, match="Cannot load model"):
-        models.load_model(str(tmp_path), "cpu")   # a folder without a model
+        models.load_model(str(tmp_path), "cpu")  # a folder without a model
     with pytest.raises(BenchError, match="Cannot load model"):
-        models.load_model("no-such-org/no-such-model-xyz", "cpu")   # not cached, and offline
+        models.load_model("no-such-org/no-such-model-xyz", "cpu")  # not cached, and offline
 
 
 # ---------------------------------------------------------------- training
@@ -159,11 +166,13 @@ def test_training_lowers_the_loss_and_records_progress(tmp_path):
     from rich.progress import Progress
 
     with Progress(disable=True) as progress:
-        model, result = engine.train(loaded.model, tok, train, valid, cf, small_config(epochs=3), work_dir=tmp_path, progress=progress)
+        model, result = engine.train(
+            loaded.model, tok, train, valid, cf, small_config(epochs=3), work_dir=tmp_path, progress=progress
+        )
         assert not progress.tasks  # its task is removed at the end
     after = mean_loss(model, train, cf, tok.pad_token_id, 0.1, 0.25)
     assert after < before - 0.5
-    assert result.epochs_trained == 3 and result.optimizer_steps == 3 * 4   # 60 samples / 8 = 8 micro-batches / 2
+    assert result.epochs_trained == 3 and result.optimizer_steps == 3 * 4  # 60 samples / 8 = 8 micro-batches / 2
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_valid_loss == min(h["valid_loss"] for h in result.history)
     assert result.tokens_per_s > 0 and result.train_tokens > 0
@@ -177,15 +186,16 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
     tok = loaded.tokenizer
     train, valid = encoded(split, tok), encoded(split, tok, "valid")
     cf = counterfactual_prompt(tok, split.card)
-    scripted = iter([3.0, 2.0, 2.5, 1.0])   # epoch 3 is worse than epoch 2: stop there (patience 1)
+    scripted = iter([3.0, 2.0, 2.5, 1.0])  # epoch 3 is worse than epoch 2: stop there (patience 1)
     monkeypatch.setattr(engine, "validation_loss", lambda *a, **k: (next(scripted), 0.0))
     weights = {}
 
     def remember(epoch, record):
         weights[epoch] = trainable_state(loaded.model)
 
-    model, result = engine.train(loaded.model, tok, train, valid, cf, small_config(epochs=4, patience=1),
-                                 work_dir=None, on_epoch_end=remember)
+    model, result = engine.train(
+        loaded.model, tok, train, valid, cf, small_config(epochs=4, patience=1), work_dir=None, on_epoch_end=remember
+    )
     assert result.epochs_trained == 3 and result.stopped_early
     assert (result.best_epoch, result.best_valid_loss) == (2, 2.0)
     final = trainable_state(model)
@@ -233,8 +243,15 @@ def test_lora_takes_a_step_and_is_merged():
     tok = loaded.tokenizer
     initial = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
     total = sum(p.numel() for p in loaded.model.parameters())
-    model, result = engine.train(loaded.model, tok, encoded(split, tok), [], counterfactual_prompt(tok, split.card),
-                                 small_config(epochs=1, lora=True, lr=1e-2), work_dir=None)
+    model, result = engine.train(
+        loaded.model,
+        tok,
+        encoded(split, tok),
+        [],
+        counterfactual_prompt(tok, split.card),
+        small_config(epochs=1, lora=True, lr=1e-2),
+        work_dir=None,
+    )
     assert 0 < result.trainable_parameters < total / 10
     assert result.optimizer_steps == 4
     assert not hasattr(model, "peft_config")  # merged into a plain model
@@ -258,8 +275,15 @@ def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
     cf = counterfactual_prompt(tok, split.card)
     probe = "model.layers.0.self_attn.q_proj.weight"
     before = dict(loaded.model.named_parameters())[probe].detach().clone()
-    model, result = engine.train(loaded.model, tok, train, [], cf,
-                                 small_config(epochs=1, lr=1e-4, micro_batch=2, grad_accum=1, warmup_steps=0, alpha=0.1, beta=0.25), work_dir=None)
+    model, result = engine.train(
+        loaded.model,
+        tok,
+        train,
+        [],
+        cf,
+        small_config(epochs=1, lr=1e-4, micro_batch=2, grad_accum=1, warmup_steps=0, alpha=0.1, beta=0.25),
+        work_dir=None,
+    )
     assert result.optimizer_steps == 1 and np.isfinite(result.history[0]["train_loss"])
     assert not torch.equal(before, dict(model.named_parameters())[probe])
 
@@ -268,20 +292,38 @@ def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
 
 
 def context_for(split, tmp_path, seed=0) -> Context:
-    return Context(device="cpu", seed=seed, items=split.items, card=split.card, work_dir=tmp_path / "work",
-                   cache_dir=paths.cache_dir(), progress=None)
+    return Context(
+        device="cpu",
+        seed=seed,
+        items=split.items,
+        card=split.card,
+        work_dir=tmp_path / "work",
+        cache_dir=paths.cache_dir(),
+        progress=None,
+    )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("methods.llm.decode") is None or importlib.util.find_spec("methods.llm.ground") is None,
-                    reason="decoding modules not present")
+@pytest.mark.skipif(
+    importlib.util.find_spec("methods.llm.decode") is None or importlib.util.find_spec("methods.llm.ground") is None,
+    reason="decoding modules not present",
+)
 @pytest.mark.parametrize("name", ["sft", "bigrec", "cft"])
 def test_fit_and_recommend_end_to_end(name, tmp_path):
     from bench import registry
 
     split = make_split()
     cls = registry.load_class(name)
-    config = registry.build_config(cls, {"epochs": "1", "micro_batch": "8", "grad_accum": "2", "warmup_steps": "1",
-                                         "max_new_tokens": "12", "eval_batch_size": "5"})
+    config = registry.build_config(
+        cls,
+        {
+            "epochs": "1",
+            "micro_batch": "8",
+            "grad_accum": "2",
+            "warmup_steps": "1",
+            "max_new_tokens": "12",
+            "eval_batch_size": "5",
+        },
+    )
     method = cls(config)
     method.fit(split.train, split.valid, context_for(split, tmp_path))
     k = 20
@@ -292,12 +334,12 @@ def test_fit_and_recommend_end_to_end(name, tmp_path):
     for row in recs.items:
         kept = row[row >= 0]
         assert len(set(kept.tolist())) == len(kept)
-        assert np.all(row[len(kept):] == -1)   # padding only at the end
+        assert np.all(row[len(kept) :] == -1)  # padding only at the end
     assert recs.invalid.shape == (n,) and recs.invalid.min() >= 0
     if name == "sft":
         assert np.all(recs.items[:, 10:] == -1) and recs.invalid.max() <= 10
     else:
-        assert np.all(recs.items >= 0)          # grounding ranks the whole catalogue
+        assert np.all(recs.items >= 0)  # grounding ranks the whole catalogue
         assert recs.invalid.max() <= 5
     json.dumps(recs.extra)
     json.dumps(recs.examples)
@@ -324,23 +366,38 @@ def test_configs_follow_the_protocol():
     assert SFT.Config().num_beams == 10 and BIGRec.Config().num_beams == 5
     for cls in (SFT, BIGRec, CFT, CFTNoCF, CFTNoTW):
         c = cls.Config()
-        assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (3, 16, 4, 20, 1, 1024, 128)
+        assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (
+            3,
+            16,
+            4,
+            20,
+            1,
+            1024,
+            128,
+        )
         assert cls.version == "1"
 
 
-@pytest.mark.parametrize("name, field, value, message", [
-    ("sft", "micro_batch", "0", "Method 'sft': micro_batch must be at least 1, not 0; change its --set value."),
-    ("sft", "epochs", "-1", "Method 'sft': epochs must be at least 0, not -1; change its --set value."),
-    ("sft", "lr", "0", "Method 'sft': lr must be positive, not 0.0; change its --set value."),
-    ("cft", "lora_dropout", "1", "Method 'cft': lora_dropout must be in [0, 1), not 1.0; change its --set value."),
-    ("cft", "alpha", "-0.1", "Method 'cft': alpha must not be negative, not -0.1; change its --set value."),
-    ("bigrec", "grounding", "nearest",
-     "Method 'bigrec': grounding must be one of interleaved, original, not 'nearest'; change its --set value."),
-])
+@pytest.mark.parametrize(
+    "name, field, value, message",
+    [
+        ("sft", "micro_batch", "0", "Method 'sft': micro_batch must be at least 1, not 0; change its --set value."),
+        ("sft", "epochs", "-1", "Method 'sft': epochs must be at least 0, not -1; change its --set value."),
+        ("sft", "lr", "0", "Method 'sft': lr must be positive, not 0.0; change its --set value."),
+        ("cft", "lora_dropout", "1", "Method 'cft': lora_dropout must be in [0, 1), not 1.0; change its --set value."),
+        ("cft", "alpha", "-0.1", "Method 'cft': alpha must not be negative, not -0.1; change its --set value."),
+        (
+            "bigrec",
+            "grounding",
+            "nearest",
+            "Method 'bigrec': grounding must be one of interleaved, original, not 'nearest'; change its --set value.",
+        ),
+    ],
+)
 def test_impossible_settings_fail_when_the_run_is_planned(name, field, value, message):
     from bench.errors import BenchError
     from bench.runner import plan_methods
 
     with pytest.raises(BenchError) as err:
-        plan_methods(["pop", name], {name: {field: value}})   # before pop or anything else trains
+        plan_methods(["pop", name], {name: {field: value}})  # before pop or anything else trains
     assert str(err.value) == message

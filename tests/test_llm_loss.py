@@ -12,7 +12,7 @@ from methods.llm.loss import cft_loss, label_logits, sft_loss, token_weights
 torch.set_num_threads(1)
 
 V = 11
-LENGTHS = [5, 1, 3, 7, 2]   # label tokens per example in one micro-batch
+LENGTHS = [5, 1, 3, 7, 2]  # label tokens per example in one micro-batch
 
 
 def random_batch(seed: int = 0):
@@ -27,6 +27,7 @@ def random_batch(seed: int = 0):
 
 def reference_loss(z_f, z_cf, labels, alpha: float, beta: float) -> float:
     """Plain Python: weights by the formula, log-softmax by hand, sums over the micro-batch."""
+
     def nll(row, y):
         m = max(row)
         log_z = m + math.log(sum(math.exp(v - m) for v in row))
@@ -50,7 +51,7 @@ def test_token_weights_by_hand():
     example_index = torch.tensor([0] * 5 + [1] + [2] * 3)
     w = token_weights(example_index, beta=0.25)
     assert w[:5].tolist() == pytest.approx([1, 0.8125, 0.625, 0.4375, 0.25])
-    assert w[5].item() == 1.0                                   # n = 1
+    assert w[5].item() == 1.0  # n = 1
     assert w[6:].tolist() == pytest.approx([1, 0.625, 0.25])
     assert torch.all(token_weights(example_index, beta=1.0) == 1)
 
@@ -97,13 +98,21 @@ def test_head_at_label_positions_equals_full_logits():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(
-        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=64, max_position_embeddings=64, tie_word_embeddings=True,
-    )).eval()
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=50,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            tie_word_embeddings=True,
+        )
+    ).eval()
     ids = torch.randint(1, 50, (3, 12))
     mask = torch.ones_like(ids)
-    mask[1, 9:] = 0          # right padding
+    mask[1, 9:] = 0  # right padding
     mask[2, 6:] = 0
     rows = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
     cols = torch.tensor([8, 9, 10, 6, 7, 2, 3, 4])

@@ -44,7 +44,7 @@ def sequential_split(n_users: int = 60, n_items: int = 50, length: int = 12, see
             seq.append((seq[-1] + step) % used)
         start = int(rng.integers(0, 1000))
         for pos in range(1, length):
-            rows.append((start + 10 * pos, user, pos, tuple(seq[max(0, pos - 10):pos]), seq[pos]))
+            rows.append((start + 10 * pos, user, pos, tuple(seq[max(0, pos - 10) : pos]), seq[pos]))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     n = len(rows)
 
@@ -58,16 +58,27 @@ def sequential_split(n_users: int = 60, n_items: int = 50, length: int = 12, see
 
     card = DatasetCard(name="walk", source="movielens", noun="movie", noun_plural="movies", verb="watched")
     return Split(
-        name="walk", card=card,
+        name="walk",
+        card=card,
         items=Catalogue(titles=[f"Item {i}" for i in range(n_items)], sources=[[str(i)] for i in range(n_items)]),
-        train=part(rows[: int(0.8 * n)]), valid=part(rows[int(0.8 * n): int(0.9 * n)]), test=part(rows[int(0.9 * n):]),
-        hash="1" * 16, manifest={},
+        train=part(rows[: int(0.8 * n)]),
+        valid=part(rows[int(0.8 * n) : int(0.9 * n)]),
+        test=part(rows[int(0.9 * n) :]),
+        hash="1" * 16,
+        manifest={},
     )
 
 
 def context_for(split: Split, work_dir: Path, progress=None) -> Context:
-    return Context(device="cpu", seed=0, items=split.items, card=split.card, work_dir=work_dir,
-                   cache_dir=work_dir / "cache", progress=progress)
+    return Context(
+        device="cpu",
+        seed=0,
+        items=split.items,
+        card=split.card,
+        work_dir=work_dir,
+        cache_dir=work_dir / "cache",
+        progress=progress,
+    )
 
 
 def make_method(name: str, **overrides):
@@ -76,6 +87,7 @@ def make_method(name: str, **overrides):
 
 
 # --- one fitted SASRec shared by the checks that only read it -----------------------------------
+
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
@@ -117,10 +129,10 @@ def test_sasrec_ranks_agree_with_recboles_own_evaluator(fitted, monkeypatch):
 
     samples = split.valid
     ranks = np.empty(len(samples), dtype=np.int64)
-    for rows, scores in method._score(samples, batch_size=7):   # several batches on purpose
+    for rows, scores in method._score(samples, batch_size=7):  # several batches on purpose
         assert scores.shape == (len(rows), split.n_items)
         target = scores.gather(1, torch.as_tensor(samples.targets[rows])[:, None])
-        assert ((scores == target).sum(dim=1) == 1).all()       # no ties at the target
+        assert ((scores == target).sum(dim=1) == 1).all()  # no ties at the target
         ranks[rows] = evaluate.ranks_from_scores(scores, samples.targets[rows])
     ours = evaluate.summarize(ranks, ks=(10,))
     assert ours["HR@10"] > 0  # some hits, so an off-by-one rank would show
@@ -145,8 +157,10 @@ def test_scores_follow_our_item_order_and_ignore_recboles(fitted):
     """Column i of the scores is our item i: equal to RecBole's own full_sort_predict column for that
     item's token, for any Samples (here: made up histories, an unseen user)."""
     method, split, *_ = fitted
-    samples = Samples(users=np.array([10_000, 3]), histories=[(5, 6, 7), (46,)], targets=np.array([8, 47]), times=np.zeros(2, dtype=np.int64))
-    (rows, scores), = list(method.score(samples))
+    samples = Samples(
+        users=np.array([10_000, 3]), histories=[(5, 6, 7), (46,)], targets=np.array([8, 47]), times=np.zeros(2, dtype=np.int64)
+    )
+    ((rows, scores),) = list(method.score(samples))
     dataset = method.data.dataset
     token_id = dataset.field2token_id["item_id"]
     from recbole.data.interaction import Interaction
@@ -154,7 +168,13 @@ def test_scores_follow_our_item_order_and_ignore_recboles(fitted):
     seq = torch.zeros(2, 10, dtype=torch.long)
     seq[0, :3] = torch.tensor([token_id[str(i)] for i in (5, 6, 7)])
     seq[1, 0] = token_id["46"]
-    batch = Interaction({"item_id_list": seq, "item_length": torch.tensor([3, 1]), "user_id": torch.tensor([0, dataset.field2token_id["user_id"]["3"]])})
+    batch = Interaction(
+        {
+            "item_id_list": seq,
+            "item_length": torch.tensor([3, 1]),
+            "user_id": torch.tensor([0, dataset.field2token_id["user_id"]["3"]]),
+        }
+    )
     with torch.no_grad():
         raw = method.model.full_sort_predict(batch)
     expected = raw[:, [token_id[str(i)] for i in range(split.n_items)]]
@@ -163,16 +183,19 @@ def test_scores_follow_our_item_order_and_ignore_recboles(fitted):
 
 # --- atomic files -------------------------------------------------------------------------------
 
+
 def test_atomic_files_round_trip_through_recbole(tmp_path):
     """Every train sample becomes exactly one RecBole row, in order, with the same user, the same
     history (its newest max_history items) and the same target; item_length is the history length
     (the pandas shim); every catalogue item has an id, used or not; histories are padded to max_history."""
     split = make_split(n_items=30, n_train=80, n_valid=10, n_test=10)
-    split.train.histories[0] = tuple(range(12))      # longer than max_history: the newest 10 are kept
+    split.train.histories[0] = tuple(range(12))  # longer than max_history: the newest 10 are kept
     max_history = 10
     method = make_method("gru4rec")
     settings = recbole_settings("GRU4Rec", method.config, tmp_path, seed=0)
-    write_atomic_files(tmp_path / DATASET, {"train": split.train, "valid": split.valid, "test": split.test}, split.n_items, max_history)
+    write_atomic_files(
+        tmp_path / DATASET, {"train": split.train, "valid": split.valid, "test": split.test}, split.n_items, max_history
+    )
     header = (tmp_path / DATASET / "bench.train.inter").read_text().splitlines()[0]
     assert header == "user_id:token\titem_id_list:token_seq\titem_id:token"
     data = load_data(build_config("GRU4Rec", settings, "cpu"), max_history)
@@ -207,6 +230,7 @@ def test_bad_samples_are_refused_with_one_sentence(tmp_path):
 
 # --- shims --------------------------------------------------------------------------------------
 
+
 def test_numpy_aliases_and_recbole_code_that_uses_them():
     shims.install_shims()
     assert np.float is float and np.int is int and np.float_ is np.float64
@@ -225,7 +249,7 @@ def test_pandas_len_agg_is_per_element_for_recbole_only():
 
     shims.install_shims()
     series = pd.Series([np.array([1, 2, 3]), np.array([4])])
-    assert series.agg(len) == 2                       # pandas 3 semantics for everybody else
+    assert series.agg(len) == 2  # pandas 3 semantics for everybody else
     namespace = {"__name__": "recbole.data.dataset.fake"}
     exec("def lengths(s):\n    return s.agg(len)", namespace)
     assert namespace["lengths"](series).tolist() == [3, 1]
@@ -283,6 +307,7 @@ def test_recbole_log_records_are_dropped_from_the_root_logger(caplog):
 
 # --- configuration and the generic path ---------------------------------------------------------
 
+
 def test_per_model_defaults_and_settings():
     sasrec, gru4rec, caser, bert4rec = (registry.load_class(n) for n in ("sasrec", "gru4rec", "caser", "bert4rec"))
     assert (sasrec.Config().n_layers, sasrec.Config().hidden_size, sasrec.Config().lr) == (2, 64, 1e-3)
@@ -318,7 +343,7 @@ def test_registered_models_train_and_score(name, tmp_path):
     split = make_split(n_items=20, n_train=60, n_valid=10, n_test=10)
     method = make_method(name, epochs=1, hidden_size=8, n_heads=1)
     method.fit(split.train, split.valid, context_for(split, tmp_path))
-    (rows, scores), = list(method.score(split.test))
+    ((rows, scores),) = list(method.score(split.test))
     assert rows.tolist() == list(range(10)) and scores.shape == (10, split.n_items)
     assert torch.isfinite(scores).all()
     assert method.run_info()["epochs_trained"] == 1
@@ -343,6 +368,7 @@ def test_user_errors_end_in_a_bench_error(tmp_path):
 
 # --- end to end ---------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_short_run_is_stored_and_read_by_the_leaderboard():
     from bench.leaderboard import build_leaderboards
@@ -350,8 +376,14 @@ def test_a_short_run_is_stored_and_read_by_the_leaderboard():
 
     split = sequential_split(n_users=40)
     records = run_benchmark(
-        ["sasrec"], dataset=split.name, seeds=[0], device="cpu", limit_test=30,
-        overrides={"sasrec": {"epochs": "1", "hidden_size": "16"}}, split=split, show_progress=False,
+        ["sasrec"],
+        dataset=split.name,
+        seeds=[0],
+        device="cpu",
+        limit_test=30,
+        overrides={"sasrec": {"epochs": "1", "hidden_size": "16"}},
+        split=split,
+        show_progress=False,
     )
     (record,) = records
     assert record["method"] == "sasrec" and record["n_test"] == 30

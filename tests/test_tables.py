@@ -46,9 +46,9 @@ def body_lines(text: str) -> list[str]:
 def test_column_groups_fit_the_width():
     # keys 1 + 6 wide take 1+6+3*2-1 = 12 characters; each value column adds its width + 3
     assert table_width([1, 6]) == 12
-    assert column_groups([1, 6], [7, 7, 7, 7], 42) == [[0, 1, 2], [3]]   # 12 + 3 * 10 = 42
+    assert column_groups([1, 6], [7, 7, 7, 7], 42) == [[0, 1, 2], [3]]  # 12 + 3 * 10 = 42
     assert column_groups([1, 6], [7, 7, 7, 7], 41) == [[0, 1], [2, 3]]
-    assert column_groups([1, 6], [50], 40) == [[0]]                       # too wide alone: a group of its own
+    assert column_groups([1, 6], [50], 40) == [[0]]  # too wide alone: a group of its own
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -56,8 +56,14 @@ def test_print_table_splits_columns_and_cuts_nothing(width):
     values = [f"{v:,.4f}" for v in (123456.789, 0.5, 98765.4321, 1.25, 7.0, 4242.4242, 0.0001, 31415.9265)]
     rows = [(["a", "sasrec"], values), (["b", "gru4rec"], values[::-1])]
     out = io.StringIO()
-    print_table(Console(file=out, width=width, color_system=None), "title", ["", "method"],
-                [f"metric{k}" for k in range(8)], rows, legend=["b = gru4rec[" + "x=1," * 30 + "y=2]"])
+    print_table(
+        Console(file=out, width=width, color_system=None),
+        "title",
+        ["", "method"],
+        [f"metric{k}" for k in range(8)],
+        rows,
+        legend=["b = gru4rec[" + "x=1," * 30 + "y=2]"],
+    )
     text = out.getvalue()
     assert max(len(line) for line in body_lines(text)) <= width
     for v in values:
@@ -93,8 +99,21 @@ def test_data_stats_and_lists_never_cut_a_number(monkeypatch, width, ml100k_dir)
 @pytest.mark.parametrize("width", WIDTHS)
 def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkeypatch, width, tmp_path, ml100k_dir):
     monkeypatch.setenv("BENCH_DATA_DIR", str(ml100k_dir))
-    text = run_cli(monkeypatch, width, "run", "--methods", "pop", "--dataset", "ml-100k", "--limit-test", "300",
-                   "--device", "cpu", "--name", "smoke")
+    text = run_cli(
+        monkeypatch,
+        width,
+        "run",
+        "--methods",
+        "pop",
+        "--dataset",
+        "ml-100k",
+        "--limit-test",
+        "300",
+        "--device",
+        "cpu",
+        "--name",
+        "smoke",
+    )
     record = RunStore().runs("ml-100k")[0].record
     assert max(len(line) for line in body_lines(text)) <= width
     # at 60 columns the columns come in two blocks, each headed by the row's letter and name
@@ -102,8 +121,19 @@ def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkey
     for value in (f"{record['metrics']['HR@10']:.4f}", record["key"][:8]):
         assert re.search(rf"^ a\s+pop\s.*\s{value}(\s|$)", text, re.M), value
 
-    text = run_cli(monkeypatch, width, "leaderboard", "--dataset", "ml-100k", "--name", "smoke",
-                   "--metrics", "NDCG@10,HR@10,NDCG@20,HR@20,NDCG@50,HR@50", "--out-dir", str(tmp_path / "tables"))
+    text = run_cli(
+        monkeypatch,
+        width,
+        "leaderboard",
+        "--dataset",
+        "ml-100k",
+        "--name",
+        "smoke",
+        "--metrics",
+        "NDCG@10,HR@10,NDCG@20,HR@20,NDCG@50,HR@50",
+        "--out-dir",
+        str(tmp_path / "tables"),
+    )
     assert max(len(line) for line in body_lines(text)) <= width
     assert "ml-100k · smoke: 300 test samples" in text
     for metric in ("NDCG@10", "HR@10", "NDCG@20", "HR@20", "NDCG@50", "HR@50"):
@@ -111,5 +141,9 @@ def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkey
         value = f"{record['metrics'][metric]:.4f}"
         assert re.search(rf"\s{re.escape(value)}(\s|$)", text), (metric, value)
     assert re.search(r"^ a\s+pop\s", text, re.M)
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["ml-100k-smoke.csv", "ml-100k-smoke.json", "ml-100k-smoke.md",
-                                                          "ml-100k-smoke.tex"]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+        "ml-100k-smoke.csv",
+        "ml-100k-smoke.json",
+        "ml-100k-smoke.md",
+        "ml-100k-smoke.tex",
+    ]

@@ -18,21 +18,21 @@ SOURCES = ("amazon2018", "movielens")
 @dataclass(frozen=True)
 class DatasetCard:
     name: str
-    source: str                      # "amazon2018" or "movielens"
+    source: str  # "amazon2018" or "movielens"
     description: str = ""
-    category: str = ""               # Amazon category file stem, e.g. "Toys_and_Games"
-    noun: str = "item"               # singular domain noun used in the prompt: "toy"
-    noun_plural: str = "items"       # "toys"
-    verb: str = "bought"             # "The user has <verb> the following <noun_plural> before"
-    window_start_year: int | None = None   # None: no time window (MovieLens)
-    window_end: str = "2018-11-01"   # inclusive, UTC
-    min_items: int = 0               # D3's 10k-items rule; 0 disables it
+    category: str = ""  # Amazon category file stem, e.g. "Toys_and_Games"
+    noun: str = "item"  # singular domain noun used in the prompt: "toy"
+    noun_plural: str = "items"  # "toys"
+    verb: str = "bought"  # "The user has <verb> the following <noun_plural> before"
+    window_start_year: int | None = None  # None: no time window (MovieLens)
+    window_end: str = "2018-11-01"  # inclusive, UTC
+    min_items: int = 0  # D3's 10k-items rule; 0 disables it
     k_core: int = 5
     history_len: int = 10
-    reviews: str = "full"            # Amazon: "full" (<Category>.json.gz) or "5core" (<Category>_5.json.gz)
-    base_url: str = ""               # Amazon download root
-    title_with_year: bool = False    # MovieLens: "Toy Story (1995)"
-    reference: dict = field(default_factory=dict)   # published sizes/anchors, for the stats table
+    reviews: str = "full"  # Amazon: "full" (<Category>.json.gz) or "5core" (<Category>_5.json.gz)
+    base_url: str = ""  # Amazon download root
+    title_with_year: bool = False  # MovieLens: "Toy Story (1995)"
+    reference: dict = field(default_factory=dict)  # published sizes/anchors, for the stats table
 
     @property
     def path(self) -> Path:

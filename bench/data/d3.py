@@ -149,7 +149,7 @@ def build_samples(frame: pd.DataFrame, cleaned: dict[str, str], card: DatasetCar
     # history of row r: the previous <= L items of the same user (rows are grouped by user, in order)
     L = card.history_len
     rows = np.flatnonzero(position >= 1)
-    histories = [tuple(items[r - min(position[r], L): r].tolist()) for r in rows]
+    histories = [tuple(items[r - min(position[r], L) : r].tolist()) for r in rows]
     order = np.lexsort((position[rows], users[rows], times[rows]))  # by time, then user, then position
     rows = rows[order]
     histories = [histories[i] for i in order]

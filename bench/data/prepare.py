@@ -38,9 +38,7 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
         if existing.manifest.get("reviews_file", "") == _reviews_label(card):
             used = _raw_folder(existing.manifest)
             if raw_dir is not None and used is not None and used != Path(raw_dir).resolve():
-                raise BenchError(
-                    f"Dataset '{name}' is already prepared from {used}; add --force to rebuild it from {raw_dir}."
-                )
+                raise BenchError(f"Dataset '{name}' is already prepared from {used}; add --force to rebuild it from {raw_dir}.")
             return existing.manifest
 
     source_counts: Counter = Counter()

@@ -73,7 +73,7 @@ class Samples:
             if not hist:
                 continue
             if align == "right":
-                out[row, length - len(hist):] = hist
+                out[row, length - len(hist) :] = hist
             else:
                 out[row, : len(hist)] = hist
         return out
@@ -150,7 +150,7 @@ def read_split(folder: Path, card: DatasetCard) -> Split:
         )
     manifest = json.loads(manifest_path.read_text())
     reviews = manifest.get("card", {}).get("reviews")
-    if reviews and reviews != card.reviews:   # prepared with --reviews: the split's card says which file
+    if reviews and reviews != card.reviews:  # prepared with --reviews: the split's card says which file
         card = replace(card, reviews=reviews)
     try:
         item_frame = pd.read_csv(folder / "items.tsv", sep="\t", keep_default_na=False, dtype={"title": str, "sources": str})

@@ -1,13 +1,13 @@
 """Leaderboard tables, rebuilt from the run store alone (no model, no GPU).
 
-    select.py    which runs form which table (method, setting, experiment; split; evaluation set)
-    labels.py    row names: full labels, settings shared by every row, letters
-    compare.py   per-sample values, paired tests, corrections, bootstrap intervals -> Leaderboard
-    model.py     the Leaderboard records (reloadable from JSON)
-    cells.py     how a cell reads in every format
-    terminal.py  rich tables for a terminal or a log, at any width from 60 columns
-    markdown.py, latex.py, export.py (CSV, JSON)   the files
-    command.py   `bench leaderboard`: build, print, write <dataset>[-<experiment>].<format>
+select.py    which runs form which table (method, setting, experiment; split; evaluation set)
+labels.py    row names: full labels, settings shared by every row, letters
+compare.py   per-sample values, paired tests, corrections, bootstrap intervals -> Leaderboard
+model.py     the Leaderboard records (reloadable from JSON)
+cells.py     how a cell reads in every format
+terminal.py  rich tables for a terminal or a log, at any width from 60 columns
+markdown.py, latex.py, export.py (CSV, JSON)   the files
+command.py   `bench leaderboard`: build, print, write <dataset>[-<experiment>].<format>
 """
 
 from bench.leaderboard.command import FORMATS, leaderboard_command

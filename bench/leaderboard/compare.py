@@ -192,8 +192,23 @@ def build_leaderboards(
             comparisons = [c for m in metrics for c in compare(data, rows, m, test, correction, alpha, seed, n_resamples)]
             mark(rows, comparisons, metrics)
             boards.append(
-                Leaderboard(dataset, split_hash, limit_test, n_test, metrics, test, correction, alpha, seed, n_resamples,
-                            baseline, rows, comparisons, shared, experiment)  # fmt: skip
+                Leaderboard(
+                    dataset,
+                    split_hash,
+                    limit_test,
+                    n_test,
+                    metrics,
+                    test,
+                    correction,
+                    alpha,
+                    seed,
+                    n_resamples,
+                    baseline,
+                    rows,
+                    comparisons,
+                    shared,
+                    experiment,
+                )  # fmt: skip
             )
             tables.append(data)
     if baseline is not None:

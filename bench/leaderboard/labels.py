@@ -48,8 +48,7 @@ def table_labels(records: list[dict], shared: dict) -> list[str]:
     for label in labels:
         counts[label] += 1
     return [
-        f"{label} ({(r.get('config_key') or r['key'])[:8]})" if counts[label] > 1 else label
-        for label, r in zip(labels, records)
+        f"{label} ({(r.get('config_key') or r['key'])[:8]})" if counts[label] > 1 else label for label, r in zip(labels, records)
     ]
 
 

@@ -1,11 +1,11 @@
 """Which stored runs form which table.
 
-    stored runs of a dataset
-      └─ chosen by method, setting (model=smollm2-135m) and experiment name, when asked
-           └─ newest split (or the one asked for)
-                └─ one table per experiment (`bench run --name`; runs without a name together)
-                     └─ and per evaluation set (limit_test, n_test)
-                          └─ one row per config_key; one run per seed (the newest when stored twice)
+stored runs of a dataset
+  └─ chosen by method, setting (model=smollm2-135m) and experiment name, when asked
+       └─ newest split (or the one asked for)
+            └─ one table per experiment (`bench run --name`; runs without a name together)
+                 └─ and per evaluation set (limit_test, n_test)
+                      └─ one row per config_key; one run per seed (the newest when stored twice)
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ class Selection:
     """What the user asked the leaderboard to show; empty fields select everything."""
 
     methods: list[str] = field(default_factory=list)
-    where: dict[str, str] = field(default_factory=dict)   # setting -> value, as written on the command line
-    name: str | None = None                               # one experiment only
+    where: dict[str, str] = field(default_factory=dict)  # setting -> value, as written on the command line
+    name: str | None = None  # one experiment only
 
     @property
     def empty(self) -> bool:
@@ -51,8 +51,8 @@ def parse_where(pairs: list[str]) -> dict[str, str]:
 def _matches(value, wanted: str) -> bool:
     if isinstance(value, bool):
         return wanted.lower() in (("true", "1", "yes", "on") if value else ("false", "0", "no", "off"))
-    return str(value) == wanted or json.dumps(value) == wanted or (
-        isinstance(value, (int, float)) and _as_number(wanted) == value
+    return (
+        str(value) == wanted or json.dumps(value) == wanted or (isinstance(value, (int, float)) and _as_number(wanted) == value)
     )
 
 

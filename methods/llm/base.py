@@ -46,16 +46,16 @@ GROUNDINGS = ("interleaved", "original")
 
 @dataclass
 class LLMConfig:
-    model: str = "tiny"                 # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
-    epochs: int = 3                     # 0 = no fine-tuning: evaluate the model as loaded
-    lr: float | None = None             # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
+    model: str = "tiny"  # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
+    epochs: int = 3  # 0 = no fine-tuning: evaluate the model as loaded
+    lr: float | None = None  # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
     micro_batch: int = 16
-    grad_accum: int = 4                 # effective batch 64 on one device
+    grad_accum: int = 4  # effective batch 64 on one device
     warmup_steps: int = 20
-    patience: int = 1                   # epochs without validation improvement before stopping; 0 = never
-    cutoff: int = 1024                  # tokens; longer examples drop their oldest history titles
-    max_train_samples: int = 0          # 0 = all; otherwise a random subset drawn with the seed
-    max_valid_samples: int = 0          # 0 = all
+    patience: int = 1  # epochs without validation improvement before stopping; 0 = never
+    cutoff: int = 1024  # tokens; longer examples drop their oldest history titles
+    max_train_samples: int = 0  # 0 = all; otherwise a random subset drawn with the seed
+    max_valid_samples: int = 0  # 0 = all
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
@@ -63,13 +63,24 @@ class LLMConfig:
     lora_targets: str = "q_proj,v_proj"
     num_beams: int = 5
     max_new_tokens: int = 128
-    eval_batch_size: int = 8            # prompts per decoding batch (titles are embedded 4x as many at once)
+    eval_batch_size: int = 8  # prompts per decoding batch (titles are embedded 4x as many at once)
 
     def __post_init__(self):
         """Impossible settings fail when the run is planned, before anything trains."""
-        for name, low in (("epochs", 0), ("micro_batch", 1), ("grad_accum", 1), ("warmup_steps", 0), ("patience", 0),
-                          ("cutoff", 16), ("max_train_samples", 0), ("max_valid_samples", 0), ("num_beams", 1),
-                          ("max_new_tokens", 1), ("eval_batch_size", 1), ("lora_r", 1)):
+        for name, low in (
+            ("epochs", 0),
+            ("micro_batch", 1),
+            ("grad_accum", 1),
+            ("warmup_steps", 0),
+            ("patience", 0),
+            ("cutoff", 16),
+            ("max_train_samples", 0),
+            ("max_valid_samples", 0),
+            ("num_beams", 1),
+            ("max_new_tokens", 1),
+            ("eval_batch_size", 1),
+            ("lora_r", 1),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
         if self.lr is not None and not self.lr > 0:
@@ -104,7 +115,9 @@ class LLMMethod(Method):
         self.context = context
         self.titles = list(context.items.titles)
         loaded = models.load_model(
-            cfg.model, context.device, cache_dir=context.cache_dir,
+            cfg.model,
+            context.device,
+            cache_dir=context.cache_dir,
             tiny_texts=models.tiny_training_texts(context.card, self.titles) if cfg.model == models.TINY else None,
             seed=context.seed,
         )
@@ -120,16 +133,26 @@ class LLMMethod(Method):
         shared = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if hasattr(cfg, f.name)}
         train_config = TrainConfig(**dict(shared, alpha=alpha, beta=beta, lr=lr, seed=context.seed, label=self.name or "train"))
         model, self.result = train_model(
-            loaded.model, self.tokenizer, train_examples, valid_examples,
-            examples.counterfactual_prompt(self.tokenizer, context.card), train_config,
-            device=context.device, work_dir=context.work_dir, progress=context.progress,
+            loaded.model,
+            self.tokenizer,
+            train_examples,
+            valid_examples,
+            examples.counterfactual_prompt(self.tokenizer, context.card),
+            train_config,
+            device=context.device,
+            work_dir=context.work_dir,
+            progress=context.progress,
         )
         loaded.model = model
         self.loaded = loaded
         self.model = model.to(_device(context.device))
         self.facts = models.model_facts(loaded, context.device, cfg.lora)
-        self.facts.update(lr=lr, train_samples=len(train_examples), valid_samples=len(valid_examples),
-                          history_titles_dropped=int(sum(e.dropped for e in train_examples)))
+        self.facts.update(
+            lr=lr,
+            train_samples=len(train_examples),
+            valid_samples=len(valid_examples),
+            history_titles_dropped=int(sum(e.dropped for e in train_examples)),
+        )
         self._item_embeddings = None
 
     # ------------------------------------------------------------ inference
@@ -167,8 +190,14 @@ class LLMMethod(Method):
 
         cfg = self.config
         items, invalid = constrained_beam_search(
-            self.model, self.tokenizer, prompt_texts, self.titles, num_beams=cfg.num_beams,
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, progress=self.context.progress,
+            self.model,
+            self.tokenizer,
+            prompt_texts,
+            self.titles,
+            num_beams=cfg.num_beams,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.eval_batch_size,
+            progress=self.context.progress,
         )
         generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
         return items, invalid, generations
@@ -182,15 +211,24 @@ class LLMMethod(Method):
 
         cfg = self.config
         beams = generate_beams(
-            self.model, self.tokenizer, prompt_texts, num_beams=cfg.num_beams, num_return=cfg.num_beams,
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size, progress=self.context.progress,
+            self.model,
+            self.tokenizer,
+            prompt_texts,
+            num_beams=cfg.num_beams,
+            num_return=cfg.num_beams,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.eval_batch_size,
+            progress=self.context.progress,
         )
         invalid = count_invalid(beams, self.titles)
         if self._item_embeddings is None:
-            self._item_embeddings = embed_texts(self.model, self.tokenizer, self.titles,
-                                                batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
+            self._item_embeddings = embed_texts(
+                self.model, self.tokenizer, self.titles, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
+            )
         flat = [prompts.title_from_generation(text) for row in beams for text in row]
-        generated = embed_texts(self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress)
+        generated = embed_texts(
+            self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
+        )
         # distances on the model's device (a GPU when there is one); embeddings stay float32
         device = next(self.model.parameters()).device
         generated = generated.view(len(beams), cfg.num_beams, -1).to(device)

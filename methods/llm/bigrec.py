@@ -11,7 +11,7 @@ from methods.llm.base import LLMConfig, LLMMethod
 @dataclass
 class BIGRecConfig(LLMConfig):
     max_train_samples: int = 1024
-    grounding: str = "interleaved"      # or "original" (beam 0 only)
+    grounding: str = "interleaved"  # or "original" (beam 0 only)
 
 
 class BIGRec(LLMMethod):

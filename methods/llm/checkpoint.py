@@ -38,15 +38,15 @@ class TrainState:
     """The loop's progress and early-stopping state: everything it needs to go on after a restart
     besides the weights, the optimiser and the scheduler."""
 
-    epoch: int = 0                      # epochs completed
-    best_valid: float | None = None     # best validation loss so far
+    epoch: int = 0  # epochs completed
+    best_valid: float | None = None  # best validation loss so far
     best_epoch: int = 0
-    bad_epochs: int = 0                 # epochs since the validation loss last improved
-    finished: bool = False              # stopped early or trained every epoch
-    history: list[dict] = field(default_factory=list)   # one record per epoch
-    tokens: int = 0                     # training tokens seen by all processes
-    seconds: float = 0.0                # training time (validation and checkpoints excluded)
-    steps: int = 0                      # optimiser steps
+    bad_epochs: int = 0  # epochs since the validation loss last improved
+    finished: bool = False  # stopped early or trained every epoch
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    tokens: int = 0  # training tokens seen by all processes
+    seconds: float = 0.0  # training time (validation and checkpoints excluded)
+    steps: int = 0  # optimiser steps
 
 
 @dataclass
@@ -116,8 +116,16 @@ class Checkpoints:
         """Write the resumable checkpoint (after `keep_best`, so that a checkpoint never points past
         the best weights on disk)."""
         if self.work_dir is not None and self.is_main_process:
-            _save({"fingerprint": self.fingerprint, "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "state": asdict(state)}, self.work_dir / CHECKPOINT)
+            _save(
+                {
+                    "fingerprint": self.fingerprint,
+                    "trainable": trainable_state(model),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "state": asdict(state),
+                },
+                self.work_dir / CHECKPOINT,
+            )
 
     def keep_best(self, model) -> None:
         if self.work_dir is None:

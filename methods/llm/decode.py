@@ -159,9 +159,7 @@ def generate_beams(
             for j, i in enumerate(batch):
                 for b in range(num_return):
                     toks = _cut_at_eos(gen[j * num_return + b], eos, keep_eos=False)
-                    out[i].append(
-                        tokenizer.decode(toks, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                    )
+                    out[i].append(tokenizer.decode(toks, skip_special_tokens=True, clean_up_tokenization_spaces=False))
             task.advance()
     return out
 

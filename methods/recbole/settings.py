@@ -19,18 +19,18 @@ from methods.recbole.shims import hidden_argv, install_shims, quiet
 @dataclass
 class RecBoleConfig:
     epochs: int = 200
-    patience: int = 10                 # stop once more than this many epochs in a row brought no better valid NDCG@10
+    patience: int = 10  # stop once more than this many epochs in a row brought no better valid NDCG@10
     batch_size: int = 256
     eval_batch_size: int = 2048
-    lr: float = 1e-3                   # Adam
+    lr: float = 1e-3  # Adam
     weight_decay: float = 0.0
-    hidden_size: int = 64              # RecBole's hidden_size and embedding_size
-    n_layers: int = 2                  # n_layers / num_layers
-    n_heads: int = 2                   # attention models only
-    dropout: float | None = None       # hidden/attention/embedding dropout; None: the model's RecBole default
-    loss: str = "CE"                   # "CE" over all items or "BPR" with one sampled negative
-    max_history: int = 10              # the protocol's history length
-    extra: str = ""                    # any other RecBole parameter: "key=value;key=value" (values in YAML)
+    hidden_size: int = 64  # RecBole's hidden_size and embedding_size
+    n_layers: int = 2  # n_layers / num_layers
+    n_heads: int = 2  # attention models only
+    dropout: float | None = None  # hidden/attention/embedding dropout; None: the model's RecBole default
+    loss: str = "CE"  # "CE" over all items or "BPR" with one sampled negative
+    max_history: int = 10  # the protocol's history length
+    extra: str = ""  # any other RecBole parameter: "key=value;key=value" (values in YAML)
 
 
 # Defaults per RecBole model (fields of RecBoleConfig), and parameters only one model has, which
@@ -40,7 +40,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "GRU4Rec": {"n_layers": 1, "dropout": 0.3},
     "BERT4Rec": {"n_layers": 2, "n_heads": 2, "dropout": 0.2},
     "Caser": {"dropout": 0.4},
-    "FPMC": {"loss": "BPR"},           # FPMC is a pairwise model
+    "FPMC": {"loss": "BPR"},  # FPMC is a pairwise model
 }
 MODEL_FIELDS: dict[str, dict[str, Any]] = {
     "BERT4Rec": {"mask_ratio": 0.2},
@@ -48,9 +48,14 @@ MODEL_FIELDS: dict[str, dict[str, Any]] = {
 }
 # Sequential models that need data a prepared split does not carry.
 NEEDS_SIDE_DATA = {
-    "GRU4RecF": "item features", "SASRecF": "item features", "FDSA": "item features", "S3Rec": "item features",
-    "KSR": "a knowledge graph", "GRU4RecKG": "a knowledge graph",
-    "DIN": "click labels (it is a click-through-rate model)", "DIEN": "click labels (it is a click-through-rate model)",
+    "GRU4RecF": "item features",
+    "SASRecF": "item features",
+    "FDSA": "item features",
+    "S3Rec": "item features",
+    "KSR": "a knowledge graph",
+    "GRU4RecKG": "a knowledge graph",
+    "DIN": "click labels (it is a click-through-rate model)",
+    "DIEN": "click labels (it is a click-through-rate model)",
 }
 
 
@@ -71,7 +76,7 @@ def config_class(model: str) -> type:
 
 
 def parse_extra(extra: str) -> dict[str, Any]:
-    """"a=1;b=[1, 2];c=none" -> {"a": 1, "b": [1, 2], "c": None} (values read as YAML)."""
+    """ "a=1;b=[1, 2];c=none" -> {"a": 1, "b": [1, 2], "c": None} (values read as YAML)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -143,7 +148,13 @@ def recbole_settings(model: str, cfg, data_path: Path, seed: int) -> dict[str, A
     if cfg.loss == "CE" and getattr(model_class(model), "input_type", None) != InputType.PAIRWISE:
         settings["train_neg_sample_args"] = None
     else:  # BPR, and models that always train on pairs (FPMC, TransRec, SINE): one uniform negative
-        settings["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+        settings["train_neg_sample_args"] = {
+            "distribution": "uniform",
+            "sample_num": 1,
+            "alpha": 1.0,
+            "dynamic": False,
+            "candidate_num": 0,
+        }
     if cfg.dropout is not None:
         settings.update(hidden_dropout_prob=cfg.dropout, attn_dropout_prob=cfg.dropout, dropout_prob=cfg.dropout)
     for name in MODEL_FIELDS.get(model, {}):
@@ -167,7 +178,9 @@ def model_class(model: str):
     if getattr(cls, "type", None) != ModelType.SEQUENTIAL:
         raise BenchError(f"RecBole model '{model}' is not a sequential recommender; only sequential models fit this benchmark.")
     if model in NEEDS_SIDE_DATA:
-        raise BenchError(f"RecBole model '{model}' needs {NEEDS_SIDE_DATA[model]}, which the benchmark's splits do not carry; choose another model.")
+        raise BenchError(
+            f"RecBole model '{model}' needs {NEEDS_SIDE_DATA[model]}, which the benchmark's splits do not carry; choose another model."
+        )
     return cls
 
 

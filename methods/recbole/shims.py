@@ -21,11 +21,18 @@ import numpy as np
 from bench.errors import BenchError
 
 _SHIMS_INSTALLED = False
-_original_torch_load = None            # torch.load as it was before the shim (tests replace it with a spy)
+_original_torch_load = None  # torch.load as it was before the shim (tests replace it with a spy)
 _NUMPY_ALIASES = {
     # removed in numpy 1.24 / 2.0, still used by RecBole's evaluator, dataset and interaction code
-    "float": float, "int": int, "object": object, "str": str, "complex": complex, "unicode": str,
-    "float_": np.float64, "complex_": np.complex128, "unicode_": np.str_,
+    "float": float,
+    "int": int,
+    "object": object,
+    "str": str,
+    "complex": complex,
+    "unicode": str,
+    "float_": np.float64,
+    "complex_": np.complex128,
+    "unicode_": np.str_,
 }
 
 
@@ -146,7 +153,7 @@ def _shim_config() -> None:
         self.final_config_dict["gpu_id"] = str(self.final_config_dict.get("gpu_id", ""))
         self.final_config_dict["single_spec"] = True
         self.final_config_dict["local_rank"] = 0
-        self.final_config_dict.setdefault("device", None)   # set by settings.build_config
+        self.final_config_dict.setdefault("device", None)  # set by settings.build_config
 
     Config.compatibility_settings = compatibility_settings
     Config._init_device = init_device
