@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.errors import BenchError
@@ -34,7 +35,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except BenchError as exc:
-            console.print(f"[red bold]error:[/] {exc}")
+            console.print(f"[red bold]error:[/] {escape(str(exc))}")
             raise typer.Exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: finished runs are stored; run the same command again to resume.[/]")
@@ -138,10 +139,37 @@ def _print_runs(dataset: str, records: list[dict]) -> None:
 
 @app.command("methods")
 @friendly
-def list_methods():
-    """List the registered methods (built-in and plugins)."""
+def list_methods(
+    name: Optional[str] = typer.Argument(None, help="A method: show its settings (type, default, meaning)."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (with a name: its settings)."),
+):
+    """List the registered methods (built-in and plugins), or one method's settings."""
     from bench.registry import all_specs
 
+    if name is not None:
+        from rich.text import Text
+
+        from bench.describe import default_text, describe
+        from bench.tables import print_table
+
+        info = describe(name)
+        if as_json:
+            print(json.dumps(info, indent=2))
+            return
+        console.print(Text(f"{info['name']} (version {info['version']}, {info['origin']}): {info['description']}"))
+        settings = info["settings"]
+        if not settings:
+            console.print(Text(f"{name} has no settings."))
+            return
+        rows = [([s["name"]], [s["type"], default_text(s["default"])]) for s in settings]
+        notes = [f"{s['name']}: {s['help'] or '(no description)'}" for s in settings]
+        notes.append(f"Change one with --set {name}.SETTING=VALUE.")
+        print_table(console, None, ["setting"], ["type", "default"], rows, notes=notes, value_justify=["left", "left"])
+        return
+    if as_json:
+        specs = sorted(all_specs().values(), key=lambda s: s.name)
+        print(json.dumps([{"name": s.name, "description": s.description, "origin": s.origin} for s in specs], indent=2))
+        return
     table = Table(title="methods", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     names = all_specs()
     table.add_column("name", style="bold", no_wrap=True, min_width=max(map(len, names)))
@@ -191,7 +219,7 @@ def leaderboard(
         selection=selection,
     )
     for path in paths:
-        console.print(f"[dim]wrote {path}[/]")
+        console.print(f"[dim]wrote {escape(str(path))}[/]")
 
 
 @data_app.command("list")

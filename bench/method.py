@@ -107,6 +107,12 @@ class Method(ABC):
         """Facts about the fitted method stored with the run (epochs trained, model id...)."""
         return {}
 
+    @classmethod
+    def preflight(cls, config: Any) -> None:  # noqa: B027 (an optional hook: most methods need no check)
+        """Checks that can fail before anything trains (a model that cannot be loaded, a missing
+        package): raise BenchError with one sentence saying what to do. Called once per planned
+        method, before the first run starts."""
+
     # ---- the contract --------------------------------------------------------------------------
     @property
     def fitted(self) -> bool:

@@ -10,6 +10,7 @@ import traceback
 from datetime import datetime, timezone
 
 import numpy as np
+from rich.markup import escape
 
 from bench import distributed, evaluate, provenance, registry
 from bench.data.split import Split
@@ -217,13 +218,15 @@ def run_benchmark(
                 raise BenchError(
                     f"Dataset '{dataset}' is not prepared; run `bench data prepare {dataset}` once before launching several processes."
                 )
-            console.print(f"[bold]preparing {dataset}[/] (first use)")
+            console.print(f"[bold]preparing {escape(dataset)}[/] (first use)")
             with make_progress(console, enabled=show_progress) as progress:
                 prepare(dataset, progress=progress)
         split = load_split(dataset)
     if limit_test is not None and limit_test <= 0:
         raise BenchError("--limit-test must be a positive number of test samples.")
     device = resolve_device(device)
+    for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
+        p.cls.preflight(p.config)
     records, failures = [], []
     with make_progress(console, enabled=show_progress) as progress:
         overall = progress.add_task("runs", total=len(planned) * len(seeds))
@@ -235,7 +238,7 @@ def run_benchmark(
                     if name is not None and distributed.is_main_process():
                         stored = store.add_experiment(stored, name)
                     records.append(stored.record)
-                    console.print(f"[dim]{p.label} seed {seed}: stored already ({key}), skipped[/]")
+                    console.print(f"[dim]{escape(p.label)} seed {seed}: stored already ({key}), skipped[/]")
                     progress.advance(overall)
                     continue
                 progress.update(overall, description=f"{p.label} seed {seed}")
@@ -243,7 +246,7 @@ def run_benchmark(
                     record = run_one(p, split, seed, device, limit_test, store, progress, name)
                 except BenchError as exc:
                     failures.append((p.label, seed, str(exc)))
-                    console.print(f"[red]{p.label} seed {seed} failed:[/] {exc}")
+                    console.print(f"[red]{escape(p.label)} seed {seed} failed:[/] {escape(str(exc))}")
                 except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
                     if distributed.launched_processes() > 1:
                         # one process failing alone would leave the others waiting in a collective: stop the job
@@ -254,11 +257,11 @@ def run_benchmark(
                         msg = f"{type(exc).__name__}: {exc}"
                         console.print(traceback.format_exc(), markup=False, highlight=False)
                     failures.append((p.label, seed, msg))
-                    console.print(f"[red]{p.label} seed {seed} failed:[/] {msg}")
+                    console.print(f"[red]{escape(p.label)} seed {seed} failed:[/] {escape(msg)}")
                 else:
                     records.append(record)
                     shown = ", ".join(f"{m} {record['metrics'][m]:.4f}" for m in ("NDCG@10", "HR@10"))
-                    console.print(f"[green]{p.label} seed {seed}[/]: {shown} ({record['timing']['total_s']:.1f}s)")
+                    console.print(f"[green]{escape(p.label)} seed {seed}[/]: {shown} ({record['timing']['total_s']:.1f}s)")
                 progress.advance(overall)
     if failures:
         names = "; ".join(f"{label} seed {seed}" for label, seed, _ in failures)

@@ -26,6 +26,11 @@ BOX = box.SIMPLE_HEAD  # no vertical rules: labels and numbers can be copied out
 NAME_MAX = 28  # a longer label goes to the legend, the table shows its short name
 
 
+def _plain(cell: Cell) -> Text:
+    """A cell as literal text: `cft[epochs=1]` must not be read as rich markup."""
+    return cell if isinstance(cell, Text) else Text(cell)
+
+
 def width_of(cell: Cell) -> int:
     return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
 
@@ -72,13 +77,14 @@ def print_table(
     value_widths = [max([cell_len(h)] + [width_of(values[j]) for _, values in rows]) for j, h in enumerate(value_headers)]
     width = console.width
     for n, group in enumerate(column_groups(key_widths, value_widths, width)):
-        table = Table(title=title if n == 0 else None, box=BOX, show_edge=False, title_justify="left", pad_edge=True)
+        shown_title = Text(title) if title is not None and n == 0 else None
+        table = Table(title=shown_title, box=BOX, show_edge=False, title_justify="left", pad_edge=True)
         for header, w, justify in zip(key_headers, key_widths, key_justify):
             table.add_column(header, justify=justify, no_wrap=True, min_width=w)
         for j in group:
             table.add_column(value_headers[j], justify=value_justify[j], no_wrap=True, min_width=value_widths[j])
         for keys, values in rows:
-            table.add_row(*keys, *(values[j] for j in group))
+            table.add_row(*map(_plain, keys), *(_plain(values[j]) for j in group))
         needed = table_width(key_widths + [value_widths[j] for j in group])
         console.print(table, width=max(width, needed), crop=False)
     for line in notes:

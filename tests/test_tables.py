@@ -43,6 +43,17 @@ def body_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if not re.match(r"^[a-z]{1,2} = ", line)]
 
 
+def test_labels_with_brackets_are_shown_as_written():
+    """`cft[epochs=1]` looks like rich markup; tables, titles and notes show it literally."""
+    out = io.StringIO()
+    print_table(Console(file=out, width=80, color_system=None), "ml[/x] [bold]", ["", "method"], ["NDCG@10"],
+                [(["a", "cft[epochs=1]"], ["0.1000"]), (["b", "sasrec[epochs=2]"], ["0.2000"])],
+                notes=["Every row with these settings: [lr=0.1]."], legend=["c = sft[epochs=1,lr=0.1]"])  # fmt: skip
+    text = out.getvalue()
+    for shown in ("ml[/x] [bold]", " a   cft[epochs=1] ", " b   sasrec[epochs=2] ", "[lr=0.1]", "c = sft[epochs=1,lr=0.1]"):
+        assert shown in text, shown
+
+
 def test_column_groups_fit_the_width():
     # keys 1 + 6 wide take 1+6+3*2-1 = 12 characters; each value column adds its width + 3
     assert table_width([1, 6]) == 12
