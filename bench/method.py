@@ -107,8 +107,8 @@ class Method(ABC):
         """Facts about the fitted method stored with the run (epochs trained, model id...)."""
         return {}
 
-    @classmethod
-    def preflight(cls, config: Any) -> None:  # noqa: B027 (an optional hook: most methods need no check)
+    @classmethod  # noqa: B027 (an optional hook: most methods need no check)
+    def preflight(cls, config: Any) -> None:
         """Checks that can fail before anything trains (a model that cannot be loaded, a missing
         package): raise BenchError with one sentence saying what to do. Called once per planned
         method, before the first run starts."""

@@ -10,8 +10,8 @@ from methods.llm.base import LLMConfig, LLMMethod
 
 @dataclass
 class BIGRecConfig(LLMConfig):
-    max_train_samples: int = 1024
-    grounding: str = "interleaved"  # or "original" (beam 0 only)
+    max_train_samples: int = 1024  # BIGRec's 1,024 training samples, drawn at random with the seed; 0 = all
+    grounding: str = "interleaved"  # "interleaved": merge every beam's L2 ranking; "original": beam 0 only
 
 
 class BIGRec(LLMMethod):

@@ -15,19 +15,19 @@ from methods.llm.base import LLMConfig, LLMMethod
 
 @dataclass
 class CFTConfig(LLMConfig):
-    alpha: float = 0.1
-    beta: float = 0.25
-    grounding: str = "interleaved"
+    alpha: float = 0.1  # weight of the counterfactual term (history removed); 0 = none
+    beta: float = 0.25  # weight of the last label token: weights fall from 1 to beta; 1 = uniform
+    grounding: str = "interleaved"  # "interleaved": merge every beam's L2 ranking; "original": beam 0 only
 
 
 @dataclass
 class CFTNoCFConfig(CFTConfig):
-    alpha: float = 0.0
+    alpha: float = 0.0  # weight of the counterfactual term; 0 here: the ablation without it
 
 
 @dataclass
 class CFTNoTWConfig(CFTConfig):
-    beta: float = 1.0
+    beta: float = 1.0  # weight of the last label token; 1 here: uniform token weights (the ablation)
 
 
 class CFT(LLMMethod):

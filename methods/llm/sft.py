@@ -10,7 +10,7 @@ from methods.llm.base import LLMConfig, LLMMethod
 
 @dataclass
 class SFTConfig(LLMConfig):
-    num_beams: int = 10
+    num_beams: int = 10  # beams of the constrained search; its finished beams are the list (k beyond: -1)
 
 
 class SFT(LLMMethod):

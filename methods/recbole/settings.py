@@ -18,18 +18,18 @@ from methods.recbole.shims import hidden_argv, install_shims, quiet
 
 @dataclass
 class RecBoleConfig:
-    epochs: int = 200
+    epochs: int = 200  # most training epochs (early stopping usually ends sooner)
     patience: int = 10  # stop once more than this many epochs in a row brought no better valid NDCG@10
-    batch_size: int = 256
-    eval_batch_size: int = 2048
-    lr: float = 1e-3  # Adam
-    weight_decay: float = 0.0
+    batch_size: int = 256  # training samples per step
+    eval_batch_size: int = 2048  # samples per step when scoring validation and test
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 0.0  # Adam weight decay (L2)
     hidden_size: int = 64  # RecBole's hidden_size and embedding_size
-    n_layers: int = 2  # n_layers / num_layers
-    n_heads: int = 2  # attention models only
+    n_layers: int = 2  # layers (RecBole's n_layers / num_layers)
+    n_heads: int = 2  # attention heads (attention models only)
     dropout: float | None = None  # hidden/attention/embedding dropout; None: the model's RecBole default
     loss: str = "CE"  # "CE" over all items or "BPR" with one sampled negative
-    max_history: int = 10  # the protocol's history length
+    max_history: int = 10  # most recent history items the model sees (the protocol's history length)
     extra: str = ""  # any other RecBole parameter: "key=value;key=value" (values in YAML)
 
 
@@ -45,6 +45,13 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 MODEL_FIELDS: dict[str, dict[str, Any]] = {
     "BERT4Rec": {"mask_ratio": 0.2},
     "Caser": {"nv": 4, "nh": 8, "reg_weight": 1e-4},
+}
+# What each of those model parameters means (`bench methods caser`).
+MODEL_FIELD_HELP: dict[str, str] = {
+    "mask_ratio": "share of history items masked in BERT4Rec's cloze training",
+    "nv": "Caser's vertical convolution filters",
+    "nh": "Caser's horizontal convolution filters of each height (1 to max_history)",
+    "reg_weight": "weight of Caser's L2 penalty on its embeddings and layers",
 }
 # Sequential models that need data a prepared split does not carry.
 NEEDS_SIDE_DATA = {
@@ -69,9 +76,13 @@ def config_class(model: str) -> type:
         specs.append((f.name, hints[f.name], dataclasses.field(default=defaults.get(f.name, f.default))))
     extra_fields = list(MODEL_FIELDS.get(model, {}).items())
     # `extra` stays last in the listing; model parameters go just before it
-    specs[-1:-1] = [(name, type(value), dataclasses.field(default=value)) for name, value in extra_fields]
+    specs[-1:-1] = [
+        (name, type(value), dataclasses.field(default=value, metadata={"help": MODEL_FIELD_HELP.get(name, "")}))
+        for name, value in extra_fields
+    ]
     cls = dataclasses.make_dataclass(f"{model}Config", specs)
     cls.__module__ = __name__
+    cls.__help_from__ = RecBoleConfig  # a generated class has no source: its comments are RecBoleConfig's (bench.describe)
     return cls
 
 
