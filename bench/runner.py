@@ -12,49 +12,30 @@ from datetime import datetime, timezone
 import numpy as np
 from rich.markup import escape
 
-from bench import distributed, evaluate, provenance, registry
+from bench import distributed, evaluate, provenance
 from bench.data.split import Split
 from bench.errors import BenchError
 from bench.method import INSPECT, Context
+from bench.plan import Planned, plan_methods
 from bench.seeding import resolve_device, seed_everything
-from bench.store import TOP_N, RunStore, check_experiment_name, run_key, run_label
+from bench.store import TOP_N, RunStore, check_experiment_name, run_key
+from bench.subsets import SampleChoice
 
 
-@dataclasses.dataclass
-class Planned:
-    name: str
-    cls: type
-    config: object
-    resolved: dict
-    overrides: dict
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What a run scores: test samples (all, or a subset for smoke runs), and optionally the
+    validation split (per sample, stored beside the test results; used to choose configurations)."""
 
-    @property
-    def label(self) -> str:
-        return run_label(self.name, self.overrides)
+    test: SampleChoice = SampleChoice()
+    valid: SampleChoice | None = None  # None: the validation split is not scored
 
+    def key(self, p: Planned, split_hash: str, seed: int) -> str:
+        return run_key(p.name, p.cls.version, p.resolved, split_hash, seed, self.test.limit, self.test.tag)
 
-def plan_methods(methods: list[str], overrides: dict[str, dict[str, str]] | None) -> list[Planned]:
-    """Resolve every method and its config before anything trains, so a typo fails at once."""
-    overrides = overrides or {}
-    unknown = set(overrides) - set(methods)
-    if unknown:
-        raise BenchError(
-            f"--set names {', '.join(sorted(unknown))}, which is not among --methods {','.join(methods)}; "
-            "fix the method name or add it to --methods."
-        )
-    planned = []
-    for name in methods:
-        cls = registry.load_class(name)
-        config = registry.build_config(cls, overrides.get(name, {}))
-        resolved = dataclasses.asdict(config)
-        default = dataclasses.asdict(cls.Config())
-        changed = {k: v for k, v in resolved.items() if default.get(k) != v}
-        planned.append(Planned(name, cls, config, resolved, changed))
-    return planned
-
-
-def config_key(p: Planned, split_hash: str, limit_test: int | None) -> str:
-    return run_key(p.name, p.cls.version, p.resolved, split_hash, -1, limit_test)
+    def valid_done(self, stored) -> bool:
+        """Whether a stored run already holds the validation scores asked for."""
+        return self.valid is None or (stored.has_valid and stored.record["valid"].get("subset") == self.valid.as_record())
 
 
 @dataclasses.dataclass
@@ -113,17 +94,26 @@ def predict(method, samples, k: int = TOP_N) -> Prediction:
     )
 
 
+def _per_sample(index: np.ndarray, prediction: Prediction) -> dict[str, np.ndarray]:
+    return {
+        "sample_index": index.astype(np.int64),
+        "rank": prediction.ranks.astype(np.int64),
+        "topk": prediction.topk.astype(np.int32),
+        "invalid": prediction.invalid.astype(np.int32),
+    }
+
+
 def run_one(
     p: Planned,
     split: Split,
     seed: int,
     device: str,
-    limit_test: int | None,
+    evaluation: Evaluation,
     store: RunStore,
     progress=None,
-    name: str | None = None,
+    experiments: list[str] | None = None,
 ) -> dict:
-    key = run_key(p.name, p.cls.version, p.resolved, split.hash, seed, limit_test)
+    key = evaluation.key(p, split.hash, seed)
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
@@ -141,27 +131,41 @@ def run_one(
     t0 = time.perf_counter()
     method.fit(split.train, split.valid, context)
     t1 = time.perf_counter()
-    test = split.test.head(limit_test)
-    prediction = predict(method, test)
+    test_index = evaluation.test.indices(len(split.test))
+    prediction = predict(method, split.test.subset(test_index))
     t2 = time.perf_counter()
     metrics = evaluate.summarize(prediction.ranks)
     t3 = time.perf_counter()
+    valid, valid_arrays = None, None
+    if evaluation.valid is not None:
+        valid_index = evaluation.valid.indices(len(split.valid))
+        scored = predict(method, split.valid.subset(valid_index))
+        valid = {
+            "subset": evaluation.valid.as_record(),
+            "n": len(valid_index),
+            "metrics": evaluate.summarize(scored.ranks),
+            "invalid_total": int(scored.invalid.sum()),
+            "seconds": time.perf_counter() - t3,
+        }
+        valid_arrays = _per_sample(valid_index, scored)
     record = {
         "key": key,
-        "config_key": config_key(p, split.hash, limit_test),
+        "config_key": evaluation.key(p, split.hash, -1),
         "method": p.name,
         "label": p.label,
-        "experiments": [name] if name else [],
+        "experiments": sorted(experiments or []),
         "method_version": p.cls.version,
         "config": p.resolved,
         "overrides": p.overrides,
         "dataset": split.name,
         "split_hash": split.hash,
         "seed": seed,
-        "limit_test": limit_test,
-        "n_test": len(test),
+        "limit_test": evaluation.test.limit,
+        "test_subset": evaluation.test.as_record(),
+        "n_test": len(test_index),
         "metrics": metrics,
         "invalid_total": int(prediction.invalid.sum()),
+        "valid": valid,
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
         "provenance": provenance.collect(device)
         | {"seed": seed, "split_hash": split.hash, "processes": distributed.launched_processes()},
@@ -170,14 +174,8 @@ def run_one(
         "started_at": started.isoformat(timespec="seconds"),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    arrays = {
-        "sample_index": np.arange(len(test), dtype=np.int64),
-        "rank": prediction.ranks.astype(np.int64),
-        "topk": prediction.topk.astype(np.int32),
-        "invalid": prediction.invalid.astype(np.int32),
-    }
     if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
-        store.save(record, arrays)
+        store.save(record, _per_sample(test_index, prediction), valid_arrays)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
 
@@ -195,10 +193,14 @@ def run_benchmark(
     console=None,
     show_progress: bool = True,
     name: str | None = None,
+    grid: dict[str, dict[str, list[str]]] | None = None,
+    evaluation: Evaluation | None = None,
 ) -> list[dict]:
     """Run every (method, seed) not stored yet; return the records of all of them (stored or new).
     A failing method is reported and the others go on; BenchError is raised at the end if any failed.
-    `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard)."""
+    `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard).
+    `evaluation` chooses the test samples and whether the validation split is scored; without it,
+    `limit_test` takes the first n test samples (as before random subsets existed)."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -209,7 +211,13 @@ def run_benchmark(
     store = store or RunStore()
     if name is not None:
         check_experiment_name(name)
-    planned = plan_methods(methods, overrides)
+    if not seeds:
+        raise BenchError("--seeds names no seed; give at least one, e.g. --seeds 0 or --seeds 0,1,2.")
+    if evaluation is None:
+        evaluation = Evaluation(SampleChoice(limit_test, mode="first"))
+    elif limit_test is not None:
+        raise BenchError("Give the test limit either as limit_test or inside evaluation, not both.")
+    planned = plan_methods(methods, overrides, grid)
     if split is None:
         from bench.data.prepare import is_prepared, load_split, prepare
 
@@ -222,8 +230,6 @@ def run_benchmark(
             with make_progress(console, enabled=show_progress) as progress:
                 prepare(dataset, progress=progress)
         split = load_split(dataset)
-    if limit_test is not None and limit_test <= 0:
-        raise BenchError("--limit-test must be a positive number of test samples.")
     device = resolve_device(device)
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
@@ -232,18 +238,26 @@ def run_benchmark(
         overall = progress.add_task("runs", total=len(planned) * len(seeds))
         for p in planned:
             for seed in seeds:
-                key = run_key(p.name, p.cls.version, p.resolved, split.hash, seed, limit_test)
+                key = evaluation.key(p, split.hash, seed)
                 if store.has(split.name, p.name, key) and not force:
                     stored = store.load(split.name, p.name, key)
-                    if name is not None and distributed.is_main_process():
-                        stored = store.add_experiment(stored, name)
-                    records.append(stored.record)
-                    console.print(f"[dim]{escape(p.label)} seed {seed}: stored already ({key}), skipped[/]")
-                    progress.advance(overall)
-                    continue
+                    if evaluation.valid_done(stored):
+                        if name is not None and distributed.is_main_process():
+                            stored = store.add_experiment(stored, name)
+                        records.append(stored.record)
+                        console.print(f"[dim]{escape(p.label)} seed {seed}: stored already ({key}), skipped[/]")
+                        progress.advance(overall)
+                        continue
+                    console.print(f"[dim]{escape(p.label)} seed {seed}: stored without these validation scores, run again[/]")
+                named = (
+                    set(store.load(split.name, p.name, key).record.get("experiments") or [])
+                    if store.has(split.name, p.name, key)
+                    else set()
+                )
+                named |= {name} if name else set()
                 progress.update(overall, description=f"{p.label} seed {seed}")
                 try:
-                    record = run_one(p, split, seed, device, limit_test, store, progress, name)
+                    record = run_one(p, split, seed, device, evaluation, store, progress, sorted(named))
                 except BenchError as exc:
                     failures.append((p.label, seed, str(exc)))
                     console.print(f"[red]{escape(p.label)} seed {seed} failed:[/] {escape(str(exc))}")

@@ -1,8 +1,9 @@
 """The run store. A run is a pure function of (method, version, resolved config, split hash, seed,
 test limit); its key is a hash of those, and a stored key is never recomputed.
 
-    <results>/runs/<dataset>/<method>/<key>/run.json        metrics, config, provenance, timing
-                                            per_sample.npz  sample_index, rank, topk (50), invalid
+    <results>/runs/<dataset>/<method>/<key>/run.json              metrics, config, provenance, timing
+                                            per_sample.npz        sample_index, rank, topk (50), invalid
+                                            valid_per_sample.npz  the same on the validation split, when scored
 
 A run is written into a temporary folder beside its final place and renamed in one step, so a
 half-written run is never read as done. `experiments` in run.json lists the names (`bench run
@@ -25,14 +26,18 @@ from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
 TOP_N = 50
+ARRAY_FILES = {"test": "per_sample.npz", "valid": "valid_per_sample.npz"}
 
 
-def run_key(method: str, version: str, config: dict, split_hash: str, seed: int, limit_test: int | None) -> str:
-    payload = json.dumps(
-        {"method": method, "version": version, "config": config, "split": split_hash, "seed": seed, "limit_test": limit_test},
-        sort_keys=True,
-        default=str,
-    )
+def run_key(
+    method: str, version: str, config: dict, split_hash: str, seed: int, limit_test: int | None, test_subset: str | None = None
+) -> str:
+    """`test_subset` ("random:<seed>") joins the hashed payload only when set, so the keys of runs
+    on the whole test set or its first n samples are what they always were."""
+    fields = {"method": method, "version": version, "config": config, "split": split_hash, "seed": seed, "limit_test": limit_test}
+    if test_subset is not None:
+        fields["test_subset"] = test_subset
+    payload = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -74,9 +79,14 @@ class StoredRun:
     def key(self) -> str:
         return self.record["key"]
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        with np.load(self.folder / "per_sample.npz") as data:
+    def arrays(self, part: str = "test") -> dict[str, np.ndarray]:
+        """Per-sample arrays of the test set, or of the validation set (`part="valid"`) when scored."""
+        with np.load(self.folder / ARRAY_FILES[part]) as data:
             return {name: data[name] for name in data.files}
+
+    @property
+    def has_valid(self) -> bool:
+        return bool(self.record.get("valid")) and (self.folder / ARRAY_FILES["valid"]).is_file()
 
 
 class RunStore:
@@ -89,10 +99,12 @@ class RunStore:
     def has(self, dataset: str, method: str, key: str) -> bool:
         return (self.run_dir(dataset, method, key) / "run.json").is_file()
 
-    def save(self, record: dict, arrays: dict[str, np.ndarray]) -> Path:
+    def save(self, record: dict, arrays: dict[str, np.ndarray], valid_arrays: dict[str, np.ndarray] | None = None) -> Path:
         final = self.run_dir(record["dataset"], record["method"], record["key"])
         with atomic_dir(final) as tmp:  # an older copy of the same key is replaced whole
-            np.savez_compressed(tmp / "per_sample.npz", **arrays)
+            np.savez_compressed(tmp / ARRAY_FILES["test"], **arrays)
+            if valid_arrays is not None:
+                np.savez_compressed(tmp / ARRAY_FILES["valid"], **valid_arrays)
             (tmp / "run.json").write_text(_dump(record))
         return final
 

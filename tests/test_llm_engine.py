@@ -396,7 +396,7 @@ def test_configs_follow_the_protocol():
 )
 def test_impossible_settings_fail_when_the_run_is_planned(name, field, value, message):
     from bench.errors import BenchError
-    from bench.runner import plan_methods
+    from bench.plan import plan_methods
 
     with pytest.raises(BenchError) as err:
         plan_methods(["pop", name], {name: {field: value}})  # before pop or anything else trains

@@ -49,20 +49,20 @@ class LLMConfig:
     model: str = "tiny"  # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
     epochs: int = 3  # 0 = no fine-tuning: evaluate the model as loaded
     lr: float | None = None  # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
-    micro_batch: int = 16
+    micro_batch: int = 16  # examples per forward/backward pass on each device
     grad_accum: int = 4  # effective batch 64 on one device
-    warmup_steps: int = 20
+    warmup_steps: int = 20  # optimiser steps of linear learning-rate warm-up (then linear decay to 0)
     patience: int = 1  # epochs without validation improvement before stopping; 0 = never
     cutoff: int = 1024  # tokens; longer examples drop their oldest history titles
     max_train_samples: int = 0  # 0 = all; otherwise a random subset drawn with the seed
     max_valid_samples: int = 0  # 0 = all
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: str = "q_proj,v_proj"
-    num_beams: int = 5
-    max_new_tokens: int = 128
+    lora: bool = False  # train LoRA adapters instead of every weight (merged into the weights after training)
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scaling: the adapter's update is multiplied by lora_alpha / lora_r
+    lora_dropout: float = 0.05  # dropout on the LoRA adapters' input
+    lora_targets: str = "q_proj,v_proj"  # comma-separated module names that get LoRA adapters
+    num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded)
+    max_new_tokens: int = 128  # most tokens generated per title
     eval_batch_size: int = 8  # prompts per decoding batch (titles are embedded 4x as many at once)
 
     def __post_init__(self):
