@@ -68,8 +68,24 @@ def run(
     dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="A dataset card name (bench data list)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    limit_test: Optional[int] = typer.Option(None, "--limit-test", help="Evaluate only the first N test samples (smoke runs)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting: method.field=value (repeatable)."),
+    limit_test: Optional[int] = typer.Option(
+        None, "--limit-test", help="Evaluate N test samples only (smoke runs): a seeded random subset unless --test-subset first."
+    ),
+    test_subset: str = typer.Option("random", "--test-subset", help="random (seeded, the same for every method) or first."),
+    subset_seed: int = typer.Option(0, "--subset-seed", help="Seed of the random test and validation subsets."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a setting: method.field=value, or *.field=value for every method that has it (repeatable)."
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Backbone of every LLM method in the command (tiny, smollm2-135m, an HF id or a folder)."
+    ),
+    grid: list[str] = typer.Option(
+        [], "--grid", help="Run every combination: method.field=v1,v2,... (repeatable); scores validation by default."
+    ),
+    valid: Optional[bool] = typer.Option(
+        None, "--valid/--no-valid", help="Also score the validation split (per sample); on by default with --grid."
+    ),
+    limit_valid: Optional[int] = typer.Option(None, "--limit-valid", help="Score N seeded random validation samples only."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
     name: Optional[str] = typer.Option(
         None,
@@ -78,20 +94,34 @@ def run(
     ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
+    from bench.plan import ALL, parse_grid
     from bench.registry import parse_overrides
-    from bench.runner import run_benchmark
+    from bench.runner import Evaluation, run_benchmark
+    from bench.subsets import SampleChoice
 
     try:
         seed_list = [int(s) for s in _csv(seeds)]
     except ValueError:
         raise BenchError(f"--seeds '{seeds}' is not a list of integers; write e.g. --seeds 0,1,2.")
+    overrides = parse_overrides(set_)
+    if model is not None:
+        overrides.setdefault(ALL, {})["model"] = model
+    grid_points = parse_grid(grid)
+    score_valid = bool(grid_points) if valid is None else valid
+    if limit_valid is not None and not score_valid:
+        raise BenchError("--limit-valid needs validation scoring; add --valid (or a --grid).")
+    evaluation = Evaluation(
+        test=SampleChoice(limit_test, test_subset, subset_seed),
+        valid=SampleChoice(limit_valid, "random", subset_seed) if score_valid else None,
+    )
     records = run_benchmark(
         _csv(methods),
         dataset,
         seed_list,
         device=device,
-        limit_test=limit_test,
-        overrides=parse_overrides(set_),
+        evaluation=evaluation,
+        overrides=overrides,
+        grid=grid_points,
         force=force,
         console=console,
         name=name,
@@ -109,6 +139,7 @@ def _print_runs(dataset: str, records: list[dict]) -> None:
 
     marks = letters(len(records))
     names = [short_name(r["label"], r["method"], NAME_MAX) for r in records]
+    with_valid = any(r.get("valid") for r in records)
     rows = []
     for mark, shown, r in zip(marks, names, records):
         m = r["metrics"]
@@ -122,7 +153,8 @@ def _print_runs(dataset: str, records: list[dict]) -> None:
                     f"{r['invalid_total']:,}",
                     f"{r['timing']['total_s']:,.1f}",
                     r["key"][:8],
-                ],
+                ]
+                + ([f"{r['valid']['metrics']['NDCG@10']:.4f}" if r.get("valid") else "-"] if with_valid else []),
             )
         )
     legend = [f"{mark} = {r['label']}" for mark, shown, r in zip(marks, names, records) if shown != r["label"]]
@@ -130,7 +162,7 @@ def _print_runs(dataset: str, records: list[dict]) -> None:
         console,
         f"{dataset}: {len(records)} run(s)",
         ["", "method"],
-        ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"],
+        ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"] + (["valid NDCG@10"] if with_valid else []),
         rows,
         notes=["key: the first 8 characters of the run key"],
         legend=legend,
@@ -197,6 +229,16 @@ def leaderboard(
     ),
     methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
     where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
+    pairs: str = typer.Option(
+        "all",
+        "--pairs",
+        help="The family of tests corrected together: all (every pair of rows) or baseline (each row vs --baseline).",
+    ),
+    select_on: Optional[str] = typer.Option(
+        None, "--select-on", help="valid: one row per method, its configuration chosen on the validation split."
+    ),
+    select_metric: str = typer.Option("NDCG@10", "--select-metric", help="The validation metric --select-on maximises."),
+    all_configs: bool = typer.Option(False, "--all-configs", help="With --select-on, also show every configuration."),
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
     from bench.leaderboard import Selection, leaderboard_command, parse_where
@@ -217,6 +259,10 @@ def leaderboard(
         seed=seed,
         console=console,
         selection=selection,
+        pairs=pairs,
+        select_on=select_on,
+        select_metric=select_metric,
+        all_configs=all_configs,
     )
     for path in paths:
         console.print(f"[dim]wrote {escape(str(path))}[/]")

@@ -57,7 +57,7 @@ def test_each_experiment_is_a_table_of_its_own(tmp_path):
     assert [b.title for b in boards] == [
         "tiny · classic: 10 test samples",
         "tiny · tiny-llm: 10 test samples",
-        "tiny · tiny-llm: 6 test samples",
+        "tiny · tiny-llm: the first 6 test samples",
     ]
     (only,) = build_leaderboards("tiny", store=store, n_resamples=100, selection=Selection(name="classic"))
     assert only.experiment == "classic" and [r.label for r in only.rows] == ["pop"]
@@ -69,7 +69,7 @@ def test_runs_without_a_name_come_first_then_named_experiments(tmp_path):
     _run(store, split, limit_test=4)
     boards = build_leaderboards("tiny", store=store, n_resamples=100)
     assert [(b.experiment, b.n_samples) for b in boards] == [(None, 4), ("zeta", 5)]
-    assert boards[0].title == "tiny: 4 test samples"
+    assert boards[0].title == "tiny: the first 4 test samples"
 
 
 def _save(store, method, overrides, config, seed=0, experiments=()):

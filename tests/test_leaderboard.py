@@ -210,7 +210,7 @@ def test_two_evaluation_sets_give_two_tables(store, tmp_path):
     assert boards[1].rows[0].cells["HR@10"].wins == ["b"]
     assert boards[1].caption.endswith("20 test samples.")
     md, tex = leaderboard_command("games", out_dir=tmp_path / "lb", formats=("md", "tex"), console=Console(file=io.StringIO()))
-    assert "## games: 50 test samples" in md.read_text() and "## games: 20 test samples" in md.read_text()
+    assert "## games: 50 test samples" in md.read_text() and "## games: the first 20 test samples" in md.read_text()
     assert tex.read_text().count(r"\begin{table}") == 2
     assert sorted(p.name for p in (tmp_path / "lb").iterdir()) == ["games.md", "games.tex"]
 

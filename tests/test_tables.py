@@ -146,7 +146,7 @@ def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkey
         str(tmp_path / "tables"),
     )
     assert max(len(line) for line in body_lines(text)) <= width
-    assert "ml-100k · smoke: 300 test samples" in text
+    assert "ml-100k · smoke: 300 random test samples (seed 0)" in text
     for metric in ("NDCG@10", "HR@10", "NDCG@20", "HR@20", "NDCG@50", "HR@50"):
         assert re.search(rf"\s{re.escape(metric)}(\s|$)", text), metric
         value = f"{record['metrics'][metric]:.4f}"

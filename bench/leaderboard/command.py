@@ -38,14 +38,20 @@ def leaderboard_command(
     store: RunStore | None = None,
     console=None,
     selection: Selection | None = None,
+    pairs: str = "all",
+    select_on: str | None = None,
+    select_metric: str = "NDCG@10",
+    all_configs: bool = False,
 ) -> list[Path]:
     """Print the dataset's leaderboard tables and write them as <out_dir>/<stem>.<format>."""
     unknown = [f for f in formats if f not in RENDERERS]
     if unknown:
         raise BenchError(f"Unknown output format '{unknown[0]}'; choose from {', '.join(FORMATS)}.")
     store = store if store is not None else RunStore()
-    boards = build_leaderboards(dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store,
-                                selection=selection)  # fmt: skip
+    boards = build_leaderboards(
+        dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
+        select_on=select_on, select_metric=select_metric, all_configs=all_configs,
+    )  # fmt: skip  # fmt: skip
     if console is None:
         from rich.console import Console
 

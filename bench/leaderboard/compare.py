@@ -16,7 +16,7 @@ from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
 from bench.leaderboard import labels, select
 from bench.leaderboard.model import CI_CONFIDENCE, Cell, Comparison, Interval, Leaderboard, Row
-from bench.store import RunStore, StoredRun
+from bench.store import RunStore, StoredRun, run_label
 
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 
@@ -108,9 +108,13 @@ def make_rows(data: list[RowData], metrics: list[str]) -> list[Row]:
     return rows
 
 
-def compare(data, rows, metric, test, correction, alpha, seed, n_resamples) -> list[Comparison]:
-    """Every pair of rows on one metric, corrected together; the winner has the higher mean."""
-    pairs = [(i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))]
+def compare(data, rows, metric, test, correction, alpha, seed, n_resamples, base: int | None = None) -> list[Comparison]:
+    """Every pair of rows on one metric (or, with `base`, each row against that row), corrected
+    together; the winner has the higher mean."""
+    if base is None:
+        pairs = [(i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))]
+    else:
+        pairs = [(min(i, base), max(i, base)) for i in range(len(rows)) if i != base]
     found = []
     for i, j in pairs:
         a, b = paired(data[i], data[j], metric)
@@ -152,6 +156,76 @@ def add_intervals(data, rows, base_key: str, metrics, seed: int, n_resamples: in
             row.cells[m].vs_baseline = Interval(diff, low, high)
 
 
+PAIRS = ("all", "baseline")
+SELECT_ON = ("valid",)
+
+
+@dataclass
+class Options:
+    """How tables are built, beside which runs they show."""
+
+    metrics: list[str]
+    test: str = "t"
+    correction: str = "holm"
+    alpha: float = 0.05
+    baseline: str | None = None
+    seed: int = 0
+    n_resamples: int = 10_000
+    pairs: str = "all"
+    select_on: str | None = None
+    select_metric: str = "NDCG@10"
+    all_configs: bool = False
+
+
+def _check_choices(o: Options) -> None:
+    if o.pairs not in PAIRS:
+        raise BenchError(
+            f"Unknown family of tests '{o.pairs}'; choose all (every pair) or baseline (each row against --baseline)."
+        )
+    if o.pairs == "baseline" and o.baseline is None:
+        raise BenchError("--pairs baseline compares each row with the baseline; name it with --baseline.")
+    if o.select_on is not None and o.select_on not in SELECT_ON:
+        raise BenchError(f"Configurations can be chosen on valid only, not '{o.select_on}' (never on test).")
+    if o.select_metric.upper() not in metric_names():
+        raise BenchError(f"Unknown metric '{o.select_metric}' to choose on; choose from {', '.join(metric_names())}.")
+    o.select_metric = o.select_metric.upper()
+
+
+def _naming(record: dict, chosen: dict) -> dict:
+    """The record with the chosen values among its overrides, so its label names them."""
+    overrides = {**(record.get("overrides") or {}), **chosen}
+    return dict(record, overrides=overrides, label=run_label(record["method"], overrides))
+
+
+def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None, **fields) -> tuple[Leaderboard, list[RowData]]:
+    """One table from its rows' runs (one list of seeds per configuration)."""
+    data = [load_row(g, metrics) for g in configs]
+    records = [d.record for d in data]
+    if varied:  # a chosen configuration's label names the values chosen, defaults included
+        records = [_naming(r, varied.get(r.get("config_key") or r["key"], {})) for r in records]
+    shared = labels.shared_overrides(records)
+    for d, record, label in zip(data, records, labels.table_labels(records, shared)):
+        d.label = label
+        d.runs = [type(d.runs[0])(d.runs[0].folder, record)] + d.runs[1:]
+    data.sort(key=lambda d: (d.label, d.record.get("config_key") or ""))
+    rows = make_rows(data, metrics)
+    board = Leaderboard(**head, metrics=metrics, test=o.test, correction=o.correction, alpha=o.alpha, seed=o.seed,
+                        n_resamples=o.n_resamples, baseline=o.baseline, rows=rows, comparisons=[], shared=shared,
+                        pairs=o.pairs, **fields)  # fmt: skip
+    base = None
+    if o.pairs == "baseline":
+        named = labels.baseline_row(board, o.baseline)
+        if named is None:
+            board.notes.append(f"No row is {o.baseline}: no tests in this table.")
+            return board, data
+        base = rows.index(named)
+    board.comparisons = [
+        c for m in metrics for c in compare(data, rows, m, o.test, o.correction, o.alpha, o.seed, o.n_resamples, base)
+    ]
+    mark(rows, board.comparisons, metrics)
+    return board, data
+
+
 def build_leaderboards(
     dataset: str,
     metrics: list[str] | None = None,
@@ -164,9 +238,17 @@ def build_leaderboards(
     store: RunStore | None = None,
     n_resamples: int = 10_000,
     selection: select.Selection | None = None,
+    pairs: str = "all",
+    select_on: str | None = None,
+    select_metric: str = "NDCG@10",
+    all_configs: bool = False,
 ) -> list[Leaderboard]:
-    """One Leaderboard per (experiment, evaluation set) of the selected runs on the current split."""
+    """One Leaderboard per (experiment, evaluation set) of the selected runs on the current split.
+    With `select_on="valid"` each method is one row, its configuration chosen on the validation
+    split (tests on test only); `all_configs` adds the table of every configuration after it."""
     metrics = check_options(metrics, test, correction, alpha)
+    o = Options(metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs)
+    _check_choices(o)
     selection = selection or select.Selection()
     store = store if store is not None else RunStore()
     runs = store.runs(dataset)
@@ -181,36 +263,20 @@ def build_leaderboards(
     split_hash, runs = select.current_split(runs, dataset, split_hash)
     boards, tables = [], []
     for experiment, in_experiment in select.experiment_groups(runs, selection.name):
-        for (limit_test, n_test), group in select.evaluation_sets(in_experiment):
-            data = [load_row(g, metrics) for g in select.config_groups(group)]
-            records = [d.record for d in data]
-            shared = labels.shared_overrides(records)
-            for d, label in zip(data, labels.table_labels(records, shared)):
-                d.label = label
-            data.sort(key=lambda d: (d.label, d.record.get("config_key") or ""))
-            rows = make_rows(data, metrics)
-            comparisons = [c for m in metrics for c in compare(data, rows, m, test, correction, alpha, seed, n_resamples)]
-            mark(rows, comparisons, metrics)
-            boards.append(
-                Leaderboard(
-                    dataset,
-                    split_hash,
-                    limit_test,
-                    n_test,
-                    metrics,
-                    test,
-                    correction,
-                    alpha,
-                    seed,
-                    n_resamples,
-                    baseline,
-                    rows,
-                    comparisons,
-                    shared,
-                    experiment,
-                )  # fmt: skip
-            )
-            tables.append(data)
+        for (choice, n_test), group in select.evaluation_sets(in_experiment):
+            head = dict(dataset=dataset, split_hash=split_hash, limit_test=choice.limit, n_samples=n_test)
+            fields = dict(experiment=experiment, test_subset=choice.as_record())
+            configs = select.config_groups(group)
+            views = []
+            if o.select_on == "valid":
+                chosen, varied, notes = select.choose_on_valid(configs, o.select_metric)
+                views.append((chosen, varied, f"configurations chosen on validation {o.select_metric}", notes))
+            if o.select_on is None or o.all_configs:
+                views.append((configs, None, "every configuration" if o.select_on else "", []))
+            for chosen, varied, view, notes in views:
+                board, data = _table(chosen, metrics, o, head, varied, view=view, notes=list(notes), **fields)
+                boards.append(board)
+                tables.append(data)
     if baseline is not None:
         found = False
         for board, data in zip(boards, tables):

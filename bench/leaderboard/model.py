@@ -68,11 +68,24 @@ class Leaderboard:
     comparisons: list[Comparison]
     shared: dict = field(default_factory=dict)  # overrides every row having the setting shares, left out of the labels
     experiment: str | None = None  # the `bench run --name` the rows were run under; None: runs without a name
+    test_subset: dict | None = None  # how limited test samples were drawn: {"limit", "mode", "seed"}; None: all
+    view: str = ""  # "" (every configuration), or how the rows were chosen ("chosen on validation NDCG@10")
+    notes: list[str] = field(default_factory=list)  # what the reader must know about the rows (choices made)
+    pairs: str = "all"  # the family of tests: every pair of rows, or each row against the baseline
+
+    @property
+    def samples_text(self) -> str:
+        if not self.test_subset:
+            return f"{self.n_samples:,} test samples"
+        if self.test_subset.get("mode") == "random":
+            return f"{self.n_samples:,} random test samples (seed {self.test_subset.get('seed', 0)})"
+        return f"the first {self.n_samples:,} test samples"
 
     @property
     def title(self) -> str:
         name = f" · {self.experiment}" if self.experiment else ""
-        return f"{self.dataset}{name}: {self.n_samples:,} test samples"
+        view = f", {self.view}" if self.view else ""
+        return f"{self.dataset}{name}: {self.samples_text}{view}"
 
     @property
     def settings_line(self) -> str:
@@ -90,15 +103,17 @@ class Leaderboard:
             seeds = f"mean ± std over {counts[0]} seeds"
         else:
             seeds = f"mean ± std over {counts[0]} to {counts[-1]} seeds"
+        n = len(self.rows) - 1
+        family = f" over the {n} comparison{'s' * (n != 1)} with {self.baseline_label}" if self.pairs == "baseline" else ""
         return (
             f"Superscript letters mark significant wins ({stats.TESTS[self.test]}, "
-            f"{stats.CORRECTIONS[self.correction]}, p < {self.alpha:g}) over the row with that letter; "
-            f"{seeds}; {self.n_samples:,} test samples."
+            f"{stats.CORRECTIONS[self.correction]}{family}, p < {self.alpha:g}) over the row with that letter; "
+            f"{seeds}; {self.samples_text}."
         )
 
     @property
     def caption(self) -> str:
-        return " ".join(filter(None, [self.significance_line, self.settings_line]))
+        return " ".join(filter(None, [self.significance_line, self.settings_line, *self.notes]))
 
     def row(self, label: str) -> Row:
         for r in self.rows:

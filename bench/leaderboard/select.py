@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from bench.errors import BenchError
 from bench.store import StoredRun, experiments
+from bench.subsets import SampleChoice
 
 
 @dataclass
@@ -101,13 +102,61 @@ def experiment_groups(runs: list[StoredRun], name: str | None) -> list[tuple[str
     return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
 
 
-def evaluation_sets(runs: list[StoredRun]) -> list[tuple[tuple[int | None, int], list[StoredRun]]]:
-    """Runs grouped by (limit_test, n_test): the full test set first, then larger sets first."""
+def test_choice(record: dict) -> SampleChoice:
+    """The test samples a stored run scored (runs stored before random subsets used the first n)."""
+    return SampleChoice.from_record(record.get("limit_test"), record.get("test_subset"))
+
+
+def evaluation_sets(runs: list[StoredRun]) -> list[tuple[tuple[SampleChoice, int], list[StoredRun]]]:
+    """Runs grouped by the test samples they scored (all, the first n, n random with a seed): the
+    full test set first, then larger sets first."""
     groups: dict[tuple, list[StoredRun]] = defaultdict(list)
     for run in runs:
         if int(run.record["n_test"]) > 0:  # an empty evaluation has nothing to show or compare
-            groups[(run.record.get("limit_test"), int(run.record["n_test"]))].append(run)
-    return sorted(groups.items(), key=lambda kv: (kv[0][0] is not None, -kv[0][1], kv[0][0] or 0))
+            groups[(test_choice(run.record), int(run.record["n_test"]))].append(run)
+    return sorted(groups.items(), key=lambda kv: (kv[0][0].limit is not None, -kv[0][1], kv[0][0].mode, kv[0][0].seed))
+
+
+def valid_score(runs: list[StoredRun], metric: str) -> float | None:
+    """Mean over seeds of a configuration's validation metric; None when a seed was not scored."""
+    values = [((r.record.get("valid") or {}).get("metrics") or {}).get(metric) for r in runs]
+    return None if any(v is None for v in values) else float(sum(values) / len(values))
+
+
+def choose_on_valid(configs: list[list[StoredRun]], metric: str) -> tuple[list[list[StoredRun]], dict[str, dict], list[str]]:
+    """For each method, the configuration with the best validation `metric` (ties: the first in
+    config-key order). Returns the chosen configurations, per chosen config_key the settings that
+    varied among its method's candidates (the row's label names them), and one note per method."""
+    by_method: dict[str, list[list[StoredRun]]] = defaultdict(list)
+    for group in configs:
+        by_method[group[0].record["method"]].append(group)
+    chosen, varied, notes = [], {}, []
+    for method, candidates in by_method.items():
+        if len(candidates) == 1:
+            chosen.append(candidates[0])
+            continue
+        scores = [valid_score(c, metric) for c in candidates]
+        if any(v is None for v in scores):
+            raise BenchError(
+                f"{sum(v is None for v in scores)} of the {len(candidates)} configurations of '{method}' have no validation "
+                "scores; run them again with --valid (a --grid scores validation by default) to choose on validation."
+            )
+        subsets = {json.dumps(c[0].record["valid"].get("subset"), sort_keys=True) for c in candidates}
+        if len(subsets) > 1:
+            raise BenchError(
+                f"The configurations of '{method}' were scored on different validation samples; "
+                "run them again with the same --limit-valid and --subset-seed."
+            )
+        order = sorted(range(len(candidates)), key=lambda k: (-scores[k], candidates[k][0].record.get("config_key") or ""))
+        best = candidates[order[0]]
+        configs_of = [{**(c[0].record.get("config") or {}), **(c[0].record.get("overrides") or {})} for c in candidates]
+        keys = sorted({k for cfg in configs_of for k in cfg})
+        differing = [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg in configs_of}) > 1]
+        best_config = configs_of[order[0]]
+        varied[best[0].record.get("config_key") or best[0].key] = {k: best_config.get(k) for k in differing}
+        chosen.append(best)
+        notes.append(f"{method}: best of {len(candidates)} configurations on validation {metric} ({scores[order[0]]:.4f}).")
+    return chosen, varied, notes
 
 
 def config_groups(runs: list[StoredRun]) -> list[list[StoredRun]]:

@@ -40,7 +40,7 @@ def print_leaderboard(console, board: Leaderboard) -> None:
     values = [_metric_cells(board, r) for r in board.rows]
     names, legend = shown_names(board, values, console.width)
     rows = [([r.letter, n], v) for r, n, v in zip(board.rows, names, values)]
-    notes = [board.significance_line] + ([board.settings_line] if board.shared else [])
+    notes = [board.significance_line] + ([board.settings_line] if board.shared else []) + board.notes
     print_table(console, board.title, ["", "method"], board.metrics, rows, notes=notes, legend=legend)
     if board.has_intervals():
         baseline = board.baseline_label
