@@ -8,9 +8,10 @@ CPU_TORCH ?= torch==2.13.0
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
 # the default job: classic and LLM methods on MovieLens-100k (ships with RecBole, no download),
-# capped to fit a 2-core CPU in under 10 minutes; the LLM methods use the tiny local model
+# capped to fit a 2-core CPU in under 10 minutes; the LLM methods use the tiny local model (their
+# default backbone, Qwen/Qwen2-0.5B, needs a download); the 200 test samples are a seeded random subset
 LLM_CAPS = max_train_samples=1024 max_valid_samples=256 epochs=1 max_new_tokens=32
-RUN_ARGS ?= --dataset ml-100k --name make-run --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 \
+RUN_ARGS ?= --dataset ml-100k --name make-run --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 --model tiny \
 	--set sasrec.epochs=3 --set gru4rec.epochs=3 \
 	$(foreach m,sft bigrec cft,$(foreach c,$(LLM_CAPS),--set $(m).$(c)))
 

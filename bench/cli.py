@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bench.errors import BenchError
 
@@ -36,6 +37,13 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except BenchError as exc:
             console.print(f"[red bold]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2)
+        except PermissionError as exc:  # a read-only results, data or cache folder
+            where = exc.filename or "a file"
+            console.print(
+                f"[red bold]error:[/] cannot write {escape(str(where))} (permission denied); make the folder writable "
+                "or choose another with --results-dir, --data-dir or --cache-dir. Nothing stored was lost."
+            )
             raise typer.Exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: finished runs are stored; run the same command again to resume.[/]")
@@ -87,6 +95,18 @@ def run(
     ),
     limit_valid: Optional[int] = typer.Option(None, "--limit-valid", help="Score N seeded random validation samples only."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
+    busy: str = typer.Option(
+        "wait", "--busy", help="A run another process is computing: wait for it, or skip it and go on with the others."
+    ),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Run each (method, configuration, seed) as a job: local (processes) or slurm (submitit)."
+    ),
+    jobs: int = typer.Option(1, "--jobs", help="Local executor: jobs at a time (CPU threads are split between them)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
+    gpus_per_job: int = typer.Option(0, "--gpus-per-job", help="Slurm: GPUs per job; above 1 the job runs under torchrun."),
+    time_min: int = typer.Option(240, "--time", help="Slurm: time limit of a job in minutes."),
+    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", help="Slurm: CPUs per job."),
+    sbatch: list[str] = typer.Option([], "--sbatch", help="Slurm: any other sbatch parameter, key=value (repeatable)."),
     name: Optional[str] = typer.Option(
         None,
         "--name",
@@ -94,6 +114,7 @@ def run(
     ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
+    from bench.jobs import Cluster
     from bench.plan import ALL, parse_grid
     from bench.registry import parse_overrides
     from bench.runner import Evaluation, run_benchmark
@@ -114,6 +135,12 @@ def run(
         test=SampleChoice(limit_test, test_subset, subset_seed),
         valid=SampleChoice(limit_valid, "random", subset_seed) if score_valid else None,
     )
+    if executor is not None:
+        _submit_jobs(
+            _csv(methods), dataset, seed_list, device, evaluation, overrides, grid_points, force, name, executor, jobs,
+            Cluster(partition, gpus_per_job, time_min, cpus_per_job, _pairs(sbatch, "--sbatch")),
+        )  # fmt: skip
+        return
     records = run_benchmark(
         _csv(methods),
         dataset,
@@ -125,11 +152,70 @@ def run(
         force=force,
         console=console,
         name=name,
+        busy=busy,
     )
     from bench.distributed import is_main_process
 
     if is_main_process():  # a launched job: rank 0 reports
         _print_runs(dataset, records)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise BenchError(f"Cannot read {option} '{item}'; write it as key=value, e.g. {option} account=abc.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, force, name, executor, n_jobs, cluster) -> None:
+    from bench import jobs
+    from bench.plan import plan_methods
+    from bench.runner import load_dataset
+    from bench.seeding import resolve_device
+    from bench.store import RunStore, check_experiment_name
+
+    if name is not None:
+        check_experiment_name(name)
+    if not seeds:
+        raise BenchError("--seeds names no seed; give at least one, e.g. --seeds 0 or --seeds 0,1,2.")
+    planned = plan_methods(methods, overrides, grid)
+    if executor == "local":
+        resolve_device(device)  # a Slurm job's device is checked where it runs
+        for p in planned:
+            p.cls.preflight(p.config)
+    split = load_dataset(dataset, console)
+    options = jobs.run_options(evaluation, device, name, force)
+    jobs.submit(planned, seeds, split, evaluation, RunStore(), executor, n_jobs, cluster, options, force, console)
+    if executor == "local":
+        _print_jobs(dataset)
+
+
+def _print_jobs(dataset: str) -> None:
+    from bench import jobs
+    from bench.leaderboard.labels import letters, short_name
+    from bench.store import RunStore
+    from bench.tables import NAME_MAX, print_table
+
+    found = jobs.status(dataset, RunStore())
+    marks = letters(len(found))
+    rows, legend = [], []
+    for mark, job in zip(marks, found):
+        shown = short_name(job.label, job.label.split("[")[0], NAME_MAX)
+        if shown != job.label:
+            legend.append(f"{mark} = {job.label}")
+        rows.append(([mark, shown], [str(job.seed), job.state, job.executor, job.job_id or "-", job.log]))
+    print_table(console, f"{dataset}: {len(found)} job(s)", ["", "method"], ["seed", "state", "executor", "id", "log"], rows,
+                legend=legend, value_justify=["right", "left", "left", "right", "left"])  # fmt: skip
+
+
+@app.command("jobs")
+@friendly
+def jobs_command(dataset: str = typer.Option("ml-100k", "--dataset", "-d")):
+    """Jobs submitted by `bench run --executor ...`: pending, running, finished, failed, with logs."""
+    _print_jobs(dataset)
 
 
 def _print_runs(dataset: str, records: list[dict]) -> None:
@@ -266,6 +352,48 @@ def leaderboard(
     )
     for path in paths:
         console.print(f"[dim]wrote {escape(str(path))}[/]")
+
+
+@app.command("runs")
+@friendly
+def runs_command(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="One dataset; every dataset when omitted."),
+    prune: bool = typer.Option(False, "--prune", help="Delete damaged runs and leftover work and temporary folders."),
+):
+    """List stored runs with their state; find damaged runs and leftover folders, and prune them."""
+    import shutil
+
+    from bench.leaderboard.labels import letters, short_name
+    from bench.store import RunStore
+    from bench.tables import NAME_MAX, print_table
+
+    store = RunStore()
+    runs, damaged = store.scan(dataset)
+    leftovers = store.leftovers()
+    marks = letters(len(runs))
+    rows, legend = [], []
+    for mark, run in zip(marks, runs):
+        r = run.record
+        shown = short_name(r.get("label") or r["method"], r["method"], NAME_MAX)
+        if shown != (r.get("label") or r["method"]):
+            legend.append(f"{mark} = {r['label']}")
+        rows.append(([mark, shown], [r["dataset"], str(r["seed"]), f"{r['n_test']:,}", ",".join(r.get("experiments") or []) or "-",
+                                     r["key"][:8]]))  # fmt: skip
+    title = f"{len(runs)} stored run(s)" + (f" of {dataset}" if dataset else "")
+    print_table(console, title, ["", "method"], ["dataset", "seed", "test", "experiments", "key"], rows, legend=legend,
+                value_justify=["left", "right", "right", "left", "left"])  # fmt: skip
+    for problem in damaged:
+        console.print(Text(("removed: " if prune else "damaged: ") + problem.sentence()), soft_wrap=True)
+        if prune:
+            shutil.rmtree(problem.folder, ignore_errors=True)
+    for folder in leftovers:
+        console.print(Text(("removed: " if prune else "leftover: ") + str(folder)), soft_wrap=True)
+        if prune:
+            shutil.rmtree(folder, ignore_errors=True)
+    if (damaged or leftovers) and not prune:
+        console.print("Run `bench runs --prune` to delete the damaged runs and leftover folders listed above.")
+    if not (damaged or leftovers):
+        console.print("No damaged run and no leftover folder.")
 
 
 @data_app.command("list")

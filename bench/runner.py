@@ -195,12 +195,15 @@ def run_benchmark(
     name: str | None = None,
     grid: dict[str, dict[str, list[str]]] | None = None,
     evaluation: Evaluation | None = None,
+    busy: str = "wait",
 ) -> list[dict]:
     """Run every (method, seed) not stored yet; return the records of all of them (stored or new).
     A failing method is reported and the others go on; BenchError is raised at the end if any failed.
     `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard).
     `evaluation` chooses the test samples and whether the validation split is scored; without it,
-    `limit_test` takes the first n test samples (as before random subsets existed)."""
+    `limit_test` takes the first n test samples (as before random subsets existed).
+    One process computes a run key at a time: with `busy="wait"` a second process waits for the
+    first and then finds the run stored; with "skip" it says so and goes on with the other runs."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -219,64 +222,58 @@ def run_benchmark(
         raise BenchError("Give the test limit either as limit_test or inside evaluation, not both.")
     planned = plan_methods(methods, overrides, grid)
     if split is None:
-        from bench.data.prepare import is_prepared, load_split, prepare
-
-        if not is_prepared(dataset):
-            if distributed.launched_processes() > 1:
-                raise BenchError(
-                    f"Dataset '{dataset}' is not prepared; run `bench data prepare {dataset}` once before launching several processes."
-                )
-            console.print(f"[bold]preparing {escape(dataset)}[/] (first use)")
-            with make_progress(console, enabled=show_progress) as progress:
-                prepare(dataset, progress=progress)
-        split = load_split(dataset)
+        split = load_dataset(dataset, console, show_progress)
     device = resolve_device(device)
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
-    records, failures = [], []
+    if busy not in BUSY:
+        raise BenchError(f"Unknown --busy '{busy}'; choose wait (for the other process) or skip (go on with other runs).")
+    records, failures, busy_skipped = [], [], []
     with make_progress(console, enabled=show_progress) as progress:
         overall = progress.add_task("runs", total=len(planned) * len(seeds))
         for p in planned:
             for seed in seeds:
+                label = f"{escape(p.label)} seed {seed}"
                 key = evaluation.key(p, split.hash, seed)
-                if store.has(split.name, p.name, key) and not force:
-                    stored = store.load(split.name, p.name, key)
-                    if evaluation.valid_done(stored):
+                lock = _claim(store, key, label, busy, console)
+                if lock is None:
+                    busy_skipped.append(f"{p.label} seed {seed}")
+                    progress.advance(overall)
+                    continue
+                try:
+                    stored, damaged = store.find(split.name, p.name, key)
+                    if stored is not None and not force and evaluation.valid_done(stored):
                         if name is not None and distributed.is_main_process():
                             stored = store.add_experiment(stored, name)
                         records.append(stored.record)
-                        console.print(f"[dim]{escape(p.label)} seed {seed}: stored already ({key}), skipped[/]")
+                        console.print(f"[dim]{label}: stored already ({key}), skipped[/]")
                         progress.advance(overall)
                         continue
-                    console.print(f"[dim]{escape(p.label)} seed {seed}: stored without these validation scores, run again[/]")
-                named = (
-                    set(store.load(split.name, p.name, key).record.get("experiments") or [])
-                    if store.has(split.name, p.name, key)
-                    else set()
-                )
-                named |= {name} if name else set()
-                progress.update(overall, description=f"{p.label} seed {seed}")
-                try:
-                    record = run_one(p, split, seed, device, evaluation, store, progress, sorted(named))
-                except BenchError as exc:
-                    failures.append((p.label, seed, str(exc)))
-                    console.print(f"[red]{escape(p.label)} seed {seed} failed:[/] {escape(str(exc))}")
-                except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
-                    if distributed.launched_processes() > 1:
-                        # one process failing alone would leave the others waiting in a collective: stop the job
-                        raise
-                    if _is_out_of_memory(exc):
-                        msg = f"out of memory on {device}; lower the batch size (e.g. --set {p.name}.micro_batch=4) or use a smaller model."
-                    else:
-                        msg = f"{type(exc).__name__}: {exc}"
-                        console.print(traceback.format_exc(), markup=False, highlight=False)
-                    failures.append((p.label, seed, msg))
-                    console.print(f"[red]{escape(p.label)} seed {seed} failed:[/] {escape(msg)}")
-                else:
+                    if damaged is not None:
+                        console.print(
+                            f"[yellow]{label}: the stored copy in {escape(str(damaged.folder))} is damaged ({damaged.reason}); computing it again[/]"
+                        )
+                    elif stored is not None and not force:
+                        console.print(f"[dim]{label}: stored without these validation scores, run again[/]")
+                    named = set(stored.record.get("experiments") or []) if stored is not None else set()
+                    named |= {name} if name else set()
+                    progress.update(overall, description=f"{p.label} seed {seed}")
+                    record, failure = _attempt(p, split, seed, device, evaluation, store, progress, sorted(named), console)
+                finally:
+                    if lock is not True:
+                        lock.release()
+                if failure is None:
                     records.append(record)
                     shown = ", ".join(f"{m} {record['metrics'][m]:.4f}" for m in ("NDCG@10", "HR@10"))
-                    console.print(f"[green]{escape(p.label)} seed {seed}[/]: {shown} ({record['timing']['total_s']:.1f}s)")
+                    console.print(f"[green]{label}[/]: {shown} ({record['timing']['total_s']:.1f}s)")
+                else:
+                    failures.append((p.label, seed, failure))
+                    console.print(f"[red]{label} failed:[/] {escape(failure)}")
                 progress.advance(overall)
+    if busy_skipped:
+        console.print(
+            f"{len(busy_skipped)} run(s) were being computed by other processes and were skipped; run the same command again later to collect them."
+        )
     if failures:
         names = "; ".join(f"{label} seed {seed}" for label, seed, _ in failures)
         raise BenchError(
@@ -284,6 +281,64 @@ def run_benchmark(
             "fix the cause above and run the same command again to finish."
         )
     return records
+
+
+BUSY = ("wait", "skip")
+
+
+def load_dataset(dataset: str, console, show_progress: bool = True) -> Split:
+    """The prepared split, prepared first when it is not (under a lock: concurrent callers wait)."""
+    from bench.data.prepare import is_prepared, load_split, prepare
+    from bench.progress import make_progress
+
+    if not is_prepared(dataset):
+        if distributed.launched_processes() > 1:
+            raise BenchError(
+                f"Dataset '{dataset}' is not prepared; run `bench data prepare {dataset}` once before launching several processes."
+            )
+        console.print(f"[bold]preparing {escape(dataset)}[/] (first use)")
+        with make_progress(console, enabled=show_progress) as progress:
+            prepare(dataset, progress=progress)
+    return load_split(dataset)
+
+
+def _claim(store: RunStore, key: str, label: str, busy: str, console):
+    """The key's lock, acquired; None when another process holds it and `busy` is "skip"; True
+    (nothing to release) in a launched job, whose processes compute the same key together."""
+    from bench.locks import Timeout
+
+    if distributed.launched_processes() > 1:
+        return True
+    lock = store.lock(key)
+    try:
+        lock.acquire(timeout=0)
+        return lock
+    except Timeout:
+        if busy == "skip":
+            console.print(f"[yellow]run {label} is being computed by another process; skipped[/]")
+            return None
+    console.print(f"[dim]run {label} is being computed by another process; waiting for it[/]")
+    lock.acquire()
+    return lock
+
+
+def _attempt(p, split, seed, device, evaluation, store, progress, experiments, console) -> tuple[dict | None, str | None]:
+    """(record, None) or (None, the failure in one sentence); a bug's trace is printed."""
+    try:
+        return run_one(p, split, seed, device, evaluation, store, progress, experiments), None
+    except BenchError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
+        if distributed.launched_processes() > 1:
+            # one process failing alone would leave the others waiting in a collective: stop the job
+            raise
+        if _is_out_of_memory(exc):
+            return (
+                None,
+                f"out of memory on {device}; lower the batch size (e.g. --set {p.name}.micro_batch=4) or use a smaller model.",
+            )
+        console.print(traceback.format_exc(), markup=False, highlight=False)
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _cache_dir():

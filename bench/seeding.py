@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 
 import numpy as np
@@ -26,8 +27,8 @@ def resolve_device(device: str) -> str:
     launched multi-process job "auto" and "cuda" mean the process's own GPU, cuda:LOCAL_RANK."""
     from bench.errors import BenchError
 
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise BenchError(f"Unknown device '{device}'; use auto, cpu, cuda or cuda:N.")
+    if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:[0-9]+)?", device):
+        raise BenchError(f"Unknown device '{device}'; use auto, cpu, cuda or cuda:N with N a GPU number (0, 1, ...).")
     if device == "cpu":
         return "cpu"
     import torch

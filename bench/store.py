@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench import paths
-from bench.atomic import atomic_dir, write_text
+from bench.atomic import atomic_dir, atomic_file, write_text
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -81,12 +82,75 @@ class StoredRun:
 
     def arrays(self, part: str = "test") -> dict[str, np.ndarray]:
         """Per-sample arrays of the test set, or of the validation set (`part="valid"`) when scored."""
-        with np.load(self.folder / ARRAY_FILES[part]) as data:
-            return {name: data[name] for name in data.files}
+        try:
+            return _load_arrays(self.folder / array_file(self.record, part))
+        except FileNotFoundError:
+            # another process replaced this run since its record was read: read the new one
+            fresh, _ = check_run(self.folder)
+            if fresh is None:
+                raise
+            self.record = fresh
+            return _load_arrays(self.folder / array_file(fresh, part))
 
     @property
     def has_valid(self) -> bool:
-        return bool(self.record.get("valid")) and (self.folder / ARRAY_FILES["valid"]).is_file()
+        return bool(self.record.get("valid")) and (self.folder / array_file(self.record, "valid")).is_file()
+
+
+def array_file(record: dict, part: str) -> str:
+    """The file holding a run's per-sample arrays: named in run.json once the run was replaced in place."""
+    return (record.get("arrays") or {}).get(part, ARRAY_FILES[part])
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+REQUIRED = ("key", "method", "dataset", "split_hash", "seed", "n_test", "metrics")
+REPAIR = "run the same `bench run` command again to recompute it, or `bench runs --prune` to remove it"
+
+
+@dataclass
+class DamagedRun:
+    folder: Path
+    reason: str
+
+    def sentence(self) -> str:
+        return f"Stored run {self.folder} is damaged ({self.reason}); {REPAIR}."
+
+
+def check_run(folder: Path) -> tuple[dict | None, str | None]:
+    """(record, None) for a complete run; (record or None, what is wrong) otherwise."""
+    record, problem = _check_once(folder)
+    if problem is not None and record is not None and "missing" in problem:
+        record, problem = _check_once(folder)  # replaced in place between the two reads: read it again
+    return record, problem
+
+
+def _check_once(folder: Path) -> tuple[dict | None, str | None]:
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "run.json is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"run.json cannot be read: {type(exc).__name__}"
+    if not isinstance(record, dict):
+        return None, "run.json holds no run record"
+    missing = [f for f in REQUIRED if f not in record]
+    if missing:
+        return None, f"run.json lacks {', '.join(missing)}"
+    name = array_file(record, "test")
+    try:
+        with np.load(folder / name) as data:
+            lengths = {field: len(data[field]) for field in ("sample_index", "rank")}
+    except FileNotFoundError:
+        return record, f"{name} is missing"
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        return record, f"{name} cannot be read: {type(exc).__name__}"
+    if set(lengths.values()) != {int(record["n_test"])}:
+        return record, f"{name} holds {lengths['rank']} samples where run.json says {record['n_test']}"
+    return record, None
 
 
 class RunStore:
@@ -97,40 +161,111 @@ class RunStore:
         return self.root / "runs" / dataset / method / key
 
     def has(self, dataset: str, method: str, key: str) -> bool:
-        return (self.run_dir(dataset, method, key) / "run.json").is_file()
+        """Whether the key is stored complete (a damaged copy does not count)."""
+        return self.find(dataset, method, key)[0] is not None
+
+    def find(self, dataset: str, method: str, key: str) -> tuple[StoredRun | None, DamagedRun | None]:
+        """The stored run of a key, or what is wrong with its folder; (None, None) when absent."""
+        folder = self.run_dir(dataset, method, key)
+        if not folder.exists():
+            return None, None
+        record, problem = check_run(folder)
+        if problem is not None:
+            return None, DamagedRun(folder, problem)
+        return StoredRun(folder, record), None
+
+    def lock(self, key: str):
+        """The inter-process lock of a run key: one process computes a key at a time."""
+        from bench.locks import lock_for
+
+        return lock_for(self.root / ".locks" / f"{key}.lock")
 
     def save(self, record: dict, arrays: dict[str, np.ndarray], valid_arrays: dict[str, np.ndarray] | None = None) -> Path:
+        """Store a run. The store never lacks a complete copy of the key, also while several
+        processes save it at once: a new key's folder is built aside and renamed into place; an
+        existing one (--force, a damaged copy) gets its new arrays under fresh names first, then
+        run.json, which names them, is replaced in one step, and only then the old arrays go."""
+        from bench.locks import lock_for
+
         final = self.run_dir(record["dataset"], record["method"], record["key"])
-        with atomic_dir(final) as tmp:  # an older copy of the same key is replaced whole
-            np.savez_compressed(tmp / ARRAY_FILES["test"], **arrays)
-            if valid_arrays is not None:
-                np.savez_compressed(tmp / ARRAY_FILES["valid"], **valid_arrays)
-            (tmp / "run.json").write_text(_dump(record))
+        parts = {"test": arrays} | ({"valid": valid_arrays} if valid_arrays is not None else {})
+        with lock_for(self.root / ".locks" / f"{record['key']}.save.lock"):
+            if not final.exists():
+                with atomic_dir(final) as tmp:
+                    for part, values in parts.items():
+                        np.savez_compressed(tmp / ARRAY_FILES[part], **values)
+                    (tmp / "run.json").write_text(_dump({k: v for k, v in record.items() if k != "arrays"}))
+                return final
+            token = uuid.uuid4().hex[:12]
+            names = {part: f"{Path(ARRAY_FILES[part]).stem}.{token}.npz" for part in parts}
+            for part, values in parts.items():
+                with atomic_file(final / names[part]) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez_compressed(f, **values)
+            write_text(final / "run.json", _dump(dict(record, arrays=names)))
+            for stale in final.glob("*.npz"):
+                if stale.name not in names.values():
+                    stale.unlink(missing_ok=True)
         return final
 
     def add_experiment(self, run: StoredRun, name: str) -> StoredRun:
         """Name `run` as part of experiment `name` too (names are not part of the key)."""
-        names = experiments(run.record)
-        if name in names:
+        from bench.locks import lock_for
+
+        if name in experiments(run.record):
             return run
-        record = dict(run.record, experiments=sorted(names + [name]))
-        write_text(run.folder / "run.json", _dump(record))
+        with lock_for(self.root / ".locks" / f"{run.key}.save.lock"):  # never over a newer save
+            record, problem = check_run(run.folder)
+            if problem is not None:
+                raise BenchError(DamagedRun(run.folder, problem).sentence())
+            record = dict(record, experiments=sorted(set(experiments(record)) | {name}))
+            write_text(run.folder / "run.json", _dump(record))
         return StoredRun(run.folder, record)
 
     def load(self, dataset: str, method: str, key: str) -> StoredRun:
-        folder = self.run_dir(dataset, method, key)
-        return StoredRun(folder, json.loads((folder / "run.json").read_text()))
+        run, damaged = self.find(dataset, method, key)
+        if run is None:
+            raise BenchError(damaged.sentence() if damaged else f"No stored run {self.run_dir(dataset, method, key)}.")
+        return run
+
+    def scan(self, dataset: str | None = None) -> tuple[list[StoredRun], list[DamagedRun]]:
+        """Every run folder (optionally of one dataset), checked: complete runs and damaged ones.
+        Temporary folders (a save in progress) are neither."""
+        base = self.root / "runs"
+        pattern = f"{dataset}/*/*" if dataset else "*/*/*"
+        runs, damaged = [], []
+        for folder in sorted(base.glob(pattern)):
+            if folder.name.startswith(".") or not folder.is_dir():
+                continue
+            record, problem = check_run(folder)
+            if problem is None:
+                runs.append(StoredRun(folder, record))
+            else:
+                damaged.append(DamagedRun(folder, problem))
+        return runs, damaged
 
     def runs(self, dataset: str | None = None) -> list[StoredRun]:
-        """Every complete run (optionally of one dataset); temporary folders are ignored."""
-        base = self.root / "runs"
-        pattern = f"{dataset}/*/*/run.json" if dataset else "*/*/*/run.json"
-        out = []
-        for path in sorted(base.glob(pattern)):
-            if path.parent.name.startswith("."):
-                continue
-            try:
-                out.append(StoredRun(path.parent, json.loads(path.read_text())))
-            except json.JSONDecodeError:
-                continue  # cannot happen through save(); a hand-edited file is skipped, not fatal
-        return out
+        """Every complete run (optionally of one dataset); see scan() for the damaged ones."""
+        return self.scan(dataset)[0]
+
+    def leftovers(self) -> list[Path]:
+        """Folders no complete run needs: work folders and temporary or set-aside copies of
+        interrupted saves, of keys no process is computing now."""
+        candidates = [(f, f.name) for f in sorted((self.root / ".work").glob("*")) if f.is_dir()]
+        for folder in sorted((self.root / "runs").glob("*/*/.*")):
+            for marker in (".tmp-", ".old-"):
+                if folder.is_dir() and marker in folder.name:
+                    candidates.append((folder, folder.name[1:].split(marker)[0]))
+        return [folder for folder, key in candidates if not self.busy(key)]
+
+    def busy(self, key: str) -> bool:
+        """Whether another process holds the key's lock (is computing it now)."""
+        from bench.locks import Timeout
+
+        lock = self.lock(key)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,10 +10,12 @@ import numpy as np
 
 import bench
 from bench import paths
+from bench.atomic import atomic_dir
 from bench.data import amazon, d3, movielens
 from bench.data.cards import DatasetCard, load_card
 from bench.data.split import Split, read_split, write_split
 from bench.errors import BenchError
+from bench.locks import lock_for
 
 
 def prepared_dir(name: str) -> Path:
@@ -33,6 +34,12 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
             raise BenchError(f"--reviews applies to Amazon datasets only; '{name}' is {card.source}.")
         card = DatasetCard(**{**card.__dict__, "reviews": reviews})
     folder = prepared_dir(name)
+    # one process prepares a dataset at a time; the others wait and then find it prepared
+    with lock_for(folder.with_name(f".{name}.lock")):
+        return _prepare_locked(name, card, folder, raw_dir, force, progress)
+
+
+def _prepare_locked(name: str, card: DatasetCard, folder: Path, raw_dir, force: bool, progress) -> dict:
     if is_prepared(name) and not force:
         existing = load_split(name)
         if existing.manifest.get("reviews_file", "") == _reviews_label(card):
@@ -76,13 +83,8 @@ def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progres
         "bench_version": bench.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    write_split(tmp, processed.items, processed.parts, manifest)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.replace(folder)
+    with atomic_dir(folder) as tmp:  # a folder of its own, renamed into place whole
+        write_split(tmp, processed.items, processed.parts, manifest)
     return load_split(name).manifest
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.atomic import write_text
 from bench.data.cards import DatasetCard
 from bench.errors import BenchError
 
@@ -128,9 +129,7 @@ def write_split(folder: Path, items: Catalogue, parts: dict[str, Samples], manif
         parts[split].to_frame().to_csv(folder / f"{split}.tsv", sep="\t", index=False)
     digest = content_hash(folder)
     manifest = dict(manifest, split_hash=digest)
-    tmp = folder / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    tmp.replace(folder / "manifest.json")
+    write_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return digest
 
 
@@ -148,7 +147,13 @@ def read_split(folder: Path, card: DatasetCard) -> Split:
         raise BenchError(
             f"Dataset '{card.name}' is not prepared (no {manifest_path}); run `bench data prepare {card.name}` first."
         )
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        digest = content_hash(folder)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchError(
+            f"Prepared data in {folder} is damaged ({exc}); run `bench data prepare {card.name} --force` to rebuild it."
+        ) from exc
     reviews = manifest.get("card", {}).get("reviews")
     if reviews and reviews != card.reviews:  # prepared with --reviews: the split's card says which file
         card = replace(card, reviews=reviews)
@@ -162,6 +167,11 @@ def read_split(folder: Path, card: DatasetCard) -> Split:
         raise BenchError(
             f"Prepared data in {folder} is damaged ({exc}); run `bench data prepare {card.name} --force` to rebuild it."
         ) from exc
+    if not isinstance(manifest, dict) or digest != manifest.get("split_hash"):
+        raise BenchError(
+            f"Prepared data in {folder} does not match its manifest (content hash {digest}, manifest "
+            f"{manifest.get('split_hash') if isinstance(manifest, dict) else 'unreadable'}); run `bench data prepare {card.name} --force` to rebuild it."
+        )
     items = Catalogue(
         titles=item_frame["title"].tolist(),
         sources=[s.split("|") if s else [] for s in item_frame["sources"]],

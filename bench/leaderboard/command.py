@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
+
 from bench import paths
 from bench.atomic import write_text
 from bench.errors import BenchError
@@ -56,6 +58,8 @@ def leaderboard_command(
         from rich.console import Console
 
         console = Console()
+    for damaged in store.scan(dataset)[1]:  # never left out silently
+        console.print(Text(f"warning: left out of the tables: {damaged.sentence()}", style="yellow"), soft_wrap=True)
     for board in boards:
         print_leaderboard(console, board)
     out_dir = Path(out_dir) if out_dir is not None else paths.results_dir() / "leaderboard"
