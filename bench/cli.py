@@ -325,6 +325,9 @@ def leaderboard(
     ),
     select_metric: str = typer.Option("NDCG@10", "--select-metric", help="The validation metric --select-on maximises."),
     all_configs: bool = typer.Option(False, "--all-configs", help="With --select-on, also show every configuration."),
+    cost: bool = typer.Option(
+        False, "--cost", help="Also show what each row cost: times, samples/s, GPU-hours, memory, parameters."
+    ),
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
     from bench.leaderboard import Selection, leaderboard_command, parse_where
@@ -349,6 +352,7 @@ def leaderboard(
         select_on=select_on,
         select_metric=select_metric,
         all_configs=all_configs,
+        cost=cost,
     )
     for path in paths:
         console.print(f"[dim]wrote {escape(str(path))}[/]")

@@ -94,6 +94,30 @@ def predict(method, samples, k: int = TOP_N) -> Prediction:
     )
 
 
+class ResourceMeter:
+    """What a run cost beside its time: peak GPU memory of this run (the process's peak resident
+    memory on a CPU, which covers every run of the process so far) and GPU-hours."""
+
+    def __init__(self, device: str):
+        self.cuda = str(device).startswith("cuda")
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(device)
+        self.device = device
+
+    def read(self, seconds: float) -> dict:
+        import resource
+
+        out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
+        if self.cuda:
+            import torch
+
+            out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            out["gpu_hours"] = round(seconds * distributed.launched_processes() / 3600, 4)
+        return out
+
+
 def _per_sample(index: np.ndarray, prediction: Prediction) -> dict[str, np.ndarray]:
     return {
         "sample_index": index.astype(np.int64),
@@ -128,6 +152,7 @@ def run_one(
         progress=progress,
     )
     started = datetime.now(timezone.utc)
+    meter = ResourceMeter(device)
     t0 = time.perf_counter()
     method.fit(split.train, split.valid, context)
     t1 = time.perf_counter()
@@ -167,6 +192,7 @@ def run_one(
         "invalid_total": int(prediction.invalid.sum()),
         "valid": valid,
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
+        "resources": meter.read(t3 - t0),
         "provenance": provenance.collect(device)
         | {"seed": seed, "split_hash": split.hash, "processes": distributed.launched_processes()},
         "info": method.run_info(),

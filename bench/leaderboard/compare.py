@@ -103,9 +103,34 @@ def make_rows(data: list[RowData], metrics: list[str]) -> list[Row]:
                 seeds=[int(r.record["seed"]) for r in d.runs],
                 run_keys=[r.key for r in d.runs],
                 cells=cells,
+                cost=row_cost([r.record for r in d.runs]),
             )
         )
     return rows
+
+
+def row_cost(records: list[dict]) -> dict:
+    """Mean times over the row's seeds, summed GPU-hours, the largest peak memory, parameters."""
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    timing = [r.get("timing") or {} for r in records]
+    resources = [r.get("resources") or {} for r in records]
+    info = records[0].get("info") or {}
+    rates = [r["n_test"] / t["recommend_s"] for r, t in zip(records, timing) if t.get("recommend_s")]
+    peaks = [x.get("peak_gpu_mb", x.get("peak_rss_mb")) for x in resources]
+    hours = [x.get("gpu_hours") for x in resources]
+    return {
+        "fit_s": mean([t.get("fit_s") for t in timing]),
+        "eval_s": mean([t.get("recommend_s") for t in timing]),
+        "samples_per_s": mean(rates),
+        "gpu_hours": sum(h for h in hours if h is not None) if any(h is not None for h in hours) else None,
+        "peak_mb": max((p for p in peaks if p is not None), default=None),
+        "parameters": info.get("trainable_parameters", info.get("parameters")),
+        "device": (records[0].get("provenance") or {}).get("device"),
+    }
 
 
 def compare(data, rows, metric, test, correction, alpha, seed, n_resamples, base: int | None = None) -> list[Comparison]:
@@ -175,6 +200,7 @@ class Options:
     select_on: str | None = None
     select_metric: str = "NDCG@10"
     all_configs: bool = False
+    cost: bool = False
 
 
 def _check_choices(o: Options) -> None:
@@ -211,7 +237,7 @@ def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None,
     rows = make_rows(data, metrics)
     board = Leaderboard(**head, metrics=metrics, test=o.test, correction=o.correction, alpha=o.alpha, seed=o.seed,
                         n_resamples=o.n_resamples, baseline=o.baseline, rows=rows, comparisons=[], shared=shared,
-                        pairs=o.pairs, **fields)  # fmt: skip
+                        pairs=o.pairs, show_cost=o.cost, **fields)  # fmt: skip
     base = None
     if o.pairs == "baseline":
         named = labels.baseline_row(board, o.baseline)
@@ -242,12 +268,13 @@ def build_leaderboards(
     select_on: str | None = None,
     select_metric: str = "NDCG@10",
     all_configs: bool = False,
+    cost: bool = False,
 ) -> list[Leaderboard]:
     """One Leaderboard per (experiment, evaluation set) of the selected runs on the current split.
     With `select_on="valid"` each method is one row, its configuration chosen on the validation
     split (tests on test only); `all_configs` adds the table of every configuration after it."""
     metrics = check_options(metrics, test, correction, alpha)
-    o = Options(metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs)
+    o = Options(metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs, cost)
     _check_choices(o)
     selection = selection or select.Selection()
     store = store if store is not None else RunStore()

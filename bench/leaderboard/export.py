@@ -23,6 +23,9 @@ def to_csv(boards: list[Leaderboard]) -> str:
     with_ci = any(b.has_intervals() for b in boards)
     if with_ci:
         columns += ["baseline", "diff", "ci_low", "ci_high"]
+    with_cost = any(b.show_cost for b in boards)
+    if with_cost:
+        columns += [key for key, _ in cells.COST]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -40,6 +43,8 @@ def to_csv(boards: list[Leaderboard]) -> str:
                     iv = c.vs_baseline
                     line.update(baseline=b.baseline_label if iv else "", diff=repr(iv.diff) if iv else "",
                                 ci_low=repr(iv.low) if iv else "", ci_high=repr(iv.high) if iv else "")  # fmt: skip
+                if with_cost:
+                    line.update({key: "" if r.cost.get(key) is None else r.cost[key] for key, _ in cells.COST})
                 writer.writerow(line)
     return out.getvalue()
 

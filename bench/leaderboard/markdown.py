@@ -35,6 +35,11 @@ def to_markdown(boards: list[Leaderboard]) -> str:
     parts = [f"# Leaderboard: {boards[0].dataset}", "", f"Split `{boards[0].split_hash}`.", ""]
     for board in boards:
         parts += [f"## {board.title}", "", _table(board), "", board.caption, ""]
+        if board.show_cost:
+            body = [[r.letter, _escape(r.label), *cells.cost(r)] for r in board.rows]
+            headers = ["", "Method", *(header for _, header in cells.COST)]
+            parts += ["### Cost", "", "Mean over seeds; GPU-hours summed over seeds; peak memory is the GPU's, or the process's on a CPU.", "",
+                      tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
         if board.has_intervals():
             parts += [
                 f"### Difference from {board.baseline_label}",

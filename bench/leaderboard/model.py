@@ -39,6 +39,7 @@ class Row:
     seeds: list[int]
     run_keys: list[str]
     cells: dict[str, Cell]
+    cost: dict = field(default_factory=dict)  # what the row cost: times, memory, parameters (see cells.COST)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Leaderboard:
     view: str = ""  # "" (every configuration), or how the rows were chosen ("chosen on validation NDCG@10")
     notes: list[str] = field(default_factory=list)  # what the reader must know about the rows (choices made)
     pairs: str = "all"  # the family of tests: every pair of rows, or each row against the baseline
+    show_cost: bool = False  # show what each row cost beside its quality
 
     @property
     def samples_text(self) -> str:

@@ -42,6 +42,11 @@ def print_leaderboard(console, board: Leaderboard) -> None:
     rows = [([r.letter, n], v) for r, n, v in zip(board.rows, names, values)]
     notes = [board.significance_line] + ([board.settings_line] if board.shared else []) + board.notes
     print_table(console, board.title, ["", "method"], board.metrics, rows, notes=notes, legend=legend)
+    if board.show_cost:
+        rows = [([r.letter, n], cells.cost(r)) for r, n in zip(board.rows, names)]
+        headers = [header for _, header in cells.COST]
+        print_table(console, "Cost (mean over seeds; GPU-hours summed)", ["", "method"], headers, rows,
+                    value_justify=["right"] * (len(headers) - 1) + ["left"])  # fmt: skip
     if board.has_intervals():
         baseline = board.baseline_label
         others = [(r, n) for r, n in zip(board.rows, names) if r.label != baseline]
