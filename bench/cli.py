@@ -36,13 +36,14 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except BenchError as exc:
-            console.print(f"[red bold]error:[/] {escape(str(exc))}")
+            console.print(f"[red bold]error:[/] {escape(str(exc))}", soft_wrap=True)  # a path is never folded
             raise typer.Exit(2)
         except PermissionError as exc:  # a read-only results, data or cache folder
             where = exc.filename or "a file"
             console.print(
                 f"[red bold]error:[/] cannot write {escape(str(where))} (permission denied); make the folder writable "
-                "or choose another with --results-dir, --data-dir or --cache-dir. Nothing stored was lost."
+                "or choose another with --results-dir, --data-dir or --cache-dir. Nothing stored was lost.",
+                soft_wrap=True,
             )
             raise typer.Exit(2)
         except KeyboardInterrupt:
@@ -94,6 +95,9 @@ def run(
         None, "--valid/--no-valid", help="Also score the validation split (per sample); on by default with --grid."
     ),
     limit_valid: Optional[int] = typer.Option(None, "--limit-valid", help="Score N seeded random validation samples only."),
+    history: Optional[str] = typer.Option(
+        None, "--history", help="Evaluate the test samples again with the history changed: none,shuffled,last (any of them)."
+    ),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
     busy: str = typer.Option(
         "wait", "--busy", help="A run another process is computing: wait for it, or skip it and go on with the others."
@@ -114,6 +118,7 @@ def run(
     ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
+    from bench.history import check_conditions
     from bench.jobs import Cluster
     from bench.plan import ALL, parse_grid
     from bench.registry import parse_overrides
@@ -134,6 +139,7 @@ def run(
     evaluation = Evaluation(
         test=SampleChoice(limit_test, test_subset, subset_seed),
         valid=SampleChoice(limit_valid, "random", subset_seed) if score_valid else None,
+        history=check_conditions(_csv(history or "")),
     )
     if executor is not None:
         _submit_jobs(
@@ -177,6 +183,7 @@ def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, f
     from bench.seeding import resolve_device
     from bench.store import RunStore, check_experiment_name
 
+    jobs.check_executor(executor, n_jobs)
     if name is not None:
         check_experiment_name(name)
     if not seeds:
@@ -188,9 +195,11 @@ def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, f
             p.cls.preflight(p.config)
     split = load_dataset(dataset, console)
     options = jobs.run_options(evaluation, device, name, force)
-    jobs.submit(planned, seeds, split, evaluation, RunStore(), executor, n_jobs, cluster, options, force, console)
-    if executor == "local":
-        _print_jobs(dataset)
+    try:
+        jobs.submit(planned, seeds, split, evaluation, RunStore(), executor, n_jobs, cluster, options, force, console)
+    finally:
+        if executor == "local":
+            _print_jobs(dataset)
 
 
 def _print_jobs(dataset: str) -> None:
@@ -328,6 +337,9 @@ def leaderboard(
     cost: bool = typer.Option(
         False, "--cost", help="Also show what each row cost: times, samples/s, GPU-hours, memory, parameters."
     ),
+    history: bool = typer.Option(
+        False, "--history", help="Also show how each row changes with the history removed, shuffled or cut to the last item."
+    ),
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
     from bench.leaderboard import Selection, leaderboard_command, parse_where
@@ -353,6 +365,7 @@ def leaderboard(
         select_metric=select_metric,
         all_configs=all_configs,
         cost=cost,
+        history=history,
     )
     for path in paths:
         console.print(f"[dim]wrote {escape(str(path))}[/]")

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.markup import escape
+
 from bench import paths
 from bench.atomic import write_text
 from bench.errors import BenchError
@@ -157,7 +159,7 @@ def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console) -> None:
             job.state, job.job_id, job.submitted_at = RUNNING, str(proc.pid), _now()
             book.update(job)
             running.append((job, proc, log))
-            console.print(f"[dim]started {job.label} seed {job.seed} (log {job.log})[/]", highlight=False)
+            console.print(f"[dim]started {escape(job.label)} seed {job.seed} (log {job.log})[/]", highlight=False)
         time.sleep(0.2)
         for entry in list(running):
             job, proc, log = entry
@@ -168,7 +170,9 @@ def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console) -> None:
             job.returncode, job.ended_at = proc.returncode, _now()
             job.state = DONE if proc.returncode == 0 else FAILED
             book.update(job)
-            console.print(f"{'finished' if job.state == DONE else '[red]failed[/]'} {job.label} seed {job.seed}", highlight=False)
+            console.print(
+                f"{'finished' if job.state == DONE else '[red]failed[/]'} {escape(job.label)} seed {job.seed}", highlight=False
+            )
 
 
 def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> None:
@@ -190,7 +194,7 @@ def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> N
         job.job_id, job.submitted_at, job.state = str(submitted.job_id), _now(), PENDING
         job.log = str(submitted.paths.stdout)
         book.update(job)
-        console.print(f"submitted {job.label} seed {job.seed}: Slurm job {job.job_id} (log {job.log})", highlight=False)
+        console.print(f"submitted {escape(job.label)} seed {job.seed}: Slurm job {job.job_id} (log {job.log})", highlight=False)
 
 
 def run_options(evaluation, device: str, name: str | None, force: bool) -> list[str]:
@@ -202,6 +206,8 @@ def run_options(evaluation, device: str, name: str | None, force: bool) -> list[
     options += ["--valid"] if evaluation.valid is not None else ["--no-valid"]
     if evaluation.valid is not None and evaluation.valid.limit is not None:
         options += ["--limit-valid", str(evaluation.valid.limit)]
+    if evaluation.history:
+        options += ["--history", ",".join(evaluation.history)]
     if name:
         options += ["--name", name]
     if force:
@@ -209,13 +215,17 @@ def run_options(evaluation, device: str, name: str | None, force: bool) -> list[
     return options
 
 
-def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: int, cluster: Cluster, options: list[str],
-           force: bool, console) -> list[Job]:  # fmt: skip
-    """One job per (configuration, seed) not stored yet and not already pending or running."""
+def check_executor(executor: str, n_parallel: int) -> None:
     if executor not in EXECUTORS:
         raise BenchError(f"Unknown executor '{executor}'; choose local or slurm.")
     if n_parallel < 1:
         raise BenchError(f"--jobs must be at least 1, not {n_parallel}.")
+
+
+def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: int, cluster: Cluster, options: list[str],
+           force: bool, console) -> list[Job]:  # fmt: skip
+    """One job per (configuration, seed) not stored yet and not already pending or running."""
+    check_executor(executor, n_parallel)
     book = JobBook(split.name, store.root)
     book.folder.mkdir(parents=True, exist_ok=True)
     known = book.read()
@@ -228,10 +238,9 @@ def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: 
                 skipped += 1
                 continue
             previous = known.get(key)
-            if previous is not None and refresh(previous, False).state in (PENDING, RUNNING) and previous.executor == executor:
-                console.print(
-                    f"[dim]{p.label} seed {seed}: already submitted (job {previous.job_id}), not again[/]", highlight=False
-                )
+            if previous is not None and _in_flight(previous):
+                shown = f"{escape(p.label)} seed {seed}: already submitted (job {previous.job_id}), not again"
+                console.print(f"[dim]{shown}[/]", highlight=False)
                 continue
             log = str(book.folder / f"{key}.log")
             command = job_command(p, seed, split.name, options, cluster.gpus_per_job if executor == "slurm" else 0)
@@ -243,7 +252,20 @@ def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: 
             run_local(todo, n_parallel, book, console)
         else:
             submit_slurm(todo, cluster, book, console)
+    failed = [job for job in todo if job.state == FAILED]
+    if failed:
+        shown = "; ".join(f"{job.label} seed {job.seed} (log {job.log})" for job in failed)
+        raise BenchError(f"{len(failed)} job(s) failed: {shown}; fix the cause and run the same command again to retry them.")
     return todo
+
+
+def _in_flight(job: Job) -> bool:
+    """Whether a recorded job is still queued or running somewhere. A job never handed to an
+    executor (no id: the submission was interrupted or refused) is not; a local one is only while
+    its process lives."""
+    if not job.job_id:
+        return False
+    return refresh(job, False).state in (PENDING, RUNNING)
 
 
 def status(dataset: str, store) -> list[Job]:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from bench import distributed, evaluate, provenance
 from bench.data.split import Split
 from bench.errors import BenchError
+from bench.history import change_history
 from bench.method import INSPECT, Context
 from bench.plan import Planned, plan_methods
 from bench.seeding import resolve_device, seed_everything
@@ -29,13 +30,15 @@ class Evaluation:
 
     test: SampleChoice = SampleChoice()
     valid: SampleChoice | None = None  # None: the validation split is not scored
+    history: tuple[str, ...] = ()  # conditions the test samples are evaluated again under (bench.history)
 
     def key(self, p: Planned, split_hash: str, seed: int) -> str:
         return run_key(p.name, p.cls.version, p.resolved, split_hash, seed, self.test.limit, self.test.tag)
 
     def valid_done(self, stored) -> bool:
-        """Whether a stored run already holds the validation scores asked for."""
-        return self.valid is None or (stored.has_valid and stored.record["valid"].get("subset") == self.valid.as_record())
+        """Whether a stored run already holds the validation scores and history conditions asked for."""
+        valid = self.valid is None or (stored.has_valid and stored.record["valid"].get("subset") == self.valid.as_record())
+        return valid and all(stored.has_part(f"history_{c}") for c in self.history)
 
 
 @dataclasses.dataclass
@@ -173,6 +176,12 @@ def run_one(
             "seconds": time.perf_counter() - t3,
         }
         valid_arrays = _per_sample(valid_index, scored)
+    extra_parts, history = {}, {}
+    for condition in evaluation.history:  # the same fitted model, the histories changed
+        changed = change_history(split.test.subset(test_index), condition, seed=evaluation.test.seed)
+        under = predict(method, changed)
+        history[condition] = {"metrics": evaluate.summarize(under.ranks), "invalid_total": int(under.invalid.sum())}
+        extra_parts[f"history_{condition}"] = _per_sample(test_index, under)
     record = {
         "key": key,
         "config_key": evaluation.key(p, split.hash, -1),
@@ -191,6 +200,7 @@ def run_one(
         "metrics": metrics,
         "invalid_total": int(prediction.invalid.sum()),
         "valid": valid,
+        "history": history or None,
         "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
         "resources": meter.read(t3 - t0),
         "provenance": provenance.collect(device)
@@ -201,7 +211,7 @@ def run_one(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
-        store.save(record, _per_sample(test_index, prediction), valid_arrays)
+        store.save(record, _per_sample(test_index, prediction), valid_arrays, extra_parts)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
 

@@ -96,10 +96,14 @@ class StoredRun:
     def has_valid(self) -> bool:
         return bool(self.record.get("valid")) and (self.folder / array_file(self.record, "valid")).is_file()
 
+    def has_part(self, part: str) -> bool:
+        """Whether the run holds the per-sample arrays of `part` ("valid", "history_none", ...)."""
+        return (self.folder / array_file(self.record, part)).is_file()
+
 
 def array_file(record: dict, part: str) -> str:
     """The file holding a run's per-sample arrays: named in run.json once the run was replaced in place."""
-    return (record.get("arrays") or {}).get(part, ARRAY_FILES[part])
+    return (record.get("arrays") or {}).get(part, ARRAY_FILES.get(part, f"{part}.npz"))
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -180,7 +184,13 @@ class RunStore:
 
         return lock_for(self.root / ".locks" / f"{key}.lock")
 
-    def save(self, record: dict, arrays: dict[str, np.ndarray], valid_arrays: dict[str, np.ndarray] | None = None) -> Path:
+    def save(
+        self,
+        record: dict,
+        arrays: dict[str, np.ndarray],
+        valid_arrays: dict[str, np.ndarray] | None = None,
+        extra_parts: dict[str, dict[str, np.ndarray]] | None = None,
+    ) -> Path:
         """Store a run. The store never lacks a complete copy of the key, also while several
         processes save it at once: a new key's folder is built aside and renamed into place; an
         existing one (--force, a damaged copy) gets its new arrays under fresh names first, then
@@ -188,16 +198,16 @@ class RunStore:
         from bench.locks import lock_for
 
         final = self.run_dir(record["dataset"], record["method"], record["key"])
-        parts = {"test": arrays} | ({"valid": valid_arrays} if valid_arrays is not None else {})
+        parts = {"test": arrays} | ({"valid": valid_arrays} if valid_arrays is not None else {}) | (extra_parts or {})
         with lock_for(self.root / ".locks" / f"{record['key']}.save.lock"):
             if not final.exists():
                 with atomic_dir(final) as tmp:
                     for part, values in parts.items():
-                        np.savez_compressed(tmp / ARRAY_FILES[part], **values)
+                        np.savez_compressed(tmp / array_file({}, part), **values)
                     (tmp / "run.json").write_text(_dump({k: v for k, v in record.items() if k != "arrays"}))
                 return final
             token = uuid.uuid4().hex[:12]
-            names = {part: f"{Path(ARRAY_FILES[part]).stem}.{token}.npz" for part in parts}
+            names = {part: f"{Path(array_file({}, part)).stem}.{token}.npz" for part in parts}
             for part, values in parts.items():
                 with atomic_file(final / names[part]) as tmp:
                     with open(tmp, "wb") as f:

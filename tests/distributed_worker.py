@@ -23,7 +23,8 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     split = make_split(n_test=n_test)
     cls = registry.load_class(name)
     llm = name != "pop"
-    config = registry.build_config(cls, {"epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"} if llm else {})
+    settings = {"model": "tiny", "epochs": "0", "max_new_tokens": "12", "eval_batch_size": "1"}
+    config = registry.build_config(cls, settings if llm else {})
     method = cls(config)
     context = Context(
         device="cpu", seed=0, items=split.items, card=split.card, work_dir=work_dir, cache_dir=cache_dir, progress=None

@@ -52,7 +52,24 @@ def test_ablations_keep_their_own_defaults_and_a_help():
     assert (no_cf["alpha"].default, no_cf["beta"].default) == (0.0, 0.25)
     assert (no_tw["alpha"].default, no_tw["beta"].default) == (0.1, 1.0)
     assert no_cf["alpha"].help and no_tw["beta"].help
-    assert no_cf["grounding"].help == by_name("cft")["grounding"].help  # inherited from CFTConfig
+    assert no_cf["grounding"].help == by_name("cft")["grounding"].help  # inherited from LLMConfig
+    assert no_cf["weighting"].help == by_name("cft")["weighting"].help  # inherited from CFTConfig
+
+
+def test_llm_defaults_and_their_help():
+    for method in ("sft", "bigrec", "cft", "cft-no-cf", "cft-no-tw"):
+        s = by_name(method)
+        assert (s["model"].type, s["model"].default) == ("str", "Qwen/Qwen2-0.5B")
+        assert "tiny" in s["model"].help and "smollm2-135m" in s["model"].help
+        assert s["label_layout"].default == "quoted" and "title-close" in s["label_layout"].help
+        assert s["decoding"].default == ("constrained" if method == "sft" else "grounded")
+        assert "constrained" in s["decoding"].help and "grounded" in s["decoding"].help
+        assert s["grounding"].default == "interleaved" and s["max_train_samples"].default == 0
+    bigrec = by_name("bigrec")
+    assert "1024" in bigrec["max_train_samples"].help  # BIGRec's few-shot setting, one --set away
+    cft = by_name("cft")
+    assert cft["weighting"].default == "linear" and "reciprocal" in cft["weighting"].help
+    assert "weighting" not in by_name("sft")
 
 
 def test_recbole_defaults_and_help_from_recboleconfig():
@@ -213,7 +230,7 @@ def test_pipe_uses_no_terminal(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("COLUMNS", "LINES")}
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "methods", "bigrec"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^\s*max_train_samples\s+int\s+1024\s*$", proc.stdout, re.M)
+    assert re.search(r"^\s*max_train_samples\s+int\s+0\s*$", proc.stdout, re.M)
     assert re.search(r"^\s*lora_targets\s+str\s+q_proj,v_proj\s*$", proc.stdout, re.M)
 
 

@@ -175,6 +175,7 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
 
     prepare("ml-100k")
     sets = {
+        "model": "tiny",
         "max_train_samples": 32,
         "max_valid_samples": 8,
         "epochs": 1,

@@ -1,4 +1,6 @@
-"""Decoding and grounding of the LLM engine, on the tiny random Qwen2 model and its BPE tokenizer."""
+"""Decoding and grounding of the LLM engine, on the tiny random Qwen2 model and its BPE tokenizer,
+in both label layouts ("quoted": the prompt ends before the answer's opening quote; "title-close":
+the prompt ends with it)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,17 @@ from methods.llm.ground import count_invalid, embed_texts, ground_by_l2, l2_dist
 from methods.llm.models import load_tiny
 
 TITLES = ["Red toy car", "Red toy truck", "Red toy", "Blue ball", '12" Doll', "Puzzle box"]
-PROMPTS = [
+PROMPTS = [  # "title-close" prompts: they end with the answer's opening quote
     'Below is an instruction.\n\n### Response:\n"',
     'Below is an instruction with a much longer body of words in it.\n\n### Response:\n"',
     'x"',
 ]
+LAYOUTS = ("quoted", "title-close")
+
+
+def prompts_for(layout: str) -> list[str]:
+    """PROMPTS as the layout ends them: "quoted" prompts stop before the opening quote."""
+    return [p[:-1] for p in PROMPTS] if layout == "quoted" else PROMPTS
 
 
 @pytest.fixture(scope="module")
@@ -42,30 +50,49 @@ def test_trie_allowed_tokens_with_shared_prefixes():
     assert trie.item_of([5, 6]) is None and trie.item_of([5, 6, 7]) is None
 
 
-def test_trie_from_tokenizer_follows_every_title(tiny):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_trie_from_tokenizer_follows_every_title(tiny, layout):
     _, tok = tiny
-    trie = TitleTrie(tok, TITLES)
+    trie = TitleTrie(tok, TITLES, layout=layout)
     assert len(trie) == len(TITLES) and trie.collisions == 0
     for item, title in enumerate(TITLES):
-        seq = P.response_ids(tok, title)
+        seq = P.response_ids(tok, title, layout=layout)
         assert seq[-1] == tok.eos_token_id
         for t in range(len(seq)):
             assert seq[t] in trie.allowed(seq[:t])
         assert trie.item_of(seq) == item
     # "Red toy", "Red toy car", "Red toy truck" share their first tokens
-    shared = P.response_ids(tok, "Red toy")[:-2]
+    shared = P.response_ids(tok, "Red toy", layout=layout)[:-2]
     assert len(trie.allowed(shared)) == 3
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_trie_holds_exactly_the_trained_responses(tiny, layout):
+    """The trie's sequences are the labels training puts after the prompt, computed here directly
+    with the tokenizer: tok('"' + title + '"') + EOS in "quoted", tok(title + '"') + EOS in
+    "title-close"."""
+    _, tok = tiny
+    trie = TitleTrie(tok, TITLES, layout=layout)
+    text = (lambda t: '"' + t + '"') if layout == "quoted" else (lambda t: t + '"')
+    expected = [tok(text(t), add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in TITLES]
+    assert sorted(trie._items) == sorted(tuple(seq) for seq in expected)
+    first = {seq[0] for seq in expected}
+    assert set(trie.allowed([])) == first
+    if layout == "quoted":  # every title starts with the opening quote's token
+        assert first == {tok('"', add_special_tokens=False)["input_ids"][0]}
 
 
 # ----------------------------------------------------------------------------------- beam searches
 
 
-def test_constrained_search_returns_only_catalogue_items(tiny):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_constrained_search_returns_only_catalogue_items(tiny, layout):
     model, tok = tiny
+    prompts = prompts_for(layout)
     for beams in (3, 10):
-        items, invalid = constrained_beam_search(model, tok, PROMPTS, TITLES, num_beams=beams, batch_size=2)
-        assert items.shape == (len(PROMPTS), beams) and items.dtype == np.int64
-        assert invalid.shape == (len(PROMPTS),) and invalid.dtype == np.int32
+        items, invalid = constrained_beam_search(model, tok, prompts, TITLES, num_beams=beams, batch_size=2, layout=layout)
+        assert items.shape == (len(prompts), beams) and items.dtype == np.int64
+        assert invalid.shape == (len(prompts),) and invalid.dtype == np.int32
         assert (invalid == 0).all()
         for row in items:
             valid = row[row >= 0]
@@ -76,17 +103,25 @@ def test_constrained_search_returns_only_catalogue_items(tiny):
             assert len(valid) == (len(TITLES) if beams >= len(TITLES) else beams)
 
 
-def test_constrained_search_counts_beams_cut_before_eos(tiny):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_constrained_search_counts_beams_cut_before_eos(tiny, layout):
     model, tok = tiny
-    items, invalid = constrained_beam_search(model, tok, PROMPTS[:2], TITLES, num_beams=3, max_new_tokens=1)
+    # one token in "title-close" (the titles' first tokens); two in "quoted", whose first token is
+    # the opening quote of every title (one real beam only: see decode.py on unfilled slots)
+    cut = 1 if layout == "title-close" else 2
+    items, invalid = constrained_beam_search(
+        model, tok, prompts_for(layout)[:2], TITLES, num_beams=3, max_new_tokens=cut, layout=layout
+    )
     assert (items == -1).all()
     assert (invalid == 3).all()
 
 
-def test_constrained_search_is_independent_of_batching(tiny):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_constrained_search_is_independent_of_batching(tiny, layout):
     model, tok = tiny
-    alone, _ = constrained_beam_search(model, tok, PROMPTS[:1], TITLES, num_beams=4)
-    batched, _ = constrained_beam_search(model, tok, PROMPTS, TITLES, num_beams=4, batch_size=3)
+    prompts = prompts_for(layout)
+    alone, _ = constrained_beam_search(model, tok, prompts[:1], TITLES, num_beams=4, layout=layout)
+    batched, _ = constrained_beam_search(model, tok, prompts, TITLES, num_beams=4, batch_size=3, layout=layout)
     assert (alone[0] == batched[0]).all()
 
 
@@ -182,6 +217,22 @@ def test_count_invalid_hand_example():
         ['Blue ball"', '12" Doll"', "Puzzle box", 'Puzzle box""'],
         [],
     ]
-    counts = count_invalid(generations, TITLES)
+    counts = count_invalid(generations, TITLES, layout="title-close")
     assert counts.dtype == np.int32
     assert counts.tolist() == [2, 1, 0]
+    # "quoted": the generation carries the opening quote too
+    quoted = [['"' + g for g in gens] for gens in generations]
+    assert count_invalid(quoted, TITLES, layout="quoted").tolist() == [2, 1, 0]
+    assert count_invalid(quoted, TITLES, layout="title-close").tolist() == [4, 4, 0]
+
+
+def test_title_from_generation_in_both_layouts():
+    title = P.title_from_generation
+    assert title('Red toy"', layout="title-close") == "Red toy"
+    assert title('"Red toy"', layout="title-close") == '"Red toy'  # the old layout keeps a leading quote
+    assert title('"Red toy"', layout="quoted") == "Red toy"
+    assert title('"12" Doll"', layout="quoted") == '12" Doll'
+    assert title(' "Red toy" ', layout="quoted") == "Red toy"
+    assert title('"Red toy', layout="quoted") == "Red toy"  # cut before the closing quote
+    assert title("Red toy", layout="quoted") == "Red toy"
+    assert title('"', layout="quoted") == ""

@@ -22,14 +22,23 @@ from methods.llm.loss import LabelLogits, cft_loss
 
 torch.set_num_threads(1)
 
+# the training tests pin the numbers of the "title-close" layout (the opening quote ends the
+# prompt), the only one before label_layout existed; both layouts are checked where it matters
+LAYOUT = prompts.TITLE_CLOSE
+LAYOUTS = prompts.LAYOUTS
+
 
 def tiny_model(split, seed: int = 0):
     texts = models.tiny_training_texts(split.card, split.items.titles)
     return models.load_model(models.TINY, "cpu", cache_dir=paths.cache_dir(), tiny_texts=texts, seed=seed)
 
 
-def encoded(split, tokenizer, part: str = "train", cutoff: int = 1024):
-    return encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff)
+def encoded(split, tokenizer, part: str = "train", cutoff: int = 1024, layout: str = LAYOUT):
+    return encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff, layout=layout)
+
+
+def cf_prompt_of(split, tokenizer, layout: str = LAYOUT):
+    return counterfactual_prompt(tokenizer, split.card, layout=layout)
 
 
 def contains(seq: list[int], sub: list[int]) -> bool:
@@ -46,13 +55,16 @@ def mean_loss(model, examples, cf_prompt, pad_id, alpha=0.0, beta=1.0) -> float:
 # ---------------------------------------------------------------- sequences
 
 
-def test_counterfactual_sequence_has_no_history_and_the_same_response():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_counterfactual_sequence_has_no_history_and_the_same_response(layout):
     split = make_split()
     tok = tiny_model(split).tokenizer
-    examples = encoded(split, tok)[:6]
-    cf_prompt = counterfactual_prompt(tok, split.card)
-    cf_text = prompts.build_prompt(split.card, [], counterfactual=True)
+    examples = encoded(split, tok, layout=layout)[:6]
+    cf_prompt = cf_prompt_of(split, tok, layout)
+    cf_text = prompts.build_prompt(split.card, [], counterfactual=True, layout=layout)
     assert tok.decode(cf_prompt) == cf_text
+    ending = "### Response:\n" + ('"' if layout == "title-close" else "")
+    assert cf_text.endswith(ending) and tok.decode(examples[0].prompt).endswith(ending)
     batch = collate(examples, cf_prompt, tok.pad_token_id, counterfactual=True)
     for b, (ex, hist) in enumerate(zip(examples, split.train.histories[:6])):
         titles = [split.items.titles[i] for i in hist]
@@ -63,7 +75,9 @@ def test_counterfactual_sequence_has_no_history_and_the_same_response():
         block = tok(prompts.history_block(split.card, titles), add_special_tokens=False)["input_ids"]
         assert not contains(cf_ids, block)
         # identical response tokens + EOS at the end of both sequences, at the label positions
-        response = tok(prompts.response_text(split.items.titles[split.train.targets[b]]), add_special_tokens=False)["input_ids"]
+        response = tok(
+            prompts.response_text(split.items.titles[split.train.targets[b]], layout=layout), add_special_tokens=False
+        )["input_ids"]
         assert ex.response == response + [tok.eos_token_id]
         assert cf_ids[-len(ex.response) :] == ex.response
         m = int(batch["attention_mask"][b].sum())
@@ -74,19 +88,25 @@ def test_counterfactual_sequence_has_no_history_and_the_same_response():
         assert f_labels.tolist() == f_next.tolist() == cf_next.tolist() == ex.response
 
 
-def test_cutoff_drops_oldest_history_titles():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cutoff_drops_oldest_history_titles(layout):
     split = make_split()
     tok = tiny_model(split).tokenizer
-    full = encoded(split, tok)
+    full = encoded(split, tok, layout=layout)
     row = max(range(len(full)), key=lambda i: len(split.train.histories[i]))
     ex = full[row]
     titles = [split.items.titles[i] for i in split.train.histories[row]]
     cut = encode_samples(
-        tok, split.card, split.items.titles, split.train.subset([row]), cutoff=len(ex.prompt) + len(ex.response) - 1
+        tok,
+        split.card,
+        split.items.titles,
+        split.train.subset([row]),
+        cutoff=len(ex.prompt) + len(ex.response) - 1,
+        layout=layout,
     )[0]
     assert cut.dropped >= 1 and cut.response == ex.response
     assert len(cut.prompt) + len(cut.response) <= len(ex.prompt) + len(ex.response) - 1
-    assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped :])
+    assert tok.decode(cut.prompt) == prompts.build_prompt(split.card, titles[cut.dropped :], layout=layout)
 
 
 def test_cap_samples_is_a_seeded_random_subset():
@@ -161,7 +181,7 @@ def test_training_lowers_the_loss_and_records_progress(tmp_path):
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     train, valid = encoded(split, tok), encoded(split, tok, "valid")
-    cf = counterfactual_prompt(tok, split.card)
+    cf = cf_prompt_of(split, tok)
     before = mean_loss(loaded.model, train, cf, tok.pad_token_id, 0.1, 0.25)
     from rich.progress import Progress
 
@@ -185,7 +205,7 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     train, valid = encoded(split, tok), encoded(split, tok, "valid")
-    cf = counterfactual_prompt(tok, split.card)
+    cf = cf_prompt_of(split, tok)
     scripted = iter([3.0, 2.0, 2.5, 1.0])  # epoch 3 is worse than epoch 2: stop there (patience 1)
     monkeypatch.setattr(engine, "validation_loss", lambda *a, **k: (next(scripted), 0.0))
     weights = {}
@@ -215,7 +235,7 @@ def test_resume_from_checkpoint_repeats_the_uninterrupted_run(tmp_path):
         loaded = tiny_model(split)
         tok = loaded.tokenizer
         train, valid = encoded(split, tok), encoded(split, tok, "valid")
-        cf = counterfactual_prompt(tok, split.card)
+        cf = cf_prompt_of(split, tok)
 
         def hook(epoch, record):
             if epoch == stop_after:
@@ -248,7 +268,7 @@ def test_lora_takes_a_step_and_is_merged():
         tok,
         encoded(split, tok),
         [],
-        counterfactual_prompt(tok, split.card),
+        cf_prompt_of(split, tok),
         small_config(epochs=1, lora=True, lr=1e-2),
         work_dir=None,
     )
@@ -272,7 +292,7 @@ def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
     assert facts["model_class"] == "LlamaForCausalLM" and facts["parameters"] == 134_515_008
     assert tok.pad_token_id == tok.eos_token_id
     train = encoded(split, tok)[:2]
-    cf = counterfactual_prompt(tok, split.card)
+    cf = cf_prompt_of(split, tok)
     probe = "model.layers.0.self_attn.q_proj.weight"
     before = dict(loaded.model.named_parameters())[probe].detach().clone()
     model, result = engine.train(
@@ -316,6 +336,7 @@ def test_fit_and_recommend_end_to_end(name, tmp_path):
     config = registry.build_config(
         cls,
         {
+            "model": "tiny",
             "epochs": "1",
             "micro_batch": "8",
             "grad_accum": "2",
@@ -351,7 +372,7 @@ def test_fit_and_recommend_end_to_end(name, tmp_path):
     expected_objective = {"sft": (0.0, 1.0), "bigrec": (0.0, 1.0), "cft": (0.1, 0.25)}[name]
     assert (info["objective"]["alpha"], info["objective"]["beta"]) == expected_objective
     if name == "bigrec":
-        assert info["train_samples"] == len(split.train)  # fewer than its 1,024 cap
+        assert info["train_samples"] == len(split.train)  # every training sample, as every method
 
 
 def test_configs_follow_the_protocol():
@@ -362,10 +383,13 @@ def test_configs_follow_the_protocol():
     assert (CFT.Config().alpha, CFT.Config().beta) == (0.1, 0.25)
     assert (CFTNoCF.Config().alpha, CFTNoCF.Config().beta) == (0.0, 0.25)
     assert (CFTNoTW.Config().alpha, CFTNoTW.Config().beta) == (0.1, 1.0)
-    assert BIGRec.Config().max_train_samples == 1024 and CFT.Config().max_train_samples == 0
+    assert BIGRec.Config().max_train_samples == 0 and CFT.Config().max_train_samples == 0
     assert SFT.Config().num_beams == 10 and BIGRec.Config().num_beams == 5
+    assert SFT.Config().decoding == "constrained"
     for cls in (SFT, BIGRec, CFT, CFTNoCF, CFTNoTW):
         c = cls.Config()
+        assert (c.model, c.label_layout, c.grounding) == ("Qwen/Qwen2-0.5B", "quoted", "interleaved")
+        assert c.decoding == ("constrained" if cls is SFT else "grounded")
         assert (c.epochs, c.micro_batch, c.grad_accum, c.warmup_steps, c.patience, c.cutoff, c.max_new_tokens) == (
             3,
             16,
@@ -375,7 +399,7 @@ def test_configs_follow_the_protocol():
             1024,
             128,
         )
-        assert cls.version == "1"
+        assert cls.version == "2"
 
 
 @pytest.mark.parametrize(
@@ -391,6 +415,30 @@ def test_configs_follow_the_protocol():
             "grounding",
             "nearest",
             "Method 'bigrec': grounding must be one of interleaved, original, not 'nearest'; change its --set value.",
+        ),
+        (
+            "sft",
+            "grounding",
+            "nearest",
+            "Method 'sft': grounding must be one of interleaved, original, not 'nearest'; change its --set value.",
+        ),
+        (
+            "cft",
+            "decoding",
+            "greedy",
+            "Method 'cft': decoding must be one of grounded, constrained, not 'greedy'; change its --set value.",
+        ),
+        (
+            "sft",
+            "label_layout",
+            "open",
+            "Method 'sft': label_layout must be one of quoted, title-close, not 'open'; change its --set value.",
+        ),
+        (
+            "cft-no-tw",
+            "weighting",
+            "cubic",
+            "Method 'cft-no-tw': weighting must be one of linear, reciprocal, not 'cubic'; change its --set value.",
         ),
     ],
 )

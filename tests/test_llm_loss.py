@@ -25,7 +25,17 @@ def random_batch(seed: int = 0):
     return z_f, z_cf, labels, example_index
 
 
-def reference_loss(z_f, z_cf, labels, alpha: float, beta: float) -> float:
+def reference_weight(pos: int, n: int, beta: float, weighting: str) -> float:
+    """Protocol section 4, written out: pos = 1..n."""
+    if weighting == "reciprocal":
+        if beta == 1.0:
+            return 1.0
+        b = 1 / (1 - beta)
+        return 1 - pos / (b * n)
+    return 1.0 if n == 1 else 1 - (pos - 1) * (1 - beta) / (n - 1)
+
+
+def reference_loss(z_f, z_cf, labels, alpha: float, beta: float, weighting: str = "linear") -> float:
     """Plain Python: weights by the formula, log-softmax by hand, sums over the micro-batch."""
 
     def nll(row, y):
@@ -38,7 +48,7 @@ def reference_loss(z_f, z_cf, labels, alpha: float, beta: float) -> float:
     t = 0
     for n in LENGTHS:
         for pos in range(1, n + 1):
-            w = 1.0 if n == 1 else 1 - (pos - 1) * (1 - beta) / (n - 1)
+            w = reference_weight(pos, n, beta, weighting)
             diff = [a - b for a, b in zip(zf[t], zcf[t])]
             num_f += w * nll(zf[t], ys[t])
             num_cf += w * nll(diff, ys[t])
@@ -56,12 +66,49 @@ def test_token_weights_by_hand():
     assert torch.all(token_weights(example_index, beta=1.0) == 1)
 
 
+def test_reciprocal_token_weights_by_hand():
+    # n = 4, beta = 0.5 (b = 2): w_t = 1 - t/8
+    w = token_weights(torch.tensor([0] * 4), beta=0.5, weighting="reciprocal")
+    assert w.tolist() == pytest.approx([0.875, 0.75, 0.625, 0.5])
+    # n = 1, beta = 0.25 (b = 4/3): 1 - 1/(4/3) = 0.25; n = 5, beta = 0.9 (b = 10): 1 - t/50
+    w = token_weights(torch.tensor([0] + [1] * 5), beta=0.25, weighting="reciprocal")
+    assert w[0].item() == pytest.approx(0.25)
+    w = token_weights(torch.tensor([0] * 5), beta=0.9, weighting="reciprocal")
+    assert w.tolist() == pytest.approx([0.98, 0.96, 0.94, 0.92, 0.9])
+    assert torch.all(token_weights(torch.tensor([0] * 3 + [1] * 7), beta=1.0, weighting="reciprocal") == 1)
+    # the linear form is unchanged by naming it
+    example_index = torch.tensor([0] * 5 + [1] + [2] * 3)
+    assert torch.equal(token_weights(example_index, 0.25, "linear"), token_weights(example_index, 0.25))
+    with pytest.raises(ValueError, match="unknown weighting"):
+        token_weights(example_index, 0.25, "cubic")
+
+
+@pytest.mark.parametrize("b", [1.1, 1.2, 1.4, 1.6, 2, 3, 10, 25])
+def test_the_papers_beta_grid_is_the_reciprocal_b_grid(b):
+    beta = {1.1: 0.09, 1.2: 0.16, 1.4: 0.29, 1.6: 0.38, 2: 0.5, 3: 0.66, 10: 0.9, 25: 0.96}[b]
+    assert 1 - 1 / b == pytest.approx(beta, abs=0.01)  # the paper gives 1 - 1/b to two digits
+    n = 6
+    w = token_weights(torch.tensor([0] * n), beta=1 - 1 / b, weighting="reciprocal")
+    assert w.tolist() == pytest.approx([1 - t / (b * n) for t in range(1, n + 1)], rel=1e-6)
+    assert w[-1].item() == pytest.approx(1 - 1 / b)
+
+
+@pytest.mark.parametrize("weighting", ["linear", "reciprocal"])
 @pytest.mark.parametrize("alpha,beta", [(0.1, 0.25), (0.3, 0.09), (0.0, 0.5), (1.0, 1.0)])
-def test_cft_loss_matches_independent_formula(alpha, beta):
+def test_cft_loss_matches_independent_formula(alpha, beta, weighting):
     z_f, z_cf, labels, example_index = random_batch()
-    loss, parts = cft_loss(z_f, z_cf, labels, example_index, alpha, beta)
-    assert loss.item() == pytest.approx(reference_loss(z_f, z_cf, labels, alpha, beta), rel=1e-5)
-    assert parts["l_f"].item() == pytest.approx(reference_loss(z_f, z_cf, labels, 0.0, beta), rel=1e-5)
+    loss, parts = cft_loss(z_f, z_cf, labels, example_index, alpha, beta, weighting)
+    assert loss.item() == pytest.approx(reference_loss(z_f, z_cf, labels, alpha, beta, weighting), rel=1e-5)
+    assert parts["l_f"].item() == pytest.approx(reference_loss(z_f, z_cf, labels, 0.0, beta, weighting), rel=1e-5)
+    if weighting == "linear":  # the default form
+        assert loss.item() == cft_loss(z_f, z_cf, labels, example_index, alpha, beta)[0].item()
+
+
+def test_reciprocal_differs_from_linear():
+    z_f, z_cf, labels, example_index = random_batch(3)
+    linear = cft_loss(z_f, z_cf, labels, example_index, 0.1, 0.5, "linear")[0].item()
+    reciprocal = cft_loss(z_f, z_cf, labels, example_index, 0.1, 0.5, "reciprocal")[0].item()
+    assert linear != pytest.approx(reciprocal, rel=1e-4)
 
 
 def test_alpha_zero_beta_one_is_plain_cross_entropy():

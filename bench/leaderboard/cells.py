@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 
+from bench import stats
 from bench.leaderboard.model import Cell, Interval
 
 SUPERSCRIPT = dict(zip(string.ascii_lowercase + ",", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ˒"))
@@ -54,3 +55,35 @@ def cost(row) -> list[str]:
         else:
             out.append(str(value))
     return out
+
+
+def history_table(board) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(value headers, rows of (letter, label, cells)) of a board's history-influence entries:
+    the full-history value, then per condition the value, its difference from full with the
+    bootstrap interval (* when the corrected paired test finds it significant) and the share of
+    samples whose target rank changed."""
+    conditions = [c for c in ("none", "shuffled", "last") if any(e["condition"] == c for e in board.history)]
+    headers = ["full"] + [h for c in conditions for h in (c, f"Δ {c} [95% CI]", f"{c}: rank moved")]
+    rows = []
+    for letter in dict.fromkeys(e["letter"] for e in board.history):
+        entries = {e["condition"]: e for e in board.history if e["letter"] == letter}
+        first = next(iter(entries.values()))
+        shown = [f"{first['full']:.4f}"]
+        for c in conditions:
+            e = entries.get(c)
+            if e is None:
+                shown += ["-", "-", "-"]
+                continue
+            mark = "*" if e.get("significant") else ""
+            shown += [f"{e['mean']:.4f}", f"{e['diff']:+.4f}{mark} [{e['low']:+.4f}, {e['high']:+.4f}]", f"{e['changed']:.0%}"]
+        rows.append((letter, first["label"], shown))
+    return headers, rows
+
+
+def history_caption(board) -> str:
+    return (
+        f"{board.history_metric} with the history changed (none: no history; shuffled: its order destroyed; last: the "
+        f"last item only) by the same fitted model. Δ: mean difference from the full history with its paired bootstrap "
+        f"95% interval; * marks a significant change ({stats.TESTS[board.test]}, {stats.CORRECTIONS[board.correction]} over the table's "
+        f"row-condition pairs, p < {board.alpha:g}); rank moved: share of samples whose target rank changed."
+    )

@@ -45,6 +45,7 @@ def leaderboard_command(
     select_metric: str = "NDCG@10",
     all_configs: bool = False,
     cost: bool = False,
+    history: bool = False,
 ) -> list[Path]:
     """Print the dataset's leaderboard tables and write them as <out_dir>/<stem>.<format>."""
     unknown = [f for f in formats if f not in RENDERERS]
@@ -53,7 +54,7 @@ def leaderboard_command(
     store = store if store is not None else RunStore()
     boards = build_leaderboards(
         dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
-        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost,
+        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history,
     )  # fmt: skip  # fmt: skip
     if console is None:
         from rich.console import Console

@@ -14,6 +14,7 @@ import numpy as np
 from bench import stats
 from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
+from bench.history import CONDITIONS as HISTORY_CONDITIONS
 from bench.leaderboard import labels, select
 from bench.leaderboard.model import CI_CONFIDENCE, Cell, Comparison, Interval, Leaderboard, Row
 from bench.store import RunStore, StoredRun, run_label
@@ -133,6 +134,35 @@ def row_cost(records: list[dict]) -> dict:
     }
 
 
+def history_rows(data: list[RowData], rows: list[Row], metric: str, o: Options) -> list[dict]:
+    """Per row and history condition stored for every seed of the row: the metric, its difference
+    from the full history (paired test, corrected over the table's row-condition pairs, and a
+    bootstrap interval) and the share of samples whose target rank changed."""
+    found = []
+    for d, row in zip(data, rows):
+        for condition in HISTORY_CONDITIONS:
+            part = f"history_{condition}"
+            if not all(run.has_part(part) for run in d.runs):
+                continue
+            full, under, changed = [], [], []
+            for run in d.runs:
+                base, other = run.arrays(), run.arrays(part)
+                index, other_index = np.asarray(base["sample_index"]), np.asarray(other["sample_index"])
+                full.append(align(index, per_sample_metrics(base["rank"])[metric], d.sample_index))
+                under.append(align(other_index, per_sample_metrics(other["rank"])[metric], d.sample_index))
+                moved = align(other_index, other["rank"], d.sample_index) != align(index, base["rank"], d.sample_index)
+                changed.append(float(moved.mean()))
+            a, b = np.mean(under, axis=0), np.mean(full, axis=0)
+            diff, low, high = stats.paired_bootstrap_ci(a, b, n_resamples=o.n_resamples, confidence=CI_CONFIDENCE, seed=o.seed)
+            p = stats.paired_pvalue(a, b, o.test, seed=o.seed, n_resamples=o.n_resamples)
+            found.append(dict(letter=row.letter, label=row.label, condition=condition, full=float(b.mean()), mean=float(a.mean()),
+                              diff=float(diff), low=float(low), high=float(high), p=float(p), changed=float(np.mean(changed))))  # fmt: skip
+    adjusted = stats.adjust([e["p"] for e in found], o.correction) if found else []
+    for entry, p_adj in zip(found, adjusted):
+        entry.update(p_adjusted=float(p_adj), significant=bool(p_adj < o.alpha))
+    return found
+
+
 def compare(data, rows, metric, test, correction, alpha, seed, n_resamples, base: int | None = None) -> list[Comparison]:
     """Every pair of rows on one metric (or, with `base`, each row against that row), corrected
     together; the winner has the higher mean."""
@@ -201,6 +231,7 @@ class Options:
     select_metric: str = "NDCG@10"
     all_configs: bool = False
     cost: bool = False
+    history: bool = False
 
 
 def _check_choices(o: Options) -> None:
@@ -238,6 +269,9 @@ def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None,
     board = Leaderboard(**head, metrics=metrics, test=o.test, correction=o.correction, alpha=o.alpha, seed=o.seed,
                         n_resamples=o.n_resamples, baseline=o.baseline, rows=rows, comparisons=[], shared=shared,
                         pairs=o.pairs, show_cost=o.cost, **fields)  # fmt: skip
+    if o.history:
+        board.history_metric = metrics[0]
+        board.history = history_rows(data, rows, metrics[0], o)
     base = None
     if o.pairs == "baseline":
         named = labels.baseline_row(board, o.baseline)
@@ -269,12 +303,15 @@ def build_leaderboards(
     select_metric: str = "NDCG@10",
     all_configs: bool = False,
     cost: bool = False,
+    history: bool = False,
 ) -> list[Leaderboard]:
     """One Leaderboard per (experiment, evaluation set) of the selected runs on the current split.
     With `select_on="valid"` each method is one row, its configuration chosen on the validation
     split (tests on test only); `all_configs` adds the table of every configuration after it."""
     metrics = check_options(metrics, test, correction, alpha)
-    o = Options(metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs, cost)
+    o = Options(
+        metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs, cost, history
+    )
     _check_choices(o)
     selection = selection or select.Selection()
     store = store if store is not None else RunStore()

@@ -35,6 +35,11 @@ def to_markdown(boards: list[Leaderboard]) -> str:
     parts = [f"# Leaderboard: {boards[0].dataset}", "", f"Split `{boards[0].split_hash}`.", ""]
     for board in boards:
         parts += [f"## {board.title}", "", _table(board), "", board.caption, ""]
+        if board.history:
+            headers, entries = cells.history_table(board)
+            body = [[letter, _escape(label), *shown] for letter, label, shown in entries]
+            parts += [f"### History influence on {board.history_metric}", "", cells.history_caption(board), "",
+                      tabulate(body, headers=["", "Method", *headers], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
         if board.show_cost:
             body = [[r.letter, _escape(r.label), *cells.cost(r)] for r in board.rows]
             headers = ["", "Method", *(header for _, header in cells.COST)]

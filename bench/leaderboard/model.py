@@ -74,6 +74,8 @@ class Leaderboard:
     notes: list[str] = field(default_factory=list)  # what the reader must know about the rows (choices made)
     pairs: str = "all"  # the family of tests: every pair of rows, or each row against the baseline
     show_cost: bool = False  # show what each row cost beside its quality
+    history: list[dict] = field(default_factory=list)  # per row: the metric with the history changed (compare.history_rows)
+    history_metric: str = ""
 
     @property
     def samples_text(self) -> str:

@@ -42,6 +42,12 @@ def print_leaderboard(console, board: Leaderboard) -> None:
     rows = [([r.letter, n], v) for r, n, v in zip(board.rows, names, values)]
     notes = [board.significance_line] + ([board.settings_line] if board.shared else []) + board.notes
     print_table(console, board.title, ["", "method"], board.metrics, rows, notes=notes, legend=legend)
+    if board.history:
+        headers, entries = cells.history_table(board)
+        by_letter = dict(zip((r.letter for r in board.rows), names))
+        rows = [([letter, by_letter.get(letter, label)], shown) for letter, label, shown in entries]
+        print_table(console, f"History influence on {board.history_metric}", ["", "method"], headers, rows,
+                    notes=[cells.history_caption(board)])  # fmt: skip
     if board.show_cost:
         rows = [([r.letter, n], cells.cost(r)) for r, n in zip(board.rows, names)]
         headers = [header for _, header in cells.COST]

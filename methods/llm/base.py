@@ -1,27 +1,36 @@
 """The LLM methods' shared base: one engine (models, examples, train, loss, decode, ground), five
 registered configurations, each in its own module (methods.llm.sft, .bigrec, .cft).
 
-    name       training objective                         inference
-    sft        plain SFT (token CE on the response)       beam search constrained to catalogue titles, 10 beams
-    bigrec     plain SFT on 1,024 random train samples    free beam search (5) + L2 grounding
-    cft        CFT loss, alpha 0.1, beta 0.25             free beam search (5) + L2 grounding
-    cft-no-cf  alpha 0, beta 0.25 (position weights)      free beam search (5) + L2 grounding
-    cft-no-tw  alpha 0.1, beta 1 (uniform weights)        free beam search (5) + L2 grounding
+    name       training objective                         decoding (default; every method has both)
+    sft        plain SFT (token CE on the response)       constrained: beam search over catalogue titles, 10 beams
+    bigrec     plain SFT on all training samples          grounded: free beam search (5) + L2 grounding
+    cft        CFT loss, alpha 0.1, beta 0.25             grounded: free beam search (5) + L2 grounding
+    cft-no-cf  alpha 0, beta 0.25 (position weights)      grounded: free beam search (5) + L2 grounding
+    cft-no-tw  alpha 0.1, beta 1 (uniform weights)        grounded: free beam search (5) + L2 grounding
 
-Every Config field can be set from the command line (`--set cft.alpha=0.2`).
+Every Config field can be set from the command line (`--set cft.alpha=0.2`). Decoding is a setting
+of every method, not of its class: `--set cft.decoding=constrained` is CFT on a D3-style backbone
+(set num_beams=10 too for D3's beam count), `--set sft.decoding=grounded` is SFT decoded as BIGRec.
 
 Choices where the protocol leaves one open:
-- model "tiny" is the default so that a CPU run and the tests need no download; real runs set
-  `model=Qwen/Qwen2-0.5B` (the protocol's backbone), `smollm2-135m` or a local folder.
+- model: the paper's backbone Qwen/Qwen2-0.5B is the default, so a run that names no model is the
+  publishable setting. `preflight` checks before anything trains that it can be loaded here (in
+  the Hugging Face cache, or the hub reachable) and otherwise names the offline choices:
+  `smollm2-135m`, `tiny` (a small random model for tests and CPU smoke runs, chosen explicitly)
+  or a local folder.
+- label_layout "quoted" (the reference CFT code's: the response is the quoted title + EOS, so the
+  CFT decay's first-token weight falls on the opening quote and published alpha/beta carry over);
+  "title-close" moves the opening quote into the prompt (methods.llm.prompts).
 - lr None means 1e-4 (the protocol's) for a pretrained model and 3e-3 for the random tiny model,
   which learns next to nothing at 1e-4 in a CPU-sized run (on the synthetic test split, 5 epochs
   of 8 steps: 1e-3 reaches a validation loss of 3.8 nats, 3e-3 1.8, 1e-2 0.8; 1e-2 is too hot a
   default for the thousands of steps of a real dataset).
-- max_train_samples: 0 (all) except bigrec, whose default is BIGRec's 1,024, drawn at random with
-  the run's seed (BIGRec shuffles its training set with the seed and takes the first 1,024).
-  max_valid_samples caps the validation set the same way (0 = all).
-- Grounding embeds each catalogue title alone and each generation's title (closing quote removed)
-  alone, with the fine-tuned model (last layer, last token).
+- max_train_samples: 0 (all) for every method, bigrec included, so that every method learns from
+  the same training samples; BIGRec's few-shot 1,024 is `--set bigrec.max_train_samples=1024`,
+  drawn at random with the run's seed (BIGRec shuffles its training set with the seed and takes
+  the first 1,024). max_valid_samples caps the validation set the same way (0 = all).
+- Grounding embeds each catalogue title alone and each generation's title (its quotes removed
+  as the label layout puts them) alone, with the fine-tuned model (last layer, last token).
 - Lists shorter than k (fewer distinct finished beams, a small catalogue) are padded with -1.
 - The tiny model's weights are seeded with the run's seed, its tokenizer trained on the catalogue
   titles and the prompt text of this dataset.
@@ -38,15 +47,18 @@ import numpy as np
 
 from bench.data.split import Samples
 from bench.method import INSPECT, Context, Method, Recommendations
+from methods.llm.prompts import LAYOUTS
 
 TINY_LR = 3e-3
 PRETRAINED_LR = 1e-4
 GROUNDINGS = ("interleaved", "original")
+DECODINGS = ("grounded", "constrained")
+WEIGHTINGS = ("linear", "reciprocal")  # methods.llm.loss.WEIGHTINGS (loss imports torch: describing a method stays light)
 
 
 @dataclass
 class LLMConfig:
-    model: str = "tiny"  # "tiny", "smollm2-135m", a Hugging Face id (Qwen/Qwen2-0.5B) or a local folder
+    model: str = "Qwen/Qwen2-0.5B"  # the paper's backbone; a Hugging Face id, a local folder, "smollm2-135m" (offline) or "tiny" (random, tests and smoke runs)
     epochs: int = 3  # 0 = no fine-tuning: evaluate the model as loaded
     lr: float | None = None  # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
     micro_batch: int = 16  # examples per forward/backward pass on each device
@@ -61,7 +73,10 @@ class LLMConfig:
     lora_alpha: int = 16  # LoRA scaling: the adapter's update is multiplied by lora_alpha / lora_r
     lora_dropout: float = 0.05  # dropout on the LoRA adapters' input
     lora_targets: str = "q_proj,v_proj"  # comma-separated module names that get LoRA adapters
-    num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded)
+    label_layout: str = "quoted"  # "quoted": the response is the quoted title + EOS (reference CFT code); "title-close": the opening quote ends the prompt
+    decoding: str = "grounded"  # "grounded": free beam search + L2 grounding to a full ranking; "constrained": beam search over catalogue titles, the list is its finished beams
+    grounding: str = "interleaved"  # decoding=grounded: "interleaved" merges every beam's L2 ranking; "original": beam 0 only
+    num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded; constrained: the list, D3 used 10)
     max_new_tokens: int = 128  # most tokens generated per title
     eval_batch_size: int = 8  # prompts per decoding batch (titles are embedded 4x as many at once)
 
@@ -87,24 +102,42 @@ class LLMConfig:
             raise ValueError(f"lr must be positive, not {self.lr}")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
-        grounding = getattr(self, "grounding", None)
-        if grounding is not None and grounding not in GROUNDINGS:
-            raise ValueError(f"grounding must be one of {', '.join(GROUNDINGS)}, not '{grounding}'")
+        for name, values in (
+            ("label_layout", LAYOUTS),
+            ("decoding", DECODINGS),
+            ("grounding", GROUNDINGS),
+            ("weighting", WEIGHTINGS),
+        ):
+            value = getattr(self, name, None)
+            if value is not None and value not in values:
+                raise ValueError(f"{name} must be one of {', '.join(values)}, not '{value}'")
         for name in ("alpha", "beta"):
             if getattr(self, name, 0.0) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
 
 class LLMMethod(Method):
-    """Shared fit/recommend; subclasses choose the objective and the decoding."""
+    """Shared fit/recommend; subclasses choose the objective and their Config's defaults (the
+    decoding among them: `config.decoding`)."""
 
-    version = "1"
+    version = "2"  # 2: model Qwen/Qwen2-0.5B, label_layout "quoted", bigrec on all samples, decoding a setting
     Config = LLMConfig
-    constrained = False
+
+    @classmethod
+    def preflight(cls, config: LLMConfig) -> None:
+        """The model can be loaded here (methods.llm.models.check_loadable): nothing is loaded,
+        downloaded or written; an uncached Hugging Face id costs one request to the hub."""
+        from methods.llm.models import check_loadable
+
+        check_loadable(config.model, cls.name or "<method>")
 
     def objective(self) -> tuple[float, float]:
         """(alpha, beta); plain SFT is (0, 1)."""
         return 0.0, 1.0
+
+    def weighting(self) -> str:
+        """The form of the token weights' decay (methods.llm.loss.token_weights)."""
+        return getattr(self.config, "weighting", "linear")
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
@@ -126,18 +159,23 @@ class LLMMethod(Method):
         lr = cfg.lr if cfg.lr is not None else (TINY_LR if cfg.model == models.TINY else PRETRAINED_LR)
         train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
         valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
-        train_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff)
-        valid_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff)
+        layout = cfg.label_layout
+        train_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff, layout=layout)
+        valid_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff, layout=layout)
         # the method's settings that the loop shares by name (epochs, micro_batch, lora_*...); the
         # objective, the resolved lr and the run's seed are decided here
         shared = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if hasattr(cfg, f.name)}
-        train_config = TrainConfig(**dict(shared, alpha=alpha, beta=beta, lr=lr, seed=context.seed, label=self.name or "train"))
+        train_config = TrainConfig(
+            **dict(
+                shared, alpha=alpha, beta=beta, weighting=self.weighting(), lr=lr, seed=context.seed, label=self.name or "train"
+            )
+        )
         model, self.result = train_model(
             loaded.model,
             self.tokenizer,
             train_examples,
             valid_examples,
-            examples.counterfactual_prompt(self.tokenizer, context.card),
+            examples.counterfactual_prompt(self.tokenizer, context.card, layout=layout),
             train_config,
             device=context.device,
             work_dir=context.work_dir,
@@ -160,14 +198,16 @@ class LLMMethod(Method):
     def prompts_for(self, samples: Samples) -> list[str]:
         from methods.llm.examples import inference_prompts
 
-        return inference_prompts(self.tokenizer, self.context.card, self.titles, samples, self.config.cutoff)
+        return inference_prompts(
+            self.tokenizer, self.context.card, self.titles, samples, self.config.cutoff, layout=self.config.label_layout
+        )
 
     def _recommend(self, samples: Samples, k: int) -> Recommendations:
         out = np.full((len(samples), k), -1, dtype=np.int64)
         if len(samples) == 0:  # a process's slice can be empty when there are more processes than samples
             return Recommendations(items=out, invalid=np.zeros(0, dtype=np.int32))
         prompt_texts = self.prompts_for(samples)
-        if self.constrained:
+        if self.config.decoding == "constrained":
             items, invalid, generations = self._constrained(prompt_texts)
         else:
             items, invalid, generations = self._grounded(prompt_texts, k)
@@ -198,6 +238,7 @@ class LLMMethod(Method):
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.eval_batch_size,
             progress=self.context.progress,
+            layout=cfg.label_layout,
         )
         generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
         return items, invalid, generations
@@ -220,12 +261,12 @@ class LLMMethod(Method):
             batch_size=cfg.eval_batch_size,
             progress=self.context.progress,
         )
-        invalid = count_invalid(beams, self.titles)
+        invalid = count_invalid(beams, self.titles, layout=cfg.label_layout)
         if self._item_embeddings is None:
             self._item_embeddings = embed_texts(
                 self.model, self.tokenizer, self.titles, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
             )
-        flat = [prompts.title_from_generation(text) for row in beams for text in row]
+        flat = [prompts.title_from_generation(text, layout=cfg.label_layout) for row in beams for text in row]
         generated = embed_texts(
             self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
         )
@@ -241,7 +282,7 @@ class LLMMethod(Method):
         result = self.result
         return dict(
             self.facts,
-            objective={"alpha": self.objective()[0], "beta": self.objective()[1]},
+            objective={"alpha": self.objective()[0], "beta": self.objective()[1], "weighting": self.weighting()},
             epochs_trained=result.epochs_trained,
             best_epoch=result.best_epoch,
             best_valid_loss=result.best_valid_loss,

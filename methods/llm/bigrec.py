@@ -1,5 +1,6 @@
-"""bigrec: BIGRec, plain SFT on a random subset of the training samples, recommending by free beam
-search grounded to catalogue items by L2 embedding distance (methods.llm.ground)."""
+"""bigrec: BIGRec, plain SFT on the same training samples as every other method, recommending by
+free beam search grounded to catalogue items by L2 embedding distance (methods.llm.ground).
+BIGRec's few-shot setting is `--set bigrec.max_train_samples=1024`."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from methods.llm.base import LLMConfig, LLMMethod
 
 @dataclass
 class BIGRecConfig(LLMConfig):
-    max_train_samples: int = 1024  # BIGRec's 1,024 training samples, drawn at random with the seed; 0 = all
-    grounding: str = "interleaved"  # "interleaved": merge every beam's L2 ranking; "original": beam 0 only
+    max_train_samples: int = 0  # 0 = all, as every method; BIGRec's few-shot 1,024 is --set bigrec.max_train_samples=1024 (a random subset drawn with the seed)
 
 
 class BIGRec(LLMMethod):
-    """BIGRec: plain SFT on 1,024 random training samples, free beam search (5 beams, 5 returned),
-    L2 grounding to a full ranking ("interleaved" over the beams by default, "original" = beam 0)."""
+    """BIGRec: plain SFT on all training samples (BIGRec's few-shot 1,024 random samples is the
+    setting max_train_samples=1024), free beam search (5 beams, 5 returned), L2 grounding to a
+    full ranking ("interleaved" over the beams by default, "original" = beam 0)."""
 
     name = "bigrec"
     description = "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."

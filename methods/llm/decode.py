@@ -3,7 +3,10 @@
 - `generate_beams`: free beam search (bigrec, cft and its ablations); the generated texts are
   grounded to catalogue items afterwards (see ground.py).
 - `TitleTrie` + `constrained_beam_search`: beam search that may only follow the token sequence of
-  some catalogue title (sft, D3 style); each finished beam names one item.
+  some catalogue title (sft by default, any LLM method with decoding=constrained; D3 style); each
+  finished beam names one item. The trie holds exactly the labelled responses the model was
+  trained on for the run's label_layout (`prompts.response_ids`): the quoted title + EOS in
+  "quoted", title + closing quote + EOS in "title-close".
 
 Prompts are tokenised exactly as in training (`prompts.prompt_ids`, no special tokens added) and
 left-padded by hand with EOS as the pad token (masked), so every batch row ends at the same
@@ -169,18 +172,19 @@ def generate_beams(
 
 
 class TitleTrie:
-    """Prefix tree over the response token sequences (title, closing quote, EOS) of a catalogue.
+    """Prefix tree over the response token sequences of a catalogue (`prompts.response_ids` in the
+    given label layout: the labelled response, EOS last).
 
     Item id = position of the title in `titles`. Titles are unique strings; should two of them
     tokenise to the same ids, the first keeps the sequence and `collisions` counts the others."""
 
-    def __init__(self, tokenizer, titles: Sequence[str]):
+    def __init__(self, tokenizer, titles: Sequence[str], *, layout: str = P.QUOTED):
         self.eos = tokenizer.eos_token_id
         self._root: dict = {}
         self._items: dict[tuple[int, ...], int] = {}
         self.collisions = 0
         for item, title in enumerate(titles):
-            self.add(P.response_ids(tokenizer, title), item)
+            self.add(P.response_ids(tokenizer, title, layout=layout), item)
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> TitleTrie:
@@ -232,16 +236,20 @@ def constrained_beam_search(
     batch_size: int = 8,
     progress=None,
     trie: TitleTrie | None = None,
+    *,
+    layout: str = P.QUOTED,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beam search restricted to catalogue titles (D3 style: no length normalisation, all
     `num_beams` finished beams returned). Returns ((n, num_beams) int64 item ids best first, -1
     where fewer distinct items finished, duplicates dropped keeping the first; (n,) int32 number
     of returned beams naming no catalogue item, e.g. cut by `max_new_tokens` before EOS).
 
-    `trie` may be passed to reuse one built for the same tokenizer and titles."""
+    The prompts must end where the labelled response of `layout` starts (examples.inference_prompts
+    with the same layout). `trie` may be passed to reuse one built for the same tokenizer, titles
+    and layout."""
     eos = tokenizer.eos_token_id
     if trie is None:
-        trie = TitleTrie(tokenizer, titles)
+        trie = TitleTrie(tokenizer, titles, layout=layout)
     device = _device_of(model)
     rows = [P.prompt_ids(tokenizer, p) for p in prompts]
     items = np.full((len(prompts), num_beams), -1, dtype=np.int64)

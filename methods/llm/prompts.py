@@ -16,11 +16,18 @@ Factual (with history):
 
 Counterfactual: the same template without the input block (Alpaca's no-input variant).
 
-Choice: the opening quote of the answer ends the prompt, so the labelled response is exactly
-title + closing quote + EOS (the tokens the protocol puts the loss on), its first token is the
-title's first token (weight 1 in the CFT decay), and every catalogue title starts a fresh
-tokenisation (no merge across the quote), which keeps training, the title trie and grounding on
-identical token sequences. Prompt and response are tokenised separately and concatenated.
+Choice: where the answer's opening quote goes, the `label_layout` setting of every LLM method.
+- "quoted" (the default): the prompt ends with "### Response:\\n" and the labelled response is the
+  whole quoted title then EOS (opening quote, title, closing quote, tokenised as one text, + EOS).
+  This is what the reference CFT code trains on (BIGRec's data format), so the first label token,
+  the one the CFT decay gives weight 1, is the opening quote's token there as here, and the
+  published alpha/beta values carry over. The title trie of constrained decoding holds these
+  sequences, and a free generation is stripped of both quotes before grounding.
+- "title-close": the opening quote ends the prompt, so the labelled response is title + closing
+  quote + EOS, its first token is the title's first token, and every catalogue title starts a
+  fresh tokenisation (no merge across the quote).
+In both, prompt and response are tokenised separately and concatenated, and training, the title
+trie and grounding use identical token sequences.
 """
 
 from __future__ import annotations
@@ -33,6 +40,16 @@ HEADER_WITH_INPUT = (
 )
 HEADER_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
 CLOSE = '"'
+OPEN = '"'
+QUOTED = "quoted"  # the prompt ends with "### Response:\n"; response = "title" + EOS
+TITLE_CLOSE = "title-close"  # the prompt ends with the opening quote; response = title" + EOS
+LAYOUTS = (QUOTED, TITLE_CLOSE)
+
+
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"label_layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
+    return layout
 
 
 def instruction(card: DatasetCard) -> str:
@@ -47,32 +64,40 @@ def history_block(card: DatasetCard, history_titles: list[str]) -> str:
     return f"The user has {card.verb} the following {card.noun_plural} before: {quoted}"
 
 
-def build_prompt(card: DatasetCard, history_titles: list[str], counterfactual: bool = False) -> str:
-    """The text the model sees before the answer; ends with the answer's opening quote."""
+def build_prompt(card: DatasetCard, history_titles: list[str], counterfactual: bool = False, *, layout: str = QUOTED) -> str:
+    """The text the model sees before the answer: ends with "### Response:\\n" ("quoted") or with
+    the answer's opening quote after it ("title-close")."""
+    tail = OPEN if check_layout(layout) == TITLE_CLOSE else ""
     if counterfactual:
-        return f"{HEADER_NO_INPUT}### Instruction:\n{instruction(card)}\n\n### Response:\n{CLOSE}"
+        return f"{HEADER_NO_INPUT}### Instruction:\n{instruction(card)}\n\n### Response:\n{tail}"
     return (
         f"{HEADER_WITH_INPUT}### Instruction:\n{instruction(card)}\n\n"
-        f"### Input:\n{history_block(card, history_titles)}\n\n### Response:\n{CLOSE}"
+        f"### Input:\n{history_block(card, history_titles)}\n\n### Response:\n{tail}"
     )
 
 
-def response_text(title: str) -> str:
-    """The answer after the prompt, without EOS: the title and its closing quote."""
-    return f"{title}{CLOSE}"
+def response_text(title: str, *, layout: str = QUOTED) -> str:
+    """The answer after the prompt, without EOS: the quoted title ("quoted") or the title and its
+    closing quote ("title-close")."""
+    if check_layout(layout) == TITLE_CLOSE:
+        return f"{title}{CLOSE}"
+    return f"{OPEN}{title}{CLOSE}"
 
 
-def response_ids(tokenizer, title: str) -> list[int]:
-    """Token ids of the labelled response: title, closing quote, EOS."""
-    return tokenizer(response_text(title), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+def response_ids(tokenizer, title: str, *, layout: str = QUOTED) -> list[int]:
+    """Token ids of the labelled response: response_text tokenised as one text, then EOS."""
+    return tokenizer(response_text(title, layout=layout), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
-def title_from_generation(text: str) -> str:
-    """The title inside a generated answer (decoded up to EOS): drop the closing quote. Titles may
-    contain quotes themselves (`12" Doll`), so only the last character is removed."""
+def title_from_generation(text: str, *, layout: str = QUOTED) -> str:
+    """The title inside a generated answer (decoded up to EOS): drop the closing quote and, in
+    "quoted", the opening one. Titles may contain quotes themselves (`12" Doll`), so only the
+    first and the last character are removed."""
     text = text.strip()
+    if check_layout(layout) == QUOTED and text.startswith(OPEN):
+        text = text[len(OPEN) :]
     return text[: -len(CLOSE)].strip() if text.endswith(CLOSE) else text

@@ -21,8 +21,8 @@ Choices where the protocol leaves one open:
 - A checkpoint is written at the end of every epoch to `work_dir` and the best weights beside it
   (methods.llm.checkpoint). Calling `train` again with the same work_dir resumes; a finished run
   just reloads its best weights.
-- Validation loss L_f uses the objective's token weights (beta); the plain token cross-entropy is
-  recorded beside it.
+- Validation loss L_f uses the objective's token weights (beta and its weighting form); the plain
+  token cross-entropy is recorded beside it.
 - LoRA (peft): adapters are merged into the weights after training, so decoding runs on a plain model.
 
 Multi-GPU: the loop runs on accelerate's Accelerator (device placement, bf16 autocast on CUDA,
@@ -62,6 +62,7 @@ class TrainConfig:
     patience: int = 1  # epochs without validation improvement before stopping; 0 = never stop early
     alpha: float = 0.0  # CFT counterfactual weight (0: no counterfactual pass)
     beta: float = 1.0  # CFT weight of the last label token (1: uniform)
+    weighting: str = "linear"  # form of the token weights' decay: "linear" or "reciprocal" (methods.llm.loss)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lora: bool = False
@@ -129,7 +130,7 @@ def add_lora(model, config: TrainConfig):
 
 
 def validation_loss(
-    module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator
+    module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator, weighting: str = "linear"
 ) -> tuple[float, float]:
     """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over processes."""
     import torch
@@ -146,7 +147,7 @@ def validation_loss(
             with accelerator.autocast():
                 z_f, _ = module(batch)
             ce = token_ce(z_f, batch["labels"]).double()
-            w = token_weights(batch["example_index"], beta).double()
+            w = token_weights(batch["example_index"], beta, weighting).double()
             sums += torch.stack(
                 [(w * ce).sum(), w.sum(), ce.sum(), torch.tensor(float(ce.numel()), device=ce.device, dtype=torch.float64)]
             )
@@ -167,7 +168,7 @@ def _run_epoch(
         with accelerator.accumulate(module):
             with accelerator.autocast():
                 z_f, z_cf = module(batch, counterfactual=use_cf)
-            loss, _ = cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], config.alpha, config.beta)
+            loss, _ = cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], config.alpha, config.beta, config.weighting)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 if config.max_grad_norm:
@@ -272,7 +273,7 @@ def train(
             improved = True
             if valid_examples:
                 valid_lf, valid_ce = validation_loss(
-                    module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator
+                    module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator, config.weighting
                 )
                 record.update(valid_loss=valid_lf, valid_ce=valid_ce)
                 improved = state.best_valid is None or valid_lf < state.best_valid
