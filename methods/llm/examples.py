@@ -67,8 +67,10 @@ def counterfactual_prompt(tokenizer, card, *, layout: str = prompts.QUOTED) -> l
 
 
 def inference_prompts(tokenizer, card, titles: list[str], samples, cutoff: int, *, layout: str = prompts.QUOTED) -> list[str]:
-    """Factual prompt texts for decoding, history dropped oldest first beyond `cutoff` tokens."""
-    texts = [prompts.build_prompt(card, [titles[i] for i in h], layout=layout) for h in samples.histories]
+    """Factual prompt texts for decoding, history dropped oldest first beyond `cutoff` tokens. A
+    sample without history (the `none` condition of bench.history) gets the counterfactual prompt,
+    the one the CFT term trains: the template without its input block."""
+    texts = [prompts.build_prompt(card, [titles[i] for i in h], counterfactual=not h, layout=layout) for h in samples.histories]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     for row, n in enumerate(lengths):
         if n > cutoff:
