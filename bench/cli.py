@@ -340,6 +340,11 @@ def leaderboard(
     history: bool = typer.Option(
         False, "--history", help="Also show how each row changes with the history removed, shuffled or cut to the last item."
     ),
+    beyond: Optional[int] = typer.Option(
+        None,
+        "--beyond",
+        help="Also show beyond-accuracy metrics of the top-K lists (coverage, popularity, tail, novelty, Gini) at this K.",
+    ),
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
     from bench.leaderboard import Selection, leaderboard_command, parse_where
@@ -366,6 +371,7 @@ def leaderboard(
         all_configs=all_configs,
         cost=cost,
         history=history,
+        beyond=beyond,
     )
     for path in paths:
         console.print(f"[dim]wrote {escape(str(path))}[/]")

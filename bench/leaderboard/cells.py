@@ -87,3 +87,32 @@ def history_caption(board) -> str:
         f"95% interval; * marks a significant change ({stats.TESTS[board.test]}, {stats.CORRECTIONS[board.correction]} over the table's "
         f"row-condition pairs, p < {board.alpha:g}); rank moved: share of samples whose target rank changed."
     )
+
+
+def beyond_table(board) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(headers, rows of (letter, label, cells)) of the beyond-accuracy metrics; list-level ones
+    carry their bootstrap interval."""
+    from bench.beyond import METRICS
+
+    k = board.beyond[0]["k"]
+    names = [name.replace("@K", f"@{k}") for name, _ in METRICS]
+    rows = []
+    for entry in board.beyond:
+        shown = []
+        for name in names:
+            value = entry["values"].get(name)
+            text = "-" if value is None or value != value else (f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}")
+            if name in entry["intervals"]:
+                low, high = entry["intervals"][name]
+                text += f" [{low:.4f}, {high:.4f}]"
+            shown.append(text)
+        rows.append((entry["letter"], entry["label"], shown))
+    return names, rows
+
+
+def beyond_caption(board) -> str:
+    from bench.beyond import METRICS
+
+    k = board.beyond[0]["k"]
+    said = "; ".join(f"{name.replace('@K', f'@{k}')}: {text}" for name, text in METRICS)
+    return f"Who gets recommended, from the stored top-{k} lists and the training split. {said}. Intervals: bootstrap 95% over test samples (coverage's sits below its value: a resample can only lose items)."

@@ -46,6 +46,7 @@ def leaderboard_command(
     all_configs: bool = False,
     cost: bool = False,
     history: bool = False,
+    beyond: int | None = None,
 ) -> list[Path]:
     """Print the dataset's leaderboard tables and write them as <out_dir>/<stem>.<format>."""
     unknown = [f for f in formats if f not in RENDERERS]
@@ -54,7 +55,7 @@ def leaderboard_command(
     store = store if store is not None else RunStore()
     boards = build_leaderboards(
         dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
-        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history,
+        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history, beyond=beyond,
     )  # fmt: skip  # fmt: skip
     if console is None:
         from rich.console import Console

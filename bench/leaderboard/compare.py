@@ -14,8 +14,9 @@ import numpy as np
 from bench import stats
 from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
-from bench.history import CONDITIONS as HISTORY_CONDITIONS
 from bench.leaderboard import labels, select
+from bench.leaderboard.align import align
+from bench.leaderboard.analyses import beyond_rows, history_rows, row_cost
 from bench.leaderboard.model import CI_CONFIDENCE, Cell, Comparison, Interval, Leaderboard, Row
 from bench.store import RunStore, StoredRun, run_label
 
@@ -60,12 +61,6 @@ def _read_arrays(run: StoredRun) -> dict[str, np.ndarray]:
         raise BenchError(f"Stored run {run.folder} cannot be read ({exc}); delete that folder and run it again.") from exc
 
 
-def align(sample_index: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """values (ordered like sample_index) at the sorted indices `wanted`, all present."""
-    order = np.argsort(sample_index, kind="stable")
-    return values[order[np.searchsorted(sample_index[order], wanted)]]
-
-
 def load_row(runs: list[StoredRun], metrics: list[str]) -> RowData:
     loaded = []
     for run in runs:
@@ -108,59 +103,6 @@ def make_rows(data: list[RowData], metrics: list[str]) -> list[Row]:
             )
         )
     return rows
-
-
-def row_cost(records: list[dict]) -> dict:
-    """Mean times over the row's seeds, summed GPU-hours, the largest peak memory, parameters."""
-
-    def mean(values):
-        values = [v for v in values if v is not None]
-        return float(np.mean(values)) if values else None
-
-    timing = [r.get("timing") or {} for r in records]
-    resources = [r.get("resources") or {} for r in records]
-    info = records[0].get("info") or {}
-    rates = [r["n_test"] / t["recommend_s"] for r, t in zip(records, timing) if t.get("recommend_s")]
-    peaks = [x.get("peak_gpu_mb", x.get("peak_rss_mb")) for x in resources]
-    hours = [x.get("gpu_hours") for x in resources]
-    return {
-        "fit_s": mean([t.get("fit_s") for t in timing]),
-        "eval_s": mean([t.get("recommend_s") for t in timing]),
-        "samples_per_s": mean(rates),
-        "gpu_hours": sum(h for h in hours if h is not None) if any(h is not None for h in hours) else None,
-        "peak_mb": max((p for p in peaks if p is not None), default=None),
-        "parameters": info.get("trainable_parameters", info.get("parameters")),
-        "device": (records[0].get("provenance") or {}).get("device"),
-    }
-
-
-def history_rows(data: list[RowData], rows: list[Row], metric: str, o: Options) -> list[dict]:
-    """Per row and history condition stored for every seed of the row: the metric, its difference
-    from the full history (paired test, corrected over the table's row-condition pairs, and a
-    bootstrap interval) and the share of samples whose target rank changed."""
-    found = []
-    for d, row in zip(data, rows):
-        for condition in HISTORY_CONDITIONS:
-            part = f"history_{condition}"
-            if not all(run.has_part(part) for run in d.runs):
-                continue
-            full, under, changed = [], [], []
-            for run in d.runs:
-                base, other = run.arrays(), run.arrays(part)
-                index, other_index = np.asarray(base["sample_index"]), np.asarray(other["sample_index"])
-                full.append(align(index, per_sample_metrics(base["rank"])[metric], d.sample_index))
-                under.append(align(other_index, per_sample_metrics(other["rank"])[metric], d.sample_index))
-                moved = align(other_index, other["rank"], d.sample_index) != align(index, base["rank"], d.sample_index)
-                changed.append(float(moved.mean()))
-            a, b = np.mean(under, axis=0), np.mean(full, axis=0)
-            diff, low, high = stats.paired_bootstrap_ci(a, b, n_resamples=o.n_resamples, confidence=CI_CONFIDENCE, seed=o.seed)
-            p = stats.paired_pvalue(a, b, o.test, seed=o.seed, n_resamples=o.n_resamples)
-            found.append(dict(letter=row.letter, label=row.label, condition=condition, full=float(b.mean()), mean=float(a.mean()),
-                              diff=float(diff), low=float(low), high=float(high), p=float(p), changed=float(np.mean(changed))))  # fmt: skip
-    adjusted = stats.adjust([e["p"] for e in found], o.correction) if found else []
-    for entry, p_adj in zip(found, adjusted):
-        entry.update(p_adjusted=float(p_adj), significant=bool(p_adj < o.alpha))
-    return found
 
 
 def compare(data, rows, metric, test, correction, alpha, seed, n_resamples, base: int | None = None) -> list[Comparison]:
@@ -232,6 +174,8 @@ class Options:
     all_configs: bool = False
     cost: bool = False
     history: bool = False
+    beyond: int | None = None  # K of the beyond-accuracy metrics; None: not shown
+    split: object = None  # the prepared split, loaded once when an analysis needs it
 
 
 def _check_choices(o: Options) -> None:
@@ -246,6 +190,21 @@ def _check_choices(o: Options) -> None:
     if o.select_metric.upper() not in metric_names():
         raise BenchError(f"Unknown metric '{o.select_metric}' to choose on; choose from {', '.join(metric_names())}.")
     o.select_metric = o.select_metric.upper()
+
+
+def _split_for(board: Leaderboard):
+    """The prepared split the board's runs were made on (popularity comes from its training part)."""
+    from bench.data.prepare import is_prepared, load_split
+
+    if not is_prepared(board.dataset):
+        raise BenchError(f"Beyond-accuracy metrics need the prepared split; run `bench data prepare {board.dataset}` first.")
+    split = load_split(board.dataset)
+    if split.hash != board.split_hash:
+        raise BenchError(
+            f"The prepared '{board.dataset}' split ({split.hash}) is not the one these runs used ({board.split_hash}); "
+            "prepare that split again, or show the runs of the current split."
+        )
+    return split
 
 
 def _naming(record: dict, chosen: dict) -> dict:
@@ -272,6 +231,9 @@ def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None,
     if o.history:
         board.history_metric = metrics[0]
         board.history = history_rows(data, rows, metrics[0], o)
+    if o.beyond is not None:
+        o.split = o.split or _split_for(board)
+        board.beyond = beyond_rows(data, rows, o.split, o.beyond, o)
     base = None
     if o.pairs == "baseline":
         named = labels.baseline_row(board, o.baseline)
@@ -304,13 +266,27 @@ def build_leaderboards(
     all_configs: bool = False,
     cost: bool = False,
     history: bool = False,
+    beyond: int | None = None,
 ) -> list[Leaderboard]:
     """One Leaderboard per (experiment, evaluation set) of the selected runs on the current split.
     With `select_on="valid"` each method is one row, its configuration chosen on the validation
     split (tests on test only); `all_configs` adds the table of every configuration after it."""
     metrics = check_options(metrics, test, correction, alpha)
     o = Options(
-        metrics, test, correction, alpha, baseline, seed, n_resamples, pairs, select_on, select_metric, all_configs, cost, history
+        metrics,
+        test,
+        correction,
+        alpha,
+        baseline,
+        seed,
+        n_resamples,
+        pairs,
+        select_on,
+        select_metric,
+        all_configs,
+        cost,
+        history,
+        beyond,
     )
     _check_choices(o)
     selection = selection or select.Selection()

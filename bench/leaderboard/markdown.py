@@ -40,6 +40,11 @@ def to_markdown(boards: list[Leaderboard]) -> str:
             body = [[letter, _escape(label), *shown] for letter, label, shown in entries]
             parts += [f"### History influence on {board.history_metric}", "", cells.history_caption(board), "",
                       tabulate(body, headers=["", "Method", *headers], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+        if board.beyond:
+            headers, entries = cells.beyond_table(board)
+            body = [[letter, _escape(label), *shown] for letter, label, shown in entries]
+            parts += ["### Beyond accuracy", "", cells.beyond_caption(board), "",
+                      tabulate(body, headers=["", "Method", *headers], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
         if board.show_cost:
             body = [[r.letter, _escape(r.label), *cells.cost(r)] for r in board.rows]
             headers = ["", "Method", *(header for _, header in cells.COST)]

@@ -76,6 +76,7 @@ class Leaderboard:
     show_cost: bool = False  # show what each row cost beside its quality
     history: list[dict] = field(default_factory=list)  # per row: the metric with the history changed (compare.history_rows)
     history_metric: str = ""
+    beyond: list[dict] = field(default_factory=list)  # per row: beyond-accuracy metrics of the top-K lists (analyses.beyond_rows)
 
     @property
     def samples_text(self) -> str:

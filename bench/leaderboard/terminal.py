@@ -48,6 +48,11 @@ def print_leaderboard(console, board: Leaderboard) -> None:
         rows = [([letter, by_letter.get(letter, label)], shown) for letter, label, shown in entries]
         print_table(console, f"History influence on {board.history_metric}", ["", "method"], headers, rows,
                     notes=[cells.history_caption(board)])  # fmt: skip
+    if board.beyond:
+        headers, entries = cells.beyond_table(board)
+        by_letter = dict(zip((r.letter for r in board.rows), names))
+        rows = [([letter, by_letter.get(letter, label)], shown) for letter, label, shown in entries]
+        print_table(console, "Beyond accuracy", ["", "method"], headers, rows, notes=[cells.beyond_caption(board)])
     if board.show_cost:
         rows = [([r.letter, n], cells.cost(r)) for r, n in zip(board.rows, names)]
         headers = [header for _, header in cells.COST]
