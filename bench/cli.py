@@ -512,6 +512,52 @@ def _print_stats(manifests: list[dict]) -> None:
             print_table(console, f"{m['dataset']}: dropped and why", ["reason"], ["count"], dropped)
 
 
+@app.command()
+@friendly
+def report(
+    dataset: str = typer.Option("ml-100k", "--dataset", "-d"),
+    name: Optional[str] = typer.Option(None, "--name", help="Only the runs of this experiment (bench run --name)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Row label to compare every row with (forest plot)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Default: <results>/report/<dataset>[-<name>]."),
+    metrics: str = typer.Option("NDCG@10,HR@10,NDCG@20,HR@20", "--metrics", help="Columns; the first is the pictures' metric."),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
+    where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
+    test: str = typer.Option("t", "--test", help="Paired test: t, wilcoxon or randomization."),
+    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction: holm, bonferroni or none."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance threshold."),
+    pairs: str = typer.Option("all", "--pairs", help="The family of tests: all (every pair of rows) or baseline."),
+    select_on: Optional[str] = typer.Option(None, "--select-on", help="valid: one row per method, chosen on validation."),
+    select_metric: str = typer.Option("NDCG@10", "--select-metric", help="The validation metric --select-on maximises."),
+    all_configs: bool = typer.Option(False, "--all-configs", help="With --select-on, also show every configuration."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstraps."),
+):
+    """Write an HTML page (self-contained) and Markdown with the tables, pictures, beyond-accuracy metrics and provenance."""
+    from bench.leaderboard import Selection, parse_where
+    from bench.report import report_command
+    from bench.store import check_experiment_name
+
+    selection = Selection(
+        methods=_csv(methods or ""), where=parse_where(where), name=check_experiment_name(name) if name is not None else None
+    )
+    written = report_command(
+        dataset,
+        out_dir=out_dir,
+        selection=selection,
+        metrics=_csv(metrics),
+        test=test,
+        correction=correction,
+        alpha=alpha,
+        baseline=baseline,
+        seed=seed,
+        pairs=pairs,
+        select_on=select_on,
+        select_metric=select_metric,
+        all_configs=all_configs,
+    )
+    for path in written:
+        console.print(f"[dim]wrote {escape(str(path))}[/]")
+
+
 def main() -> None:
     app()
 

@@ -257,13 +257,13 @@ def run_benchmark(
     elif limit_test is not None:
         raise BenchError("Give the test limit either as limit_test or inside evaluation, not both.")
     planned = plan_methods(methods, overrides, grid)
-    if split is None:
-        split = load_dataset(dataset, console, show_progress)
-    device = resolve_device(device)
-    for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
-        p.cls.preflight(p.config)
+    device = resolve_device(device)  # options first: a typo must not prepare or download a dataset
     if busy not in BUSY:
         raise BenchError(f"Unknown --busy '{busy}'; choose wait (for the other process) or skip (go on with other runs).")
+    if split is None:
+        split = load_dataset(dataset, console, show_progress)
+    for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
+        p.cls.preflight(p.config)
     records, failures, busy_skipped = [], [], []
     with make_progress(console, enabled=show_progress) as progress:
         overall = progress.add_task("runs", total=len(planned) * len(seeds))
@@ -324,9 +324,11 @@ BUSY = ("wait", "skip")
 
 def load_dataset(dataset: str, console, show_progress: bool = True) -> Split:
     """The prepared split, prepared first when it is not (under a lock: concurrent callers wait)."""
+    from bench.data.cards import load_card
     from bench.data.prepare import is_prepared, load_split, prepare
     from bench.progress import make_progress
 
+    load_card(dataset)  # an unknown name is one sentence before anything is said or prepared
     if not is_prepared(dataset):
         if distributed.launched_processes() > 1:
             raise BenchError(
@@ -364,6 +366,8 @@ def _attempt(p, split, seed, device, evaluation, store, progress, experiments, c
         return run_one(p, split, seed, device, evaluation, store, progress, experiments), None
     except BenchError as exc:
         return None, str(exc)
+    except PermissionError:
+        raise  # a folder the user must make writable: one sentence, not one failure per run
     except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
         if distributed.launched_processes() > 1:
             # one process failing alone would leave the others waiting in a collective: stop the job

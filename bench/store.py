@@ -82,15 +82,16 @@ class StoredRun:
 
     def arrays(self, part: str = "test") -> dict[str, np.ndarray]:
         """Per-sample arrays of the test set, or of the validation set (`part="valid"`) when scored."""
-        try:
-            return _load_arrays(self.folder / array_file(self.record, part))
-        except FileNotFoundError:
-            # another process replaced this run since its record was read: read the new one
-            fresh, _ = check_run(self.folder)
-            if fresh is None:
-                raise
-            self.record = fresh
-            return _load_arrays(self.folder / array_file(fresh, part))
+        for _ in range(REREADS):
+            try:
+                return _load_arrays(self.folder / array_file(self.record, part))
+            except FileNotFoundError:
+                # another process replaced this run since its record was read: read the new one
+                fresh, _ = _check_once(self.folder)
+                if fresh is None or array_file(fresh, part) == array_file(self.record, part):
+                    raise  # not a replacement: the file is really gone
+                self.record = fresh
+        return _load_arrays(self.folder / array_file(self.record, part))
 
     @property
     def has_valid(self) -> bool:
@@ -111,6 +112,7 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files}
 
 
+REREADS = 50  # a run replaced this many times while one reader reads it is not a realistic case
 REQUIRED = ("key", "method", "dataset", "split_hash", "seed", "n_test", "metrics")
 REPAIR = "run the same `bench run` command again to recompute it, or `bench runs --prune` to remove it"
 
@@ -127,8 +129,13 @@ class DamagedRun:
 def check_run(folder: Path) -> tuple[dict | None, str | None]:
     """(record, None) for a complete run; (record or None, what is wrong) otherwise."""
     record, problem = _check_once(folder)
-    if problem is not None and record is not None and "missing" in problem:
-        record, problem = _check_once(folder)  # replaced in place between the two reads: read it again
+    for _ in range(REREADS):  # replaced in place between reading run.json and its arrays: read again
+        if problem is None or record is None or "missing" not in problem:
+            break
+        again, problem = _check_once(folder)
+        if again == record:
+            break  # the same record names a missing file: really damaged
+        record = again
     return record, problem
 
 

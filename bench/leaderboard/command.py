@@ -53,16 +53,16 @@ def leaderboard_command(
     if unknown:
         raise BenchError(f"Unknown output format '{unknown[0]}'; choose from {', '.join(FORMATS)}.")
     store = store if store is not None else RunStore()
-    boards = build_leaderboards(
-        dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
-        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history, beyond=beyond,
-    )  # fmt: skip  # fmt: skip
     if console is None:
         from rich.console import Console
 
         console = Console()
     for damaged in store.scan(dataset)[1]:  # never left out silently
         console.print(Text(f"warning: left out of the tables: {damaged.sentence()}", style="yellow"), soft_wrap=True)
+    boards = build_leaderboards(
+        dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
+        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history, beyond=beyond,
+    )  # fmt: skip
     for board in boards:
         print_leaderboard(console, board)
     out_dir = Path(out_dir) if out_dir is not None else paths.results_dir() / "leaderboard"

@@ -164,7 +164,9 @@ def build_report(
                    metrics=boards[0].metrics, select_on=select_on, selection=selection.describe() if selection else "")  # fmt: skip
     generated = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     n_runs = len({k for b in boards for r in b.rows for k in r.run_keys})
-    return Report(dataset, experiment, split_hash, generated, sections, options, beyond_k, beyond_note, store.scan(dataset)[1], n_runs)
+    return Report(
+        dataset, experiment, split_hash, generated, sections, options, beyond_k, beyond_note, store.scan(dataset)[1], n_runs
+    )
 
 
 def report_command(

@@ -1,10 +1,10 @@
 """What the report shows beside the leaderboard tables, computed from the stored runs (no model):
 
-    curves       NDCG@K and HR@K for K = 1..50 from per-sample ranks, per seed, then averaged
-    pareto_front the rows no other row beats on both quality and cost
-    find_grids   a method's configurations differing in exactly two settings, with validation scores
-    beyond_rows  beyond-accuracy metrics of each row from its stored top-50 lists and the training split
-    provenance   where each run came from (commit, packages, device, split, seed, key)
+curves       NDCG@K and HR@K for K = 1..50 from per-sample ranks, per seed, then averaged
+pareto_front the rows no other row beats on both quality and cost
+find_grids   a method's configurations differing in exactly two settings, with validation scores
+beyond_rows  beyond-accuracy metrics of each row from its stored top-50 lists and the training split
+provenance   where each run came from (commit, packages, device, split, seed, key)
 """
 
 from __future__ import annotations
