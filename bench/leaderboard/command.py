@@ -28,27 +28,15 @@ def output_stem(dataset: str, selection: Selection | None) -> str:
 
 def leaderboard_command(
     dataset: str,
-    metrics: list[str] | None = None,
-    test: str = "t",
-    correction: str = "holm",
-    alpha: float = 0.05,
-    baseline: str | None = None,
     out_dir: Path | None = None,
     formats: tuple[str, ...] = FORMATS,
-    seed: int = 0,
-    split_hash: str | None = None,
     store: RunStore | None = None,
     console=None,
     selection: Selection | None = None,
-    pairs: str = "all",
-    select_on: str | None = None,
-    select_metric: str = "NDCG@10",
-    all_configs: bool = False,
-    cost: bool = False,
-    history: bool = False,
-    beyond: int | None = None,
+    **options,
 ) -> list[Path]:
-    """Print the dataset's leaderboard tables and write them as <out_dir>/<stem>.<format>."""
+    """Print the dataset's leaderboard tables and write them as <out_dir>/<stem>.<format>;
+    `options` are build_leaderboards' (metrics, test, correction, baseline, select_on, ...)."""
     unknown = [f for f in formats if f not in RENDERERS]
     if unknown:
         raise BenchError(f"Unknown output format '{unknown[0]}'; choose from {', '.join(FORMATS)}.")
@@ -59,10 +47,7 @@ def leaderboard_command(
         console = Console()
     for damaged in store.scan(dataset)[1]:  # never left out silently
         console.print(Text(f"warning: left out of the tables: {damaged.sentence()}", style="yellow"), soft_wrap=True)
-    boards = build_leaderboards(
-        dataset, metrics, test, correction, alpha, baseline, seed, split_hash, store, selection=selection, pairs=pairs,
-        select_on=select_on, select_metric=select_metric, all_configs=all_configs, cost=cost, history=history, beyond=beyond,
-    )  # fmt: skip
+    boards = build_leaderboards(dataset, store=store, selection=selection, **options)
     for board in boards:
         print_leaderboard(console, board)
     out_dir = Path(out_dir) if out_dir is not None else paths.results_dir() / "leaderboard"
