@@ -201,3 +201,37 @@ def bootstrap_interval(
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.nanpercentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def row_metrics(arrays: list[dict], popularity, tail_mask, n_items: int, n_train: int, test_targets, k: int,
+                n_resamples: int = 1000, seed: int = 0) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:  # fmt: skip
+    """One table row's metrics from the arrays of its seeds: per-sample ones averaged over samples,
+    then seeds; list-level ones averaged over seeds, with a bootstrap interval that draws the same
+    test samples for every seed (samples all seeds scored)."""
+    from bench.leaderboard.align import align
+
+    targets = np.asarray(test_targets, dtype=np.int64)
+    found = [beyond_metrics(a, popularity, tail_mask, n_items, n_train, targets, k) for a in arrays]
+    values = {name: _nanmean(np.asarray([m.summary()[name] for m in found])) for name in metric_names(k)}
+    common = np.asarray(arrays[0]["sample_index"])
+    for a in arrays[1:]:
+        common = np.intersect1d(common, a["sample_index"])
+    common = np.unique(common)
+    tops = [align(np.asarray(a["sample_index"]), np.asarray(a["topk"]), common) for a in arrays]
+    pops = [align(np.asarray(a["sample_index"]), m.per_sample[f"avg_pop@{k}"], common) for a, m in zip(arrays, found)]
+    target_pop = np.asarray(popularity, dtype=np.float64)[targets[common]]
+    metrics = {
+        f"coverage@{k}": (lambda *t: np.mean([coverage(x, n_items, k) for x in t]), tops),
+        f"gini@{k}": (lambda *t: np.mean([gini_exposure(x, n_items, k) for x in t]), tops),
+        f"pop_ratio@{k}": (
+            lambda tp, *ps: np.mean([popularity_ratio(_nanmean(p), _nanmean(tp)) for p in ps]),
+            [target_pop, *pops],
+        ),
+    }
+    intervals = {}
+    if len(common):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-padding resample has no mean
+            for name, (fn, parts) in metrics.items():
+                intervals[name] = bootstrap_interval(fn, *parts, n_resamples=n_resamples, seed=seed)
+    return values, intervals

@@ -75,27 +75,13 @@ def history_rows(data: list, rows: list[Row], metric: str, o) -> list[dict]:
 
 
 def beyond_rows(data, rows: list[Row], split, k: int, o) -> list[dict]:
-    """Per row: the per-sample metrics (mean over samples, averaged over seeds) and the list-level
-    ones (mean over seeds) with a bootstrap interval over test samples (of the first seed)."""
+    """Per row: bench.beyond.row_metrics of its seeds' stored lists."""
     popularity = beyond.item_popularity(split.train.targets, len(split.items))
     tail = beyond.long_tail_mask(popularity)
     found = []
     for d, row in zip(data, rows):
-        per_seed = []
-        for run in d.runs:
-            arrays = run.arrays()
-            per_seed.append((arrays, beyond.beyond_metrics(arrays, popularity, tail, len(split.items), len(split.train),
-                                                          split.test.targets, k)))  # fmt: skip
-        values = {name: float(np.nanmean([m.summary()[name] for _, m in per_seed])) for name in per_seed[0][1].summary()}
-        first = per_seed[0][0]["topk"]
-        intervals = {
-            f"coverage@{k}": beyond.bootstrap_interval(
-                lambda t: beyond.coverage(t, len(split.items), k), first, n_resamples=BEYOND_RESAMPLES, seed=o.seed
-            ),  # fmt: skip
-            f"gini@{k}": beyond.bootstrap_interval(
-                lambda t: beyond.gini_exposure(t, len(split.items), k), first, n_resamples=BEYOND_RESAMPLES, seed=o.seed
-            ),  # fmt: skip
-        }
+        values, intervals = beyond.row_metrics([run.arrays() for run in d.runs], popularity, tail, len(split.items),
+                                               len(split.train), split.test.targets, k, BEYOND_RESAMPLES, o.seed)  # fmt: skip
         found.append(dict(letter=row.letter, label=row.label, k=k, values=values,
                           intervals={n: [float(x) for x in iv] for n, iv in intervals.items()}))  # fmt: skip
     return found

@@ -146,12 +146,12 @@ def build_report(
             missing = f" Rows {', '.join(untimed)} recorded no timing and are left out." if untimed else ""
             section.pictures.append(plots.save(fig, out_dir, f"{stem}-cost", "cost", f"{metric} against cost",
                 f"{metric} (mean over seeds) against fit + evaluation seconds (mean over seeds, log scale). The Pareto front "
-                f"(no other row is both faster and better) is {', '.join(front)}, ringed and joined by the dashed line.{missing}"))  # fmt: skip
+                f"(no other row is both faster and better) is {', '.join(front)}, outlined in black and joined by the dashed line.{missing}"))  # fmt: skip
         else:
             section.notes.append("No row recorded its timing: no quality-against-cost picture.")
         fig = plots.history_figure(board)
         if fig is not None:
-            section.pictures.append(plots.save(fig, out_dir, f"{stem}-history", "history", f"History influence on {board.history_metric}",
+            section.pictures.append(plots.save(fig, out_dir, f"{stem}-history", "history", f"{board.history_metric} with the history changed",
                 f"{board.history_metric} with the full history and with it removed (none), shuffled or cut to the last item, "
                 "by the same fitted model; error bars are the paired bootstrap 95% interval of the change added to the full "
                 "value, * a significant change after correction."))  # fmt: skip

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench import beyond
-from bench.leaderboard.compare import align
 from bench.leaderboard.model import Leaderboard, Row
 from bench.leaderboard.select import valid_score
 from bench.store import StoredRun
@@ -149,41 +148,15 @@ def _nanmean(values) -> float:
 
 
 def beyond_rows(board: Leaderboard, runs: dict[str, StoredRun], split, k: int = 10, n_resamples: int = 1000, seed: int = 0):
-    """Beyond-accuracy metrics of every row at k: per-sample ones (avg_pop, tail, novelty) averaged
-    over samples, then seeds; list-level ones (coverage, gini, pop_ratio) averaged over seeds, with a
-    bootstrap interval that draws the same test samples for every seed of the row."""
+    """Beyond-accuracy metrics of every row at k (bench.beyond.row_metrics of its seeds)."""
     n_items = len(split.items)
     popularity = beyond.item_popularity(split.train.targets, n_items)
     tail = beyond.long_tail_mask(popularity)
-    n_train = len(split.train.targets)
-    targets = np.asarray(split.test.targets, dtype=np.int64)
     out = []
     for row in board.rows:
         arrays = [runs[key].arrays() for key in row.run_keys]
-        found = [beyond.beyond_metrics(a, popularity, tail, n_items, n_train, targets, k) for a in arrays]
-        summaries = [m.summary() for m in found]
-        values = {name: _nanmean([s[name] for s in summaries]) for name in beyond.metric_names(k)}
-        common = np.asarray(arrays[0]["sample_index"])
-        for a in arrays[1:]:
-            common = np.intersect1d(common, a["sample_index"])
-        common = np.unique(common)
-        tops = [align(np.asarray(a["sample_index"]), np.asarray(a["topk"]), common) for a in arrays]
-        pops = [align(np.asarray(a["sample_index"]), m.per_sample[f"avg_pop@{k}"], common) for a, m in zip(arrays, found)]
-        target_pop = popularity[targets[common]].astype(np.float64)
-        metrics = {
-            f"coverage@{k}": (lambda *t: np.mean([beyond.coverage(x, n_items, k) for x in t]), tops),
-            f"gini@{k}": (lambda *t: np.mean([beyond.gini_exposure(x, n_items, k) for x in t]), tops),
-            f"pop_ratio@{k}": (
-                lambda tp, *ps: np.mean([beyond.popularity_ratio(_nanmean(p), _nanmean(tp)) for p in ps]),
-                [target_pop, *pops],
-            ),
-        }
-        intervals = {}
-        if len(common):
-            for name, (fn, parts) in metrics.items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    intervals[name] = beyond.bootstrap_interval(fn, *parts, n_resamples=n_resamples, seed=seed)
+        values, intervals = beyond.row_metrics(arrays, popularity, tail, n_items, len(split.train), split.test.targets, k,
+                                               n_resamples, seed)  # fmt: skip
         out.append(BeyondRow(row.letter, row.label, values, intervals))
     return out
 

@@ -14,7 +14,7 @@ from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
 STYLE = """
 :root {
   --ink: #1d2530; --muted: #5b6675; --line: #dde2e8; --soft: #f5f7fa; --accent: #0072B2; --accent-2: #D55E00;
-  --good: #009E73; --bar: rgba(0, 114, 178, 0.13);
+  --good: #009E73;
 }
 * { box-sizing: border-box; }
 html { font-size: 15px; }
@@ -32,7 +32,7 @@ header.top h1 .exp { font-weight: 400; opacity: 0.85; }
 .facts dt { font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.08em; opacity: 0.75; }
 .facts dd { margin: 0; font-weight: 600; }
 .facts code { background: rgba(255,255,255,0.15); padding: 1px 6px; border-radius: 4px; font-size: 0.9em; }
-main { padding: 26px 28px 40px; }
+main.wrap { padding-top: 26px; padding-bottom: 40px; }
 nav.toc { background: white; border: 1px solid var(--line); border-radius: 10px; padding: 14px 22px; margin-bottom: 26px; }
 nav.toc h2 { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.1em; color: var(--muted); margin: 0 0 6px; }
 nav.toc ol { margin: 0; padding-left: 20px; }
@@ -48,13 +48,16 @@ h3 { font-size: 1.05rem; margin: 26px 0 8px; padding-top: 10px; border-top: 1px 
 p.sub { color: var(--muted); margin: 0 0 16px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 6px 0 8px; font-size: 0.92rem; }
-th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: middle; }
 thead th { background: var(--soft); font-weight: 600; border-bottom: 2px solid #c7ced7; white-space: nowrap; }
 tbody tr:hover { background: #f0f5fa; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.letter { color: var(--accent); font-weight: 700; width: 1.5em; }
-td.label { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.86em; word-break: break-word; }
-td.bar { background-image: linear-gradient(to right, var(--bar) var(--w), transparent var(--w)); }
+td.label { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.86em; white-space: nowrap; }
+td.label.long { white-space: normal; word-break: break-word; min-width: 18em; }
+th.group { text-align: center; border-bottom: 1px solid var(--line); background: white; }
+td.bar { background-image: linear-gradient(to right, rgba(0, 114, 178, 0.45) var(--w), transparent var(--w));
+  background-size: 100% 3px; background-position: 0 100%; background-repeat: no-repeat; }
 td.best { font-weight: 700; }
 .sd { color: var(--muted); font-weight: 400; font-size: 0.88em; }
 sup.wins { color: var(--accent-2); font-weight: 700; margin-left: 2px; font-size: 0.75em; }
@@ -109,6 +112,11 @@ def _bar_width(value: float, top: float) -> str:
     return f"{min(100.0, 100.0 * value / top):.1f}%"
 
 
+def _label_td(label: str) -> str:
+    """A label cell: kept on one line unless it is long."""
+    return f'<td class="label{" long" if len(label) > 40 else ""}">{esc(label)}</td>'
+
+
 def board_table(board: Leaderboard) -> str:
     """The leaderboard: letter, label, one cell per metric (mean ± std, bold best, superscript wins,
     a faint bar of the value against the column's best)."""
@@ -124,7 +132,7 @@ def board_table(board: Leaderboard) -> str:
             value = f"<strong>{esc(_num(c.mean))}</strong>" if c.best else esc(_num(c.mean))
             cls = "num bar best" if c.best else "num bar"
             tds.append(f'<td class="{cls}" style="--w:{_bar_width(c.mean, tops[m])}">{value}{sd}{wins}</td>')
-        body.append(f'<tr><td class="letter">{esc(r.letter)}</td><td class="label">{esc(r.label)}</td>{"".join(tds)}</tr>')
+        body.append(f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}{"".join(tds)}</tr>')
     return (
         f'<div class="scroll"><table class="leaderboard"><thead><tr><th></th><th>Method</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
@@ -145,27 +153,44 @@ def intervals_table(board: Leaderboard) -> str:
                 continue
             cls = "pos" if iv.low > 0 else "neg" if iv.high < 0 else ""
             tds.append(f'<td class="num"><span class="{cls}">{iv.diff:+.4f}</span><span class="ci">[{iv.low:+.4f}, {iv.high:+.4f}]</span></td>')  # fmt: skip
-        rows.append(f'<tr><td class="letter">{esc(r.letter)}</td><td class="label">{esc(r.label)}</td>{"".join(tds)}</tr>')
+        rows.append(f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}{"".join(tds)}</tr>')
     head = "".join(f'<th class="num">{esc(m)}</th>' for m in board.metrics)
     return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def history_table(board: Leaderboard) -> str:
-    headers, entries = cells.history_table(board)
-    head = "".join(f'<th class="num">{esc(h)}</th>' for h in headers)
-    body = "".join(
-        f'<tr><td class="letter">{esc(letter)}</td><td class="label">{esc(label)}</td>'
-        + "".join(f'<td class="num">{esc(v)}</td>' for v in shown)
-        + "</tr>"
-        for letter, label, shown in entries
+    """Per row: the full-history value, then per condition its value, the change with its interval
+    (* significant) and the share of samples whose target rank moved."""
+    conditions = [c for c in ("none", "shuffled", "last") if any(e["condition"] == c for e in board.history)]
+    top = "".join(f'<th class="num group" colspan="3">history: {esc(c)}</th>' for c in conditions)
+    head = "".join('<th class="num">value</th><th class="num">Δ [95% CI]</th><th class="num">rank moved</th>' for _ in conditions)
+    body = []
+    for letter in dict.fromkeys(e["letter"] for e in board.history):
+        entries = {e["condition"]: e for e in board.history if e["letter"] == letter}
+        first = next(iter(entries.values()))
+        tds = [f'<td class="num">{_num(first["full"])}</td>']
+        for c in conditions:
+            e = entries.get(c)
+            if e is None:
+                tds.append('<td class="num">–</td>' * 3)
+                continue
+            cls = "" if not e.get("significant") else "pos" if e["diff"] > 0 else "neg"
+            star = "*" if e.get("significant") else ""
+            tds.append(
+                f'<td class="num">{_num(e["mean"])}</td><td class="num"><span class="{cls}">{e["diff"]:+.4f}{star}</span>'
+                f'<span class="ci">[{e["low"]:+.4f}, {e["high"]:+.4f}]</span></td><td class="num">{e["changed"]:.0%}</td>'
+            )
+        body.append(f'<tr><td class="letter">{esc(letter)}</td>{_label_td(first["label"])}{"".join(tds)}</tr>')
+    return (
+        f'<div class="scroll"><table><thead><tr><th class="group" colspan="3"></th>{top}</tr>'
+        f'<tr><th></th><th>Method</th><th class="num">full history</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     )
-    return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def cost_table(board: Leaderboard) -> str:
     head = "".join(f'<th class="num">{esc(h)}</th>' for _, h in cells.COST)
     body = "".join(
-        f'<tr><td class="letter">{esc(r.letter)}</td><td class="label">{esc(r.label)}</td>'
+        f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}'
         + "".join(f'<td class="num">{esc(v)}</td>' for v in cells.cost(r))
         + "</tr>"
         for r in board.rows
@@ -185,7 +210,7 @@ def beyond_table(rows, k: int) -> str:
             iv = row.intervals.get(n)
             ci = f'<span class="ci">[{_num(iv[0], digits)}, {_num(iv[1], digits)}]</span>' if iv else ""
             tds.append(f'<td class="num">{esc(_num(value, digits))}{ci}</td>')
-        body.append(f'<tr><td class="letter">{esc(row.letter)}</td><td class="label">{esc(row.label)}</td>{"".join(tds)}</tr>')
+        body.append(f'<tr><td class="letter">{esc(row.letter)}</td>{_label_td(row.label)}{"".join(tds)}</tr>')
     return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -212,6 +237,11 @@ def _commit(p: dict) -> str:
     return f'<code title="{esc(p["commit"])}">{esc(p["commit"][:12])}</code>{dirty}'
 
 
+def _packages(p: dict) -> str:
+    shown = "".join(f'<span class="pkg">{esc(k)} {esc(v)}</span>' for k, v in sorted(p["packages"].items()))
+    return f'<div class="pkgs">{shown}</div>' if shown else "not recorded"
+
+
 def _seconds(value) -> str:
     return "–" if value is None else f"{value:,.1f} s"
 
@@ -222,26 +252,23 @@ def provenance_block(row, runs: list[dict]) -> str:
     meta = " · ".join(
         filter(None, [f"{len(runs)} run{'s' * (len(runs) != 1)}", f"commit {', '.join(commits)}" if commits else "", *devices])
     )
-    parts = []
-    for p in runs:
-        packages = "".join(f'<span class="pkg">{esc(k)} {esc(v)}</span>' for k, v in sorted(p["packages"].items()))
-        kv = [
-            ("run key", f"<code>{esc(p['key'])}</code>"),
-            ("seed", esc(p["seed"])),
-            ("created", esc(p.get("created_at") or "–")),
-            ("commit", _commit(p)),
-            ("device", esc(p.get("device") or "not recorded")),
-            ("split hash", f"<code>{esc(p.get('split_hash'))}</code>"),
-            ("method version", esc(p.get("method_version") or "–")),
-            ("python", esc(p.get("python") or "–")),
-            ("platform", esc(p.get("platform") or "–")),
-            ("processes", esc(p.get("processes") or "–")),
-            ("fit / eval", f"{esc(_seconds(p.get('fit_s')))} / {esc(_seconds(p.get('eval_s')))}"),
-            ("packages", f'<div class="pkgs">{packages}</div>' if packages else "not recorded"),
-            ("stored in", f"<code>{esc(p['folder'])}</code>"),
-        ]
-        rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in kv)
-        parts.append(f'<table class="kv">{rows}</table>')
+    fields = [
+        ("run key", lambda p: f"<code>{esc(p['key'])}</code>"),
+        ("created", lambda p: esc(p.get("created_at") or "–")),
+        ("commit", _commit),
+        ("device", lambda p: esc(p.get("device") or "not recorded")),
+        ("split hash", lambda p: f"<code>{esc(p.get('split_hash'))}</code>"),
+        ("method version", lambda p: esc(p.get("method_version") or "–")),
+        ("python", lambda p: esc(p.get("python") or "–")),
+        ("platform", lambda p: esc(p.get("platform") or "–")),
+        ("processes", lambda p: esc(p.get("processes") or "–")),
+        ("fit / eval", lambda p: f"{esc(_seconds(p.get('fit_s')))} / {esc(_seconds(p.get('eval_s')))}"),
+        ("packages", _packages),
+        ("stored in", lambda p: f"<code>{esc(p['folder'])}</code>"),
+    ]
+    head = "".join(f"<th>seed {esc(p['seed'])}</th>" for p in runs)
+    body = "".join(f"<tr><td>{name}</td>{''.join(f'<td>{shown(p)}</td>' for p in runs)}</tr>" for name, shown in fields)
+    parts = [f'<div class="scroll"><table class="kv"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table></div>']
     return (
         f'<details><summary><span class="letter">{esc(row.letter)}</span><span class="mono">{esc(row.label)}</span>'
         f'<span class="meta">{esc(meta)}</span></summary><div class="inner">{"".join(parts)}</div></details>'
@@ -253,7 +280,7 @@ def _parts(section) -> list[tuple[str, str]]:
     a = section.anchor
     out = [(f"{a}-table", "Table")]
     if section.board.has_intervals():
-        out.append((f"{a}-baseline", "Difference from baseline"))
+        out.append((f"{a}-baseline", f"Intervals against {section.board.baseline_label}"))
     out += [(f"{a}-{p.kind}-{i}", p.title) for i, p in enumerate(section.pictures)]
     if section.board.history:
         out.append((f"{a}-history-table", "History influence"))
@@ -272,7 +299,7 @@ def section_html(report, section) -> str:
     for note in section.notes:
         out.append(f'<p class="note">{esc(note)}</p>')
     if board.has_intervals():
-        out.append(f'<h3 id="{a}-baseline">Difference from {esc(board.baseline_label)}</h3>')
+        out.append(f'<h3 id="{a}-baseline">Intervals against {esc(board.baseline_label)}</h3>')
         out.append(
             f'<p class="caption">Mean of (row − {esc(board.baseline_label)}) with its paired bootstrap {CI_CONFIDENCE:.0%} '
             f"interval ({board.n_resamples:,} resamples, seed {board.seed}); green: the interval lies above zero, red: below.</p>"
@@ -296,13 +323,18 @@ def section_html(report, section) -> str:
             '<p class="caption">From each run\'s stored top-50 lists (first '
             f"{report.beyond_k}) and the training split's targets. avg_pop, tail and novelty: mean over samples, then seeds; "
             "coverage, gini and pop_ratio: mean over seeds with a percentile bootstrap 95% interval over test samples "
-            "(the same samples for every seed). Long tail: the least popular items holding 20% of the training interactions.</p>"
+            "(the same samples for every seed; coverage's lies at or below its value, as a resample repeats samples and so shows "
+            "fewer distinct items). Long tail: the least popular items holding 20% of the training interactions.</p>"
         )
         out.append(beyond_legend(report.beyond_k))
     out.append(f'<h3 id="{a}-provenance">Provenance</h3>')
     out += [provenance_block(r, section.provenance.get(r.letter, [])) for r in board.rows]
     out.append("</section>")
     return "\n".join(out)
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("+00:00", " UTC")
 
 
 def to_html(report) -> str:
@@ -312,7 +344,7 @@ def to_html(report) -> str:
         ("Dataset", esc(report.dataset)),
         ("Experiment", esc(report.experiment or "all")),
         ("Split hash", f"<code>{esc(report.split_hash)}</code>"),
-        ("Generated", esc(report.generated_at)),
+        ("Generated", esc(_when(report.generated_at))),
         ("Tables", str(len(report.sections))),
         ("Runs", str(report.n_runs)),
         ("Test", esc(f"{stats.TESTS[o['test']]}, {stats.CORRECTIONS[o['correction']]}, p < {o['alpha']:g}")),
@@ -352,7 +384,7 @@ def to_html(report) -> str:
             *(section_html(report, s) for s in report.sections),
             about,
             "</main>",
-            f"<footer>bench report · {esc(report.dataset)} · split {esc(report.split_hash)} · {esc(report.generated_at)}</footer>",
+            f"<footer>bench report · {esc(report.dataset)} · split {esc(report.split_hash)} · {esc(_when(report.generated_at))}</footer>",
             "</body></html>",
             "",
         ]

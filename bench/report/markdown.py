@@ -58,7 +58,7 @@ def section_md(report, section) -> list[str]:
         base = board.baseline_label
         rows = [[r.letter, md(r.label), *(cells.interval(r.cells[m].vs_baseline) for m in board.metrics)]
                 for r in board.rows if r.label != base]  # fmt: skip
-        out += [_anchor(f"{a}-baseline"), f"### Difference from {md(base)}", "",
+        out += [_anchor(f"{a}-baseline"), f"### Intervals against {md(base)}", "",
                 f"Mean of (row − {md(base)}) with its paired bootstrap {CI_CONFIDENCE:.0%} interval "
                 f"({board.n_resamples:,} resamples, seed {board.seed}).", "",
                 _table(["", "Method", *board.metrics], rows), ""]  # fmt: skip
@@ -69,7 +69,7 @@ def section_md(report, section) -> list[str]:
         headers, entries = cells.history_table(board)
         out += [_anchor(f"{a}-history-table"), f"### History influence on {board.history_metric}", "",
                 md(cells.history_caption(board)), "",
-                _table(["", "Method", *headers], [[x, md(label), *shown] for x, label, shown in entries]), ""]  # fmt: skip
+                _table(["", "Method", *headers], [[x, md(label), *(v.replace("*", "\\*") for v in shown)] for x, label, shown in entries]), ""]  # fmt: skip
     out += [_anchor(f"{a}-cost-table"), "### Cost", "",
             "Mean over seeds; GPU-hours summed over seeds; peak memory is the GPU's, or the process's on a CPU.", "",
             _table(["", "Method", *(h for _, h in cells.COST)], [[r.letter, md(r.label), *cells.cost(r)] for r in board.rows]),
@@ -91,20 +91,27 @@ def section_md(report, section) -> list[str]:
         out += [_table(["", "Method", *names], rows), "",
                 f"From each run's stored top-50 lists (first {k}) and the training split's targets. avg_pop, tail and novelty: "
                 "mean over samples, then seeds; coverage, gini and pop_ratio: mean over seeds with a percentile bootstrap 95% "
-                "interval over test samples. Long tail: the least popular items holding 20% of the training interactions.", ""]  # fmt: skip
+                "interval over test samples (coverage's lies at or below its value: a resample repeats samples, so it shows fewer "
+                "distinct items). Long tail: the least popular items holding 20% of the training interactions.", ""]  # fmt: skip
         out += [f"- `{name.replace('@K', f'@{k}')}`: {md(text)}" for name, text in beyond.METRICS] + [""]
     out += [_anchor(f"{a}-provenance"), "### Provenance", ""]
     for r in board.rows:
         runs = section.provenance.get(r.letter, [])
         out += [f"<details><summary>{html.escape(r.letter)} · {html.escape(r.label)} ({len(runs)} run{'s' * (len(runs) != 1)})</summary>", ""]  # fmt: skip
-        for p in runs:
-            commit = (p.get("commit") or "not recorded") + (" (uncommitted changes)" if p.get("dirty") else "")
-            packages = ", ".join(f"{k} {v}" for k, v in sorted(p["packages"].items())) or "not recorded"
-            kv = [("run key", p["key"]), ("seed", p["seed"]), ("created", p.get("created_at")), ("commit", commit),
-                  ("device", p.get("device") or "not recorded"), ("split hash", p.get("split_hash")),
-                  ("method version", p.get("method_version")), ("python", p.get("python")), ("platform", p.get("platform")),
-                  ("packages", packages), ("stored in", p["folder"])]  # fmt: skip
-            out += [_table(["", ""], [[name, md(value if value is not None else "–")] for name, value in kv]), ""]
+        fields = [
+            ("run key", lambda p: p["key"]),
+            ("created", lambda p: p.get("created_at")),
+            ("commit", lambda p: (p.get("commit") or "not recorded") + (" (uncommitted changes)" if p.get("dirty") else "")),
+            ("device", lambda p: p.get("device") or "not recorded"),
+            ("split hash", lambda p: p.get("split_hash")),
+            ("method version", lambda p: p.get("method_version")),
+            ("python", lambda p: p.get("python")),
+            ("platform", lambda p: p.get("platform")),
+            ("packages", lambda p: ", ".join(f"{k} {v}" for k, v in sorted(p["packages"].items())) or "not recorded"),
+            ("stored in", lambda p: p["folder"]),
+        ]
+        body = [[name, *(md(shown(p) if shown(p) is not None else "–") for p in runs)] for name, shown in fields]
+        out += [_table(["", *(f"seed {p['seed']}" for p in runs)], body), ""]
         out += ["</details>", ""]
     return out
 
@@ -114,7 +121,7 @@ def to_markdown(report) -> str:
     title = report.dataset + (f" · {report.experiment}" if report.experiment else "")
     out = [f"# bench report: {md(title)}", ""]
     facts = [("Dataset", md(report.dataset)), ("Experiment", md(report.experiment or "all")), ("Split hash", f"`{report.split_hash}`"),
-             ("Generated", report.generated_at), ("Tables", len(report.sections)), ("Runs", report.n_runs),
+             ("Generated", report.generated_at.replace("T", " ").replace("+00:00", " UTC")), ("Tables", len(report.sections)), ("Runs", report.n_runs),
              ("Test", f"{stats.TESTS[o['test']]}, {stats.CORRECTIONS[o['correction']]}, p < {o['alpha']:g}")]  # fmt: skip
     if o.get("baseline"):
         facts.append(("Baseline", md(o["baseline"])))

@@ -67,16 +67,21 @@ def row_style(index: int) -> dict:
     }
 
 
+def plain(text) -> str:
+    """Text matplotlib shows as written ($ would start mathematical notation)."""
+    return str(text).replace("$", r"\$")
+
+
 def row_name(row: Row, limit: int = LABEL_LIMIT) -> str:
-    return f"{row.letter}  {short_name(row.label, row.method, limit)}"
+    return plain(f"{row.letter}  {short_name(row.label, row.method, limit)}")
 
 
 def save(fig: Figure, folder: Path, stem: str, kind: str, title: str, caption: str) -> Picture:
     with matplotlib.rc_context(STYLE):
         svg = io.BytesIO()
-        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None})
         png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        fig.savefig(png, format="png", dpi=DPI, facecolor="white")
     for name, data in ((f"{stem}.svg", svg.getvalue()), (f"{stem}.png", png.getvalue())):
         with atomic_file(folder / name) as tmp:
             tmp.write_bytes(data)
@@ -121,7 +126,7 @@ def forest_figure(board: Leaderboard, metric: str) -> Figure | None:
     if not rows:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(8.0, 1.2 + 0.42 * len(rows))
+        fig = _figure(8.0, max(2.4, 1.3 + 0.42 * len(rows)))
         ax = fig.subplots()
         for y, row in enumerate(reversed(rows)):
             iv = row.cells[metric].vs_baseline
@@ -138,8 +143,8 @@ def forest_figure(board: Leaderboard, metric: str) -> Figure | None:
         ax.set_yticks(range(len(rows)), [row_name(r) for r in reversed(rows)])
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel(f"{metric}: row − {board.baseline_label} (mean, 95% bootstrap interval)")
-        ax.set_title(f"Difference from {board.baseline_label}")
+        ax.set_xlabel(plain(f"{metric}: row − {board.baseline_label} (mean, 95% bootstrap interval)"))
+        ax.set_title(plain(f"Difference from {board.baseline_label}"))
     return fig
 
 
@@ -170,14 +175,14 @@ def grid_figure(grid: Grid) -> Figure:
                         ax.text(j, i, "not run", ha="center", va="center", fontsize=8, color="#555555")
             bi, bj = grid.best
             ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO[1], linewidth=2.6))
-            ax.set_xticks(range(len(grid.x_values)), [str(v) for v in grid.x_values])
-            ax.set_yticks(range(len(grid.y_values)), [str(v) for v in grid.y_values])
-            ax.set_xlabel(grid.x)
-            ax.set_ylabel(grid.y)
+            ax.set_xticks(range(len(grid.x_values)), [plain(v) for v in grid.x_values])
+            ax.set_yticks(range(len(grid.y_values)), [plain(v) for v in grid.y_values])
+            ax.set_xlabel(plain(grid.x))
+            ax.set_ylabel(plain(grid.y))
             ax.grid(False)
             for side in ("top", "right"):
                 ax.spines[side].set_visible(True)
-            ax.set_title(f"{grid.method}: {part} {grid.metric}")
+            ax.set_title(plain(f"{grid.method}: {part} {grid.metric}"))
             fig.colorbar(image, ax=ax, shrink=0.85, label=grid.metric)
     return fig
 
@@ -193,16 +198,16 @@ def cost_figure(board: Leaderboard, metric: str) -> tuple[Figure | None, list[st
     quality = np.array([r.cells[metric].mean for _, r, _ in points])
     front = pareto_front(seconds, quality)
     with matplotlib.rc_context(STYLE):
-        fig = _figure(8.0, 4.8)
+        fig = _figure(8.0, 5.0 + 0.2 * ((len(points) + 2) // 2))
         ax = fig.subplots()
         if len(front) > 1:
             xs, ys = seconds[front], quality[front]
-            ax.step(xs, ys, where="post", color=OKABE_ITO[1], linewidth=1.4, linestyle="--", label="Pareto front", zorder=1)
+            ax.step(xs, ys, where="post", color="black", linewidth=1.2, linestyle="--", label="Pareto front", zorder=1)
         for k, (index, row, _) in enumerate(points):
             on = k in front
             style = row_style(index)
             ax.plot([seconds[k]], [quality[k]], linestyle="none", marker=style["marker"], markersize=10 if on else 8,
-                    color=style["color"], markeredgecolor=OKABE_ITO[1] if on else "white", markeredgewidth=2.0 if on else 0.8,
+                    color=style["color"], markeredgecolor="black" if on else "white", markeredgewidth=1.8 if on else 0.8,
                     zorder=3, label=row_name(row) + ("  (front)" if on else ""))  # fmt: skip
             ax.annotate(row.letter, (seconds[k], quality[k]), xytext=(7, 5), textcoords="offset points", fontsize=10,
                         fontweight="bold" if on else "normal")  # fmt: skip
@@ -211,7 +216,7 @@ def cost_figure(board: Leaderboard, metric: str) -> tuple[Figure | None, list[st
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} against cost")
         ax.margins(x=0.15, y=0.15)
-        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+        fig.legend(loc="outside lower center", ncol=2)
     return fig, [points[k][1].letter for k in front]
 
 
@@ -261,7 +266,7 @@ def history_figure(board: Leaderboard) -> Figure | None:
                 for x, h, e_high, star in zip(xs, heights, errors[1], marks):
                     if star:
                         ax.annotate("*", (x, h + e_high), xytext=(0, 1), textcoords="offset points", ha="center", fontsize=13)
-        ax.set_xticks(range(len(letters)), [row_name(by_row[x], 22) if x in by_row else x for x in letters])
+        ax.set_xticks(range(len(letters)), [row_name(by_row[x], 22) if x in by_row else plain(x) for x in letters])
         ax.set_ylabel(board.history_metric)
         ax.set_xlabel("row")
         ax.set_title(f"{board.history_metric} with the history changed")
