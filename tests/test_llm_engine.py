@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -279,6 +280,133 @@ def test_lora_takes_a_step_and_is_merged():
     assert set(after) == set(initial)
     changed = {n for n in initial if not torch.equal(initial[n], after[n])}
     assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed)
+
+
+def one_step(split, seed: int = 0, **settings):
+    """One optimiser step (8 examples, alpha 0.1) from the tiny model: (its micro-batch loss, the
+    trained weights, the trained model's loss on those examples afterwards)."""
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    train = encoded(split, tok)[:8]
+    cf = cf_prompt_of(split, tok)
+    torch.manual_seed(seed)  # LoRA's initial adapters
+    config = small_config(**dict(dict(epochs=1, micro_batch=8, grad_accum=1, warmup_steps=0), **settings))
+    model, result = engine.train(loaded.model, tok, train, [], cf, config, work_dir=None)
+    assert result.optimizer_steps == 1
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return result.history[0]["train_loss"], weights, mean_loss(model, train, cf, tok.pad_token_id, 0.1, 0.25), model
+
+
+def assert_same_step(a, b):
+    loss_a, weights_a, after_a, _ = a
+    loss_b, weights_b, after_b, _ = b
+    assert np.isfinite(loss_a) and loss_a == pytest.approx(loss_b, abs=1e-5)
+    assert after_a == pytest.approx(after_b, abs=1e-5) and after_a < loss_a  # the step lowered the loss, identically
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        torch.testing.assert_close(weights_a[name], weights_b[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_takes_the_same_step(lora, monkeypatch):
+    import transformers.modeling_utils
+
+    split = make_split()
+    plain = one_step(split, lora=lora, lr=1e-2)
+    calls = []
+    original = transformers.modeling_utils.checkpoint
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", spy)
+    checkpointed = one_step(split, lora=lora, lr=1e-2, gradient_checkpointing=True)
+    assert calls and all(c.get("use_reentrant") is False for c in calls)  # every layer went through it
+    assert_same_step(checkpointed, plain)
+    model = checkpointed[3]
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())  # off again after training
+    assert not getattr(model, "_require_grads_hooks", None)
+
+
+def test_compile_takes_the_same_step(monkeypatch):
+    """torch.compile's graph capture (dynamo, the "eager" backend: the captured graphs run
+    eagerly); the inductor backend takes minutes per graph on a CPU (see the CUDA test below)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    calls = []
+    original = torch.compile
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "COMPILE_OPTIONS", dict(engine.COMPILE_OPTIONS, backend="eager"))
+    monkeypatch.setattr(torch, "compile", spy)
+    split = make_split()
+    compiled = one_step(split, compile=True)
+    assert calls and calls[0]["backend"] == "eager" and calls[0]["dynamic"] is True
+    assert counters["stats"]["unique_graphs"] >= 1  # the training module was captured, not bypassed
+    monkeypatch.setattr(torch, "compile", original)
+    assert_same_step(compiled, one_step(split))
+    assert not hasattr(compiled[3], "_orig_mod") and compiled[3]._compiled_call_impl is None  # the plain model comes back
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="inductor compiles for minutes on a CPU; run on a CUDA machine")
+def test_compile_with_inductor_on_cuda_takes_a_finite_step():
+    split = make_split()
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    config = small_config(epochs=1, micro_batch=8, grad_accum=1, warmup_steps=0, compile=True)
+    _, result = engine.train(loaded.model, tok, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), config, device="cuda")
+    assert result.optimizer_steps == 1 and np.isfinite(result.history[0]["train_loss"])
+
+
+def test_compile_where_torch_cannot_is_one_sentence(monkeypatch):
+    import torch._dynamo
+
+    from bench.errors import BenchError
+
+    monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
+    split = make_split()
+    loaded = tiny_model(split)
+    tok = loaded.tokenizer
+    with pytest.raises(BenchError, match=r"^compile=true needs torch.compile, which torch .* set compile=false\.$"):
+        engine.train(loaded.model, tok, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), small_config(compile=True))
+
+
+def test_length_grouped_training_is_reproducible():
+    split = make_split()
+    a = one_step(split, micro_batch=4, grad_accum=2)
+    b = one_step(split, micro_batch=4, grad_accum=2)
+    assert_same_step(a, b)
+
+
+def test_speed_settings_are_method_settings():
+    from bench import registry
+    from methods.llm.base import LLMConfig
+
+    c = LLMConfig()
+    assert (c.group_by_length, c.compile, c.gradient_checkpointing) == (True, False, False)
+    cls = registry.load_class("cft")
+    config = registry.build_config(cls, {"group_by_length": "false", "compile": "true", "gradient_checkpointing": "on"})
+    assert (config.group_by_length, config.compile, config.gradient_checkpointing) == (False, True, True)
+    shared = {f.name for f in dataclasses.fields(engine.TrainConfig)} & {f.name for f in dataclasses.fields(LLMConfig)}
+    assert {"group_by_length", "compile", "gradient_checkpointing"} <= shared  # copied to the loop by name
+    with pytest.raises(ValueError, match="compile must be true or false, not 'yes'"):
+        LLMConfig(compile="yes")
+
+
+def test_models_load_with_sdpa_attention_and_say_so():
+    split = make_split()
+    loaded = tiny_model(split)
+    assert loaded.model.config._attn_implementation == "sdpa"
+    facts = models.model_facts(loaded, "cpu", lora=False)
+    assert (facts["attn_implementation"], facts["mixed_precision"], facts["dtype"]) == ("sdpa", "no", "float32")
+    assert models.model_facts(loaded, "cuda:0", lora=False)["mixed_precision"] == "bf16"
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ TINY_LR = 3e-3
 PRETRAINED_LR = 1e-4
 GROUNDINGS = ("interleaved", "original")
 DECODINGS = ("grounded", "constrained")
+SEARCHES = ("own", "transformers")  # methods.llm.decode.SEARCHES
 WEIGHTINGS = ("linear", "reciprocal")  # methods.llm.loss.WEIGHTINGS (loss imports torch: describing a method stays light)
 
 
@@ -73,12 +74,16 @@ class LLMConfig:
     lora_alpha: int = 16  # LoRA scaling: the adapter's update is multiplied by lora_alpha / lora_r
     lora_dropout: float = 0.05  # dropout on the LoRA adapters' input
     lora_targets: str = "q_proj,v_proj"  # comma-separated module names that get LoRA adapters
+    group_by_length: bool = True  # micro-batches of similar-length examples, their order shuffled with the seed (less padding; false: the plain shuffled order)
+    compile: bool = False  # torch.compile the training step (dynamic shapes; refused where torch.compile is unavailable)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, one more forward pass
     label_layout: str = "quoted"  # "quoted": the response is the quoted title + EOS (reference CFT code); "title-close": the opening quote ends the prompt
     decoding: str = "grounded"  # "grounded": free beam search + L2 grounding to a full ranking; "constrained": beam search over catalogue titles, the list is its finished beams
     grounding: str = "interleaved"  # decoding=grounded: "interleaved" merges every beam's L2 ranking; "original": beam 0 only
     num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded; constrained: the list, D3 used 10)
     max_new_tokens: int = 128  # most tokens generated per title
     eval_batch_size: int = 8  # prompts per decoding batch (titles are embedded 4x as many at once)
+    search: str = "own"  # beam search implementation: "own" (methods.llm.beam: one prefill per prompt, the trie as tensors) or "transformers" (model.generate, the reference; equal results)
 
     def __post_init__(self):
         """Impossible settings fail when the run is planned, before anything trains."""
@@ -102,9 +107,13 @@ class LLMConfig:
             raise ValueError(f"lr must be positive, not {self.lr}")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
+        for name in ("group_by_length", "compile", "gradient_checkpointing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name, values in (
             ("label_layout", LAYOUTS),
             ("decoding", DECODINGS),
+            ("search", SEARCHES),
             ("grounding", GROUNDINGS),
             ("weighting", WEIGHTINGS),
         ):
@@ -239,6 +248,7 @@ class LLMMethod(Method):
             batch_size=cfg.eval_batch_size,
             progress=self.context.progress,
             layout=cfg.label_layout,
+            search=cfg.search,
         )
         generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
         return items, invalid, generations
@@ -260,6 +270,7 @@ class LLMMethod(Method):
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.eval_batch_size,
             progress=self.context.progress,
+            search=cfg.search,
         )
         invalid = count_invalid(beams, self.titles, layout=cfg.label_layout)
         if self._item_embeddings is None:

