@@ -38,7 +38,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
-# the inner loop: everything but the end-to-end runs that train models or launch processes (under a minute)
+# the inner loop: the unit tests, without the end-to-end files and tests marked slow (under a minute)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 

@@ -8,6 +8,19 @@ import pytest
 from bench.data.cards import DatasetCard
 from bench.data.split import Catalogue, Samples, Split
 
+# Files whose tests train models, prepare datasets or start processes: `make test` runs them,
+# `make test-fast` (the inner loop, under a minute) leaves them out with the tests marked slow.
+END_TO_END = {
+    "test_analyses.py", "test_data.py", "test_distributed.py", "test_jobs.py", "test_llm_defaults.py",
+    "test_llm_engine.py", "test_recbole.py", "test_report.py", "test_store.py",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in END_TO_END:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
