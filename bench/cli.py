@@ -559,7 +559,12 @@ def report(
 
 
 def main() -> None:
-    app()
+    from bench import distributed
+
+    try:
+        app()
+    finally:  # a launched job's processes leave their group before exit, on success and on failure
+        distributed.destroy_group()
 
 
 if __name__ == "__main__":

@@ -80,6 +80,10 @@ class Method(ABC):
     description: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     Config: ClassVar[type] = NoConfig
+    # settings added after runs of this version were stored, {field: (value, keyed as)}: at that
+    # value the setting computes what the method computed before, so the run key hashes it as
+    # `keyed as` (None: left out) and the stored runs keep their keys (bench.plan.Planned.key_config)
+    key_aliases: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -35,6 +35,21 @@ class Planned:
     def label(self) -> str:
         return run_label(self.name, self.overrides)
 
+    @property
+    def key_config(self) -> dict:
+        """The resolved config as the run key hashes it. A method's `key_aliases` ({field: (value,
+        keyed as)}) name settings added after runs were stored: at `value` the setting computes
+        what the method computed before it existed (up to rounding), so it is keyed as `keyed as`
+        (None: left out), and those stored runs keep their keys."""
+        out = dict(self.resolved)
+        for name, (value, keyed_as) in getattr(self.cls, "key_aliases", {}).items():
+            if name in out and out[name] == value:
+                if keyed_as is None:
+                    del out[name]
+                else:
+                    out[name] = keyed_as
+        return out
+
 
 def parse_grid(pairs: list[str]) -> dict[str, dict[str, list[str]]]:
     """["cft.alpha=0.05,0.1"] -> {"cft": {"alpha": ["0.05", "0.1"]}}."""

@@ -33,7 +33,7 @@ class Evaluation:
     history: tuple[str, ...] = ()  # conditions the test samples are evaluated again under (bench.history)
 
     def key(self, p: Planned, split_hash: str, seed: int) -> str:
-        return run_key(p.name, p.cls.version, p.resolved, split_hash, seed, self.test.limit, self.test.tag)
+        return run_key(p.name, p.cls.version, p.key_config, split_hash, seed, self.test.limit, self.test.tag)
 
     def valid_done(self, stored) -> bool:
         """Whether a stored run already holds the validation scores and history conditions asked for."""
@@ -264,6 +264,7 @@ def run_benchmark(
         split = load_dataset(dataset, console, show_progress)
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
+    distributed.init_group(device)  # a launched job: one group per command, its backend the device's
     records, failures, busy_skipped = [], [], []
     with make_progress(console, enabled=show_progress) as progress:
         overall = progress.add_task("runs", total=len(planned) * len(seeds))

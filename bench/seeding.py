@@ -24,7 +24,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(device: str) -> str:
     """ "auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda" without a GPU is an error; in a
-    launched multi-process job "auto" and "cuda" mean the process's own GPU, cuda:LOCAL_RANK."""
+    launched multi-process job "auto" and "cuda" mean the process's own GPU, cuda:LOCAL_RANK, and
+    "cuda:N" is refused (it would put every process on GPU N)."""
     from bench.errors import BenchError
 
     if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:[0-9]+)?", device):
@@ -37,10 +38,16 @@ def resolve_device(device: str) -> str:
         if device == "auto":
             return "cpu"
         raise BenchError(f"--device {device} was asked for but no GPU is visible; use --device cpu or --device auto.")
-    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
-        raise BenchError(f"--device {device} does not exist: {torch.cuda.device_count()} GPU(s) visible.")
     from bench.distributed import launched_processes
 
+    if device.startswith("cuda:") and launched_processes() > 1:
+        # one GPU named for every process would put all of them on it: each process owns its own
+        raise BenchError(
+            f"--device {device} names one GPU for every process of a launched job; use --device cuda (or auto): "
+            "each process then uses the GPU of its local rank, and CUDA_VISIBLE_DEVICES chooses which GPUs the job sees."
+        )
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise BenchError(f"--device {device} does not exist: {torch.cuda.device_count()} GPU(s) visible.")
     if device in ("auto", "cuda") and launched_processes() > 1:
         # under `accelerate launch` / torchrun each process owns the GPU of its local rank
         local = int(os.environ.get("LOCAL_RANK", "0"))

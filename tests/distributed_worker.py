@@ -3,7 +3,9 @@ fit a method (an LLM method with epochs=0: the deterministic tiny model as built
 runner predict the synthetic test split, once with the real decoder and once with a stub decoder
 whose first item is the position of each prompt in the whole test split (so the gathered order
 shows exactly); each rank writes the lists it holds after gathering. pop (a score method) has no
-decoder to stub: its lists and ranks are compared as they are."""
+decoder to stub: its lists and ranks are compared as they are.
+
+`train MICRO_BATCH GRAD_ACCUM - OUT`: train the tiny model data-parallel and save each rank's weights."""
 
 from __future__ import annotations
 
@@ -65,13 +67,43 @@ def recommend(name: str, n_test: int, cache_dir: Path, work_dir: Path) -> dict:
     }
 
 
+def train_tiny(micro_batch: int, grad_accum: int, device_batch: int = 0) -> dict:
+    """Train the tiny model for one epoch on 32 synthetic examples with the CFT loss (the training
+    loop joins the launched job's process group through accelerate, data-parallel when launched);
+    the trained weights by name."""
+    from conftest import make_split
+    from test_llm_engine import cf_prompt_of, encoded, tiny_model
+
+    from methods.llm import train as engine
+
+    split = make_split()
+    loaded = tiny_model(split)
+    examples = encoded(split, loaded.tokenizer)[:32]
+    config = engine.TrainConfig(
+        epochs=1, micro_batch=micro_batch, grad_accum=grad_accum, device_batch=device_batch, alpha=0.1, beta=0.25, lr=1e-3,
+        warmup_steps=1, seed=0,
+    )  # fmt: skip
+    model, result = engine.train(loaded.model, loaded.tokenizer, examples, [], cf_prompt_of(split, loaded.tokenizer), config)
+    return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()}, "steps": result.optimizer_steps}
+
+
 if __name__ == "__main__":
     import os
 
     import torch
 
+    from bench import distributed
+
     torch.set_num_threads(1)
-    name, n_test, cache_dir, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     rank = int(os.environ["RANK"])
-    result = recommend(name, n_test, cache_dir, out_dir / f"work-{rank}")
-    (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
+    try:
+        if sys.argv[1] == "train":
+            out_dir = Path(sys.argv[4])
+            trained = train_tiny(int(sys.argv[2]), int(sys.argv[3]))
+            torch.save(trained, out_dir / f"trained{rank}.pt")
+        else:
+            name, n_test, cache_dir, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+            result = recommend(name, n_test, cache_dir, out_dir / f"work-{rank}")
+            (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        distributed.destroy_group()  # as the command line does: leave the group before exit

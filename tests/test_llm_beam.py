@@ -274,6 +274,41 @@ def test_constrained_search_equals_transformers_on_prefix_titles(tiny):
     assert_same_search(model, tok, PROMPTS, num_beams=4, num_return=4, max_new_tokens=8, length_penalty=0.0, trie=single)
 
 
+@pytest.fixture
+def tiny_eager(tmp_path_factory):
+    """The tiny model with eager attention (its 4-D masks are additive floats, not booleans)."""
+    loaded = load_tiny([*TITLES, *PROMPTS], tmp_path_factory.mktemp("cache"), seed=0)
+    loaded.model.set_attn_implementation("eager")
+    assert loaded.model.config._attn_implementation == "eager"
+    return loaded.model.eval(), loaded.tokenizer
+
+
+def test_searches_equal_with_eager_attention(tiny_eager):
+    """The attention masks made once per search in eager attention's format: the same beams."""
+    model, tok = tiny_eager
+    trie = TitleTrie(tok, random_titles(60, seed=3), layout="title-close")
+    assert_same_search(model, tok, PROMPTS, num_beams=6, num_return=6, max_new_tokens=20, length_penalty=0.0, trie=trie)
+    assert_same_search(model, tok, PROMPTS, num_beams=4, num_return=3, max_new_tokens=12, length_penalty=1.0)
+
+
+def test_searches_equal_when_the_model_makes_its_masks(tiny, monkeypatch):
+    """An attention whose mask is not a 4-D tensor (flash attention takes the 2-D mask): the
+    search passes views of a 2-D mask made once and the model makes its masks at every step."""
+    import methods.llm.beam as beam
+
+    monkeypatch.setattr(beam, "create_causal_mask", lambda **kw: kw["attention_mask"])
+    model, tok = tiny
+    ranks = []
+    hook = model.register_forward_pre_hook(lambda _m, _a, kw: ranks.append(kw["attention_mask"].dim()), with_kwargs=True)
+    try:
+        trie = TitleTrie(tok, TITLES, layout="title-close")
+        assert_same_search(model, tok, PROMPTS, num_beams=5, num_return=5, max_new_tokens=16, length_penalty=0.0, trie=trie)
+        assert_same_search(model, tok, PROMPTS, num_beams=3, num_return=3, max_new_tokens=10, length_penalty=1.0)
+    finally:
+        hook.remove()
+    assert ranks and set(ranks) == {2}
+
+
 @pytest.mark.parametrize("stop_lag", [2])
 def test_late_stopping_test_changes_nothing(tiny, stop_lag):
     """Reading the stopping test some steps late (as on a GPU) runs steps after the stop, which

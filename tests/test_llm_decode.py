@@ -152,6 +152,41 @@ def test_embed_texts_unchanged_by_padding(tiny):
     assert torch.allclose(alone[0], ref, atol=1e-5)
 
 
+def _embed_one_text_at_a_time(model, tok, texts: list[str], batch_size: int) -> torch.Tensor:
+    """embed_texts as it was before it tokenised in one call: one tokenizer call per text, the
+    batches filled row by row."""
+    eos = tok.eos_token_id
+    rows = [tok(t, add_special_tokens=False)["input_ids"] or [eos] for t in texts]
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
+    out = torch.empty((len(rows), model.config.hidden_size), dtype=torch.float32)
+    decoder = model.get_decoder()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            batch = order[s : s + batch_size]
+            width = max(len(rows[i]) for i in batch)
+            ids = torch.full((len(batch), width), eos, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for j, i in enumerate(batch):
+                ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
+                mask[j, : len(rows[i])] = 1
+            h = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+            out[torch.tensor(batch)] = h[torch.arange(len(batch)), mask.sum(dim=1) - 1].float()
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_embed_texts_equals_tokenising_one_text_at_a_time(tiny, batch_size):
+    """One tokenizer call for the whole list: bitwise the embeddings of the per-text path, an empty
+    text (embedded as EOS), quotes, non-ASCII and repeated texts included."""
+    model, tok = tiny
+    model.eval()
+    texts = [*TITLES, "", "Red toy", " leading space", "Ünïcödé — title", "A much longer text than the other one, by far"]
+    texts += [f"{t} ({year})" for t, year in zip(TITLES, range(1990, 1996))]
+    got = embed_texts(model, tok, texts, batch_size=batch_size)
+    assert torch.equal(got, _embed_one_text_at_a_time(model, tok, texts, batch_size))
+    assert embed_texts(model, tok, [], batch_size=batch_size).shape == (0, model.config.hidden_size)
+
+
 def _line(xs) -> torch.Tensor:
     """Points on a line embedded in 3-d, so distances are |x - y|."""
     x = torch.tensor(xs, dtype=torch.float32)

@@ -47,6 +47,7 @@ import numpy as np
 
 from bench.data.split import Samples
 from bench.method import INSPECT, Context, Method, Recommendations
+from methods.llm.precision import AUTO, PRECISIONS
 from methods.llm.prompts import LAYOUTS
 
 TINY_LR = 3e-3
@@ -62,8 +63,10 @@ class LLMConfig:
     model: str = "Qwen/Qwen2-0.5B"  # the paper's backbone; a Hugging Face id, a local folder, "smollm2-135m" (offline) or "tiny" (random, tests and smoke runs)
     epochs: int = 3  # 0 = no fine-tuning: evaluate the model as loaded
     lr: float | None = None  # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
-    micro_batch: int = 16  # examples per forward/backward pass on each device
-    grad_accum: int = 4  # effective batch 64 on one device
+    micro_batch: int = 16  # examples whose loss is normalised together (the protocol's micro-batch)
+    grad_accum: int = 4  # micro-batches per optimiser step: effective batch 64 on one device
+    device_batch: int = 0  # examples per forward/backward pass: k micro-batches, k dividing grad_accum (the same gradient, fewer kernels); 0: 1 micro-batch on a CPU, by free memory on a GPU (methods.llm.sizing)
+    precision: str = "auto"  # "auto" (fp32 on a CPU, bf16-mixed on a GPU), "fp32", "bf16-mixed" (fp32 master weights, bf16 autocast) or "bf16-pure" (bf16 weights and AdamW state, the reference code's; methods.llm.precision)
     warmup_steps: int = 20  # optimiser steps of linear learning-rate warm-up (then linear decay to 0)
     patience: int = 1  # epochs without validation improvement before stopping; 0 = never
     cutoff: int = 1024  # tokens; longer examples drop their oldest history titles
@@ -82,7 +85,7 @@ class LLMConfig:
     grounding: str = "interleaved"  # decoding=grounded: "interleaved" merges every beam's L2 ranking; "original": beam 0 only
     num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded; constrained: the list, D3 used 10)
     max_new_tokens: int = 128  # most tokens generated per title
-    eval_batch_size: int = 8  # prompts per decoding batch (titles are embedded 4x as many at once)
+    eval_batch_size: int = 0  # prompts per decoding batch (titles are embedded 4x as many at once); 0: 8 on a CPU, by free memory on a GPU (methods.llm.sizing)
     search: str = "own"  # beam search implementation: "own" (methods.llm.beam: one prefill per prompt, the trie as tensors) or "transformers" (model.generate, the reference; equal results)
 
     def __post_init__(self):
@@ -98,7 +101,8 @@ class LLMConfig:
             ("max_valid_samples", 0),
             ("num_beams", 1),
             ("max_new_tokens", 1),
-            ("eval_batch_size", 1),
+            ("eval_batch_size", 0),
+            ("device_batch", 0),
             ("lora_r", 1),
         ):
             if getattr(self, name) < low:
@@ -116,6 +120,7 @@ class LLMConfig:
             ("search", SEARCHES),
             ("grounding", GROUNDINGS),
             ("weighting", WEIGHTINGS),
+            ("precision", PRECISIONS),
         ):
             value = getattr(self, name, None)
             if value is not None and value not in values:
@@ -131,6 +136,9 @@ class LLMMethod(Method):
 
     version = "2"  # 2: model Qwen/Qwen2-0.5B, label_layout "quoted", bigrec on all samples, decoding a setting
     Config = LLMConfig
+    # settings added after version 2's runs were stored, keyed as those runs were (bench.plan):
+    # at these values a setting trains and decodes what it did before it existed, up to rounding
+    key_aliases = {"precision": (AUTO, None), "device_batch": (0, None), "eval_batch_size": (0, 8)}
 
     @classmethod
     def preflight(cls, config: LLMConfig) -> None:
@@ -150,15 +158,18 @@ class LLMMethod(Method):
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
+        from methods.llm.precision import Precision
         from methods.llm.train import TrainConfig
         from methods.llm.train import train as train_model
 
         cfg = self.config
         self.context = context
         self.titles = list(context.items.titles)
+        precision = Precision.resolve(cfg.precision, context.device)
         loaded = models.load_model(
             cfg.model,
             context.device,
+            dtype=precision.weights_dtype,
             cache_dir=context.cache_dir,
             tiny_texts=models.tiny_training_texts(context.card, self.titles) if cfg.model == models.TINY else None,
             seed=context.seed,
@@ -192,8 +203,9 @@ class LLMMethod(Method):
         )
         loaded.model = model
         self.loaded = loaded
-        self.model = model.to(_device(context.device))
+        self.model = model.to(_device(context.device), dtype=precision.decode_dtype)  # cast once for decoding
         self.facts = models.model_facts(loaded, context.device, cfg.lora)
+        self.facts.update(precision.facts())
         self.facts.update(
             lr=lr,
             train_samples=len(train_examples),
@@ -233,6 +245,20 @@ class LLMMethod(Method):
         ]
         return Recommendations(items=out, invalid=np.asarray(invalid, dtype=np.int32), examples=inspect)
 
+    def decode_batch(self, prompt_texts: list[str]) -> int:
+        """Prompts per decoding batch: eval_batch_size, or when it is 0 the device's choice
+        (methods.llm.sizing: 8 on a CPU, by free memory on a GPU)."""
+        from methods.llm import sizing
+
+        cfg = self.config
+        if cfg.eval_batch_size:
+            return cfg.eval_batch_size
+        free = sizing.free_memory(str(next(self.model.parameters()).device))
+        if free is None or not prompt_texts:
+            return sizing.CPU_DECODE_BATCH
+        longest = max(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts[:256])
+        return sizing.decode_batch(sizing.Shape.of(self.model), longest, cfg.num_beams, cfg.max_new_tokens, free)
+
     def _constrained(self, prompt_texts: list[str]):
         """(items, invalid counts, generations of the first INSPECT prompts) by constrained beam search."""
         from methods.llm.decode import constrained_beam_search
@@ -245,7 +271,7 @@ class LLMMethod(Method):
             self.titles,
             num_beams=cfg.num_beams,
             max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.eval_batch_size,
+            batch_size=self.decode_batch(prompt_texts),
             progress=self.context.progress,
             layout=cfg.label_layout,
             search=cfg.search,
@@ -268,18 +294,22 @@ class LLMMethod(Method):
             num_beams=cfg.num_beams,
             num_return=cfg.num_beams,
             max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.eval_batch_size,
+            batch_size=self.decode_batch(prompt_texts),
             progress=self.context.progress,
             search=cfg.search,
         )
         invalid = count_invalid(beams, self.titles, layout=cfg.label_layout)
         if self._item_embeddings is None:
             self._item_embeddings = embed_texts(
-                self.model, self.tokenizer, self.titles, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
+                self.model,
+                self.tokenizer,
+                self.titles,
+                batch_size=4 * self.decode_batch(prompt_texts),
+                progress=self.context.progress,
             )
         flat = [prompts.title_from_generation(text, layout=cfg.label_layout) for row in beams for text in row]
         generated = embed_texts(
-            self.model, self.tokenizer, flat, batch_size=4 * cfg.eval_batch_size, progress=self.context.progress
+            self.model, self.tokenizer, flat, batch_size=4 * self.decode_batch(prompt_texts), progress=self.context.progress
         )
         # distances on the model's device (a GPU when there is one); embeddings stay float32
         device = next(self.model.parameters()).device

@@ -32,11 +32,22 @@ import numpy as np
 from methods.llm.examples import Example
 
 
-def collate(examples: list[Example], cf_prompt: list[int], pad_id: int, counterfactual: bool) -> dict:
+def collate(
+    examples: list[Example], cf_prompt: list[int], pad_id: int, counterfactual: bool, micro_batch: int | None = None
+) -> dict:
     """Right-padded factual (and counterfactual) sequences with their label coordinates: the
     hidden state at column c predicts the token at column c + 1, so a response occupying columns
-    [P, P + R) is predicted from columns [P - 1, P + R - 1)."""
+    [P, P + R) is predicted from columns [P - 1, P + R - 1).
+
+    Beside them, what the loss needs without reading a device value on the host: each label
+    token's position in its example (`label_pos`, t - 1) and its example's label count
+    (`label_len`), the micro-batch each label token belongs to (`chunk`: a pass of several
+    micro-batches holds consecutive runs of `micro_batch` examples, the last one possibly short;
+    all 0 without `micro_batch`), and as plain ints `n_chunks` and `n_tokens` (the real tokens of
+    the factual and counterfactual sequences, for throughput)."""
     import torch
+
+    micro_batch = micro_batch or len(examples)
 
     def pack(prefixes: list[list[int]]):
         seqs = [p + e.response for p, e in zip(prefixes, examples)]
@@ -59,10 +70,16 @@ def collate(examples: list[Example], cf_prompt: list[int], pad_id: int, counterf
         "cols": cols,
         "labels": torch.tensor([t for e in examples for t in e.response]),
         "example_index": rows.clone(),
+        "label_pos": torch.tensor([t for e in examples for t in range(len(e.response))]),
+        "label_len": torch.tensor([len(e.response) for e in examples for _ in e.response]),
+        "chunk": torch.tensor([b // micro_batch for b, e in enumerate(examples) for _ in e.response]),
+        "n_chunks": -(-len(examples) // micro_batch),
+        "n_tokens": sum(len(e.prompt) + len(e.response) for e in examples),
     }
     if counterfactual:
         cf_ids, cf_mask, cf_rows, cf_cols = pack([list(cf_prompt)] * len(examples))
         batch.update(cf_input_ids=cf_ids, cf_attention_mask=cf_mask, cf_rows=cf_rows, cf_cols=cf_cols)
+        batch["n_tokens"] += sum(len(cf_prompt) + len(e.response) for e in examples)
     return batch
 
 
@@ -78,14 +95,32 @@ class EpochBatches:
     No `set_epoch` method on purpose: accelerate's DataLoaderShard would call it with its own
     iteration count at every pass, overriding `epoch` (which a resumed run sets itself)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True, lengths=None, megabatch: int = MEGABATCH):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        lengths=None,
+        megabatch: int = MEGABATCH,
+        per_pass: int = 1,
+    ):
         if lengths is not None and len(lengths) != n:
             raise ValueError(f"lengths holds {len(lengths)} values for {n} examples")
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self.megabatch = megabatch
+        self.per_pass = per_pass  # micro-batches joined into one forward/backward pass (passes())
         self.drop_last = False  # read by accelerate when it shards the sampler
         self.epoch = 0
+
+    def passes(self) -> list[list[int]]:
+        """This epoch's forward/backward passes: runs of `per_pass` consecutive micro-batches of
+        batches() joined (the last pass may hold fewer). The micro-batches stay what they are, so
+        the loss, normalised per micro-batch (methods.llm.loss.pass_loss), does not change."""
+        mbs = self.batches()
+        k = self.per_pass
+        return [sum(mbs[i : i + k], []) for i in range(0, len(mbs), k)]
 
     def batches(self) -> list[list[int]]:
         """This epoch's micro-batches, in order."""
@@ -111,10 +146,10 @@ class EpochBatches:
         return [b.tolist() for b in full + short]
 
     def __iter__(self):
-        yield from self.batches()
+        yield from self.passes()
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return math.ceil(math.ceil(self.n / self.batch_size) / self.per_pass)
 
 
 def padding(widths_of, batches: list[list[int]]) -> tuple[int, int]:

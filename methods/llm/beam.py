@@ -1,6 +1,6 @@
 """Batched beam search for the LLM methods (decode.py's `search="own"`), free or constrained to a
 title trie, with the results of transformers' beam search (GenerationMixin._beam_search,
-transformers 5.23) and a fraction of its cost.
+transformers 5.24) and a fraction of its cost.
 
 Where it differs from `model.generate(num_beams=...)`:
 - the prompt prefill runs once per prompt (left-padded batch, its attention mask, position ids
@@ -12,10 +12,23 @@ Where it differs from `model.generate(num_beams=...)`:
   copies the whole cache twice a step (appending a token, reordering);
 - the constraint is the title trie flattened into tensors on the model's device (`FlatTrie`: per
   node a range of its allowed tokens and their child nodes), applied per step by a few gathers and
-  one scatter, with no Python per beam; transformers calls `prefix_allowed_tokens_fn` once per beam
-  per step (a device synchronisation per call on a GPU);
+  two scatters into one vocabulary-wide -inf buffer per search (`_TrieMask`), with no Python per
+  beam; transformers calls `prefix_allowed_tokens_fn` once per beam per step (a device
+  synchronisation per call on a GPU) and allocates a fresh mask per step;
+- padded prompts: the attention masks of the prefill and of every step are made once per search
+  (`_Masks`, by transformers' own `create_causal_mask`) and passed as 4-D masks the model takes
+  as they are; given a 2-D mask, transformers concatenates a column to it and rebuilds the 4-D
+  mask at every step, after reading on the host whether it could leave it out;
 - the loop synchronises with the host once per step, for the stopping test only, and on a GPU reads
   that test one step late (the step run after the stop is discarded on the device).
+
+Host-sync budget (tests/test_llm_decode_syncs.py counts them with bench.syncs, on the CPU): per
+search at most one sync per model forward (the stopping test; the prefill's forward counts as
+step 0) plus two: the padding test before the prefill (is there any padding, i.e. a mask at all)
+and the length of the returned beams at the end: a search of n forwards makes at most n + 2
+syncs. With an attention that takes no 4-D mask (flash, flex) or a model with sliding-window
+layers, transformers adds its own, one per step with padding (see `_Masks`).
+The model is called with `cache=` (transformers >= 5.24; `past_key_values=` goes in 5.40).
 
 Everything else is transformers' algorithm step by step, with the same tensor operations on tensors
 of the same shapes, so that equal log-probabilities give bitwise equal choices, ties included:
@@ -43,6 +56,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.masking_utils import create_causal_mask
 
 NEG = -1.0e9  # transformers' "minus infinity" for beam bookkeeping
 DEAD = 0  # FlatTrie node of sequences off the trie or past a title's EOS: EOS only
@@ -119,17 +133,27 @@ class FlatTrie:
         return tokens, children
 
 
-def _constrain(log_probs: torch.Tensor, tokens: torch.Tensor, num_beams: int) -> torch.Tensor:
+class _TrieMask:
     """transformers' PrefixConstrainedLogitsProcessor on (batch * beams, vocab) log-probs, with the
-    allowed tokens as a padded table (padding = vocab)."""
-    rows, vocab = log_probs.shape
-    mask = torch.full((rows, vocab + 1), -float("inf"), dtype=log_probs.dtype, device=log_probs.device)
-    mask.scatter_(1, tokens, 0.0)
-    mask = mask[:, :vocab]
-    processed = log_probs + mask
-    # a prompt whose beams all have only -inf allowed scores gets the bare mask (score 0 each)
-    unsatisfiable = processed.amax(dim=-1).isneginf().view(-1, num_beams).all(dim=-1, keepdim=True)
-    return torch.where(unsatisfiable.repeat_interleave(num_beams, dim=0), mask, processed)
+    allowed tokens as a padded table (padding = vocab). The -inf mask over the vocabulary is one
+    buffer per search: each step sets the last step's allowed tokens back to -inf and zeroes the
+    new ones (two scatters of the table's size; no vocabulary-wide allocation or write)."""
+
+    def __init__(self, batch: int, num_beams: int, vocab: int, dtype: torch.dtype, device):
+        self.rows, self.vocab = batch * num_beams, vocab
+        self.buffer = torch.full((self.rows, vocab + 1), -float("inf"), dtype=dtype, device=device)
+        self.mask = self.buffer.view(batch, num_beams, vocab + 1)[:, :, :vocab]
+        self.zeroed: torch.Tensor | None = None  # the tokens the buffer holds zeros at
+
+    def __call__(self, log_probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        if self.zeroed is not None:
+            self.buffer.scatter_(1, self.zeroed, -float("inf"))
+        self.buffer.scatter_(1, tokens, 0.0)
+        self.zeroed = tokens
+        processed = log_probs.view(self.mask.shape) + self.mask
+        # a prompt whose beams all have only -inf allowed scores gets the bare mask (score 0 each)
+        unsatisfiable = processed.amax(dim=(1, 2), keepdim=True).isneginf()
+        return torch.where(unsatisfiable, self.mask, processed).view(self.rows, self.vocab)
 
 
 def _next_nodes(cand_beams, cand_tokens, tokens, children, batch: int, num_beams: int) -> torch.Tensor:
@@ -207,6 +231,71 @@ def _beam_cache(cache: DynamicCache, num_beams: int, room: int) -> DynamicCache:
 
 
 # ----------------------------------------------------------------------------------------------
+# the attention masks of a padded batch
+
+
+class _Masks:
+    """The attention masks of a search over left-padded prompts, made once per search: `prefill`
+    for the prompts' forward, and `step(t)` for step t, a view of one buffer that covers the prompt
+    and all generated tokens of every beam.
+
+    Given a 2-D mask, the model makes its 4-D mask at every forward, and before that it tests
+    whether the mask can be left out for the SDPA kernels (`masking_utils._ignore_causal_mask_sdpa`:
+    `fast_all(padding_mask)`, read on the host): one host sync per step. A 4-D mask the model takes
+    as it is (`create_causal_mask` returns a prepared 4-D mask unchanged), so the masks are made
+    here, once per search, by `create_causal_mask` itself with that test turned off
+    (`allow_is_causal_skip=False`), in the format of the model's attention (booleans for SDPA,
+    0 / dtype minimum for eager): the prefill's (batch, 1, prompt, prompt) mask, the one the model
+    would make, and the mask of the last generated position, (batch * beams, 1, 1, prompt +
+    steps), whose first `prompt + t` columns are step t's mask (every earlier key is causally
+    visible to the step's query). The values are those the model would make.
+
+    Otherwise the buffer is the 2-D mask, and the model makes its masks, and syncs, at every step:
+    for an attention whose mask is not a 4-D tensor (flash attention takes the 2-D mask and tests
+    it with `.all()`, flex attention a BlockMask) and for models with other than full-attention
+    layers (sliding windows: the model makes one mask per layer type)."""
+
+    def __init__(self, model, attention_mask: torch.Tensor, cache: DynamicCache, num_beams: int, steps: int):
+        batch, self.prompt = attention_mask.shape
+        self.num_beams, self.steps = num_beams, steps
+        # the 2-D mask of the prompts and every generated token
+        self.full = attention_mask.new_ones((batch, self.prompt + steps))
+        self.full[:, : self.prompt] = attention_mask
+        self.prefill = attention_mask
+        self.prepared: tuple | None = None  # (config, dtype) when the masks are made here
+        self.buffer: torch.Tensor | None = None
+        if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
+            config = model.config.get_text_config(decoder=True)
+            dtype = model.get_input_embeddings().weight.dtype
+            prefill = _causal_mask(config, dtype, attention_mask, cache, self.prompt)
+            if isinstance(prefill, torch.Tensor) and prefill.dim() == 4:
+                self.prefill, self.prepared = prefill.contiguous(), (config, dtype)
+
+    def prefilled(self, cache: DynamicCache) -> None:
+        """Make the steps' buffer, `cache` holding the prompts (one row per prompt)."""
+        if self.prepared is None:
+            buffer = self.full
+        else:  # the queries of all steps after the prompt; the last one's row
+            buffer = _causal_mask(*self.prepared, self.full, cache, self.steps)[:, :, -1:]
+        self.buffer = buffer.repeat_interleave(self.num_beams, dim=0)
+        self.full = None
+
+    def step(self, t: int) -> torch.Tensor:
+        """Step t's mask (t >= 1: keys of the prompt and of t generated tokens)."""
+        return self.buffer[..., : self.prompt + t]
+
+
+def _causal_mask(config, dtype, attention_mask: torch.Tensor, cache: DynamicCache, q_length: int):
+    """transformers' mask for `q_length` queries after the tokens in `cache`, without its test for
+    a mask that can be left out (a host sync)."""
+    # create_causal_mask reads only the batch size, query length, dtype and device of the embeddings
+    embeds = torch.empty((attention_mask.shape[0], q_length, 0), dtype=dtype, device=attention_mask.device)
+    return create_causal_mask(
+        config=config, inputs_embeds=embeds, attention_mask=attention_mask, cache=cache, allow_is_causal_skip=False
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # the search
 
 
@@ -226,7 +315,7 @@ def _forward(model, input_ids, cache, position_ids, attention_mask, keep_last: b
     extra = {"logits_to_keep": 1} if keep_last else {}
     out = model(
         input_ids=input_ids,
-        past_key_values=cache,
+        cache=cache,
         position_ids=position_ids,
         attention_mask=attention_mask,
         use_cache=True,
@@ -273,19 +362,22 @@ def beam_search(
         raise ValueError(f"the trie is on {trie.device}, the prompts on {device}")
 
     # prefill, once per prompt (as generate prepares it: positions from the mask, no mask at all
-    # when there is no padding, logits of the last position only)
+    # when there is no padding, logits of the last position only); the padding test is the
+    # prefill's one host sync
     attention_mask = attention_mask.to(device=device, dtype=torch.long)
     positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    mask = None if bool((attention_mask == 1).all()) else attention_mask
-    keep_last = getattr(model, "_supports_logits_to_keep", lambda: False)()
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # as generate makes it
-    log_probs = _forward(model, input_ids, cache, positions, mask, keep_last)
+    masks = None if bool((attention_mask == 1).all()) else _Masks(model, attention_mask, cache, nb, steps)
+    keep_last = getattr(model, "_supports_logits_to_keep", lambda: False)()
+    log_probs = _forward(model, input_ids, cache, positions, None if masks is None else masks.prefill, keep_last)
     vocab = log_probs.shape[-1]
     log_probs = log_probs.repeat_interleave(nb, dim=0)
+    if masks is not None:
+        masks.prefilled(cache)
     cache = _beam_cache(cache, nb, steps)
-    position = positions[:, -1:].repeat_interleave(nb, dim=0)
-    if mask is not None:
-        mask = mask.repeat_interleave(nb, dim=0)
+    # the position of step t's input token (t >= 1) is column t - 1
+    step_positions = positions[:, -1:].repeat_interleave(nb, dim=0) + torch.arange(1, steps, device=device)
+    constrain = None if trie is None else _TrieMask(batch, nb, vocab, log_probs.dtype, device)
 
     running = torch.full((batch, nb, steps), fill, dtype=torch.long, device=device)
     running_scores = torch.zeros((batch, nb), dtype=torch.float32, device=device)
@@ -303,13 +395,12 @@ def beam_search(
 
     for t in range(steps):
         if t > 0:
-            position = position + 1
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_ones((rows, 1))], dim=-1)
-            log_probs = _forward(model, running[:, :, t - 1].reshape(rows, 1), cache, position, mask, keep_last)
+            mask = None if masks is None else masks.step(t)
+            inputs = running[:, :, t - 1].reshape(rows, 1)
+            log_probs = _forward(model, inputs, cache, step_positions[:, t - 1 : t], mask, keep_last)
         if trie is not None:
             allowed, children = trie.allowed(nodes.view(rows), t, pad=vocab)
-            log_probs = _constrain(log_probs, allowed, nb)
+            log_probs = constrain(log_probs, allowed)
         scores = (log_probs.view(batch, nb, vocab) + running_scores[:, :, None]).reshape(batch, nb * vocab)
 
         # top 2 * num_beams continuations over (beam, token)

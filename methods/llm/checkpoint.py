@@ -79,7 +79,7 @@ def load_trainable(model, state: dict) -> None:
 def fingerprint(config: TrainConfig, n_train: int, n_valid: int) -> dict:
     """What a checkpoint must match to be resumed: the training configuration (the progress bar
     label aside) and the sizes of the example sets."""
-    keep = {k: v for k, v in asdict(config).items() if k != "label"}
+    keep = {k: v for k, v in asdict(config).items() if k not in ("label", "device_batch")}  # a pass's size changes rounding only
     return dict(keep, n_train=n_train, n_valid=n_valid)
 
 

@@ -25,7 +25,7 @@ Both searches have two implementations, chosen by `search` (the methods' `search
   checkpoints carries sampling settings and a repetition penalty) is swapped for a blank one during
   the call, so nothing but the values set here takes part.
 
-Reading the beams of transformers 5's beam search (checked against 5.23; the own search returns
+Reading the beams of transformers 5's beam search (checked against 5.24; the own search returns
 the same): the search keeps `num_beams` result slots initialised to a score of -1e9, and the beams
 other than the first start at -1e9 too. When fewer titles than beams can be reached (a small
 catalogue or a short prefix), slots that no real beam filled come back, after the real ones,

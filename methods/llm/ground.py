@@ -35,12 +35,14 @@ def _decoder_of(model):
 
 def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32, progress=None) -> torch.Tensor:
     """(n, hidden) float32 on the CPU: the last layer's hidden state at the last token of each text,
-    tokenised alone without special tokens. Batches are right-padded and the last real position is
-    gathered through the attention mask, so positions and the causal context of every text are
-    those it has alone; a text with no tokens is embedded as the EOS token."""
+    tokenised alone without special tokens (the whole list in one tokenizer call, each text its
+    own unpadded sequence). Batches are right-padded and the last real position is gathered through
+    the attention mask, so positions and the causal context of every text are those it has alone;
+    a text with no tokens is embedded as the EOS token."""
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
-    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] or [eos] for t in texts]
+    encoded = tokenizer(list(texts), add_special_tokens=False, padding=False, truncation=False)["input_ids"] if texts else []
+    rows = [ids or [eos] for ids in encoded]
     order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
     out: torch.Tensor | None = None
     n_batches = (len(rows) + batch_size - 1) // batch_size
@@ -52,17 +54,15 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32, progre
             for s in range(0, len(order), batch_size):
                 batch = order[s : s + batch_size]
                 width = max(len(rows[i]) for i in batch)
-                ids = torch.full((len(batch), width), eos, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for j, i in enumerate(batch):
-                    ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
-                    mask[j, : len(rows[i])] = 1
+                ids = torch.tensor([rows[i] + [eos] * (width - len(rows[i])) for i in batch], dtype=torch.long)
+                lengths = torch.tensor([len(rows[i]) for i in batch], dtype=torch.long)
+                mask = (torch.arange(width) < lengths[:, None]).long()
                 ids, mask = ids.to(device), mask.to(device)
                 if decoder is not None:
                     h = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
                 else:
                     h = model(input_ids=ids, attention_mask=mask, use_cache=False, output_hidden_states=True).hidden_states[-1]
-                last = mask.sum(dim=1) - 1
+                last = (lengths - 1).to(h.device)
                 vec = h[torch.arange(len(batch), device=h.device), last].float().cpu()
                 if out is None:
                     out = torch.empty((len(rows), vec.shape[1]), dtype=torch.float32)

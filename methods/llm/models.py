@@ -21,7 +21,8 @@ Attention: every model is loaded with attn_implementation="sdpa" (PyTorch's fuse
 scaled_dot_product_attention) where transformers supports it for the architecture, else with
 transformers' default; `model_facts` records which one a run used.
 
-Dtype: bfloat16 on CUDA (the reference recipe trains in bf16), float32 on CPU. The pad token is
+Dtype: float32 unless the caller asks for another (`dtype`): the LLM methods load the dtype their
+`precision` trains in (methods.llm.precision: float32 master weights, bf16 only for bf16-pure). The pad token is
 EOS and the tokenizer pads on the left (generation); the training collator pads on the right itself.
 Models are returned on the CPU; the trainer (accelerate) or the caller places them.
 """
@@ -66,17 +67,20 @@ class LoadedModel:
     source: str  # where it came from: a cache folder, the GGUF file, the id
 
 
-def torch_dtype(device: str):
+def load_model(
+    name: str,
+    device: str = "cpu",
+    *,
+    dtype=None,
+    cache_dir: Path | None = None,
+    tiny_texts: list[str] | None = None,
+    seed: int = 0,
+) -> LoadedModel:
+    """Load `name` (see the module docstring) in `dtype` (float32 when None), on the CPU; `device`
+    is where it will run (the caller or the trainer places it)."""
     import torch
 
-    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-
-
-def load_model(
-    name: str, device: str = "cpu", *, cache_dir: Path | None = None, tiny_texts: list[str] | None = None, seed: int = 0
-) -> LoadedModel:
-    """Load `name` (see the module docstring) in the dtype for `device`, on the CPU."""
-    dtype = torch_dtype(device)
+    dtype = torch.float32 if dtype is None else dtype
     if name == TINY:
         if cache_dir is None or tiny_texts is None:
             raise ValueError("the tiny model needs cache_dir and tiny_texts (its tokenizer's training texts)")
@@ -305,6 +309,7 @@ def load_tiny(texts: list[str], cache_dir: Path, seed: int = 0) -> LoadedModel:
 
 def _build_tiny(texts: list[str], seed: int, folder: Path) -> None:
     import torch
+    from safetensors.torch import save_model
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -333,7 +338,12 @@ def _build_tiny(texts: list[str], seed: int, folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     with atomic_dir(folder, replace=False) as tmp:
         tokenizer.save_pretrained(tmp)
-        model.save_pretrained(tmp)
+        # the files save_pretrained writes, written by every process: under an initialised process
+        # group save_pretrained writes weights on global rank 0 only, and another process (or
+        # another node's cache) would be left with a folder without them
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # tied weights stored once
         (tmp / "done").write_text("ok\n")
 
 
@@ -344,19 +354,17 @@ def attention_implementation(model) -> str:
 
 
 def model_facts(loaded: LoadedModel, device: str, lora: bool) -> dict:
-    """What a result must say about the model that produced it: among them the weights' dtype,
-    the training loop's mixed precision (bf16 autocast on CUDA, methods.llm.train) and the
-    attention implementation."""
+    """What a result must say about the model that produced it: among them the weights' dtype as
+    decoded and the attention implementation (the LLM methods add the precision it was trained
+    in, methods.llm.precision.Precision.facts)."""
     model = loaded.model
     params = list(model.parameters())
-    cuda = str(device).startswith("cuda")
     return {
         "model": loaded.name,
         "model_source": loaded.source,
         "model_class": type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__,
         "parameters": int(sum(p.numel() for p in params)),  # parameters() counts tied weights once
         "dtype": str(params[0].dtype).replace("torch.", "") if params else "",
-        "mixed_precision": "bf16" if cuda else "no",  # accelerate's setting in the training loop
         "attn_implementation": attention_implementation(model),
         "device": str(device),
         "lora": bool(lora),

@@ -90,6 +90,8 @@ class TrainConfig:
     group_by_length: bool = True  # micro-batches of similar-length examples (methods.llm.batching); False: plain shuffled order
     compile: bool = False  # torch.compile the training module
     gradient_checkpointing: bool = False  # recompute each layer's activations in the backward pass (memory for time)
+    precision: str = "auto"  # methods.llm.precision: auto, fp32, bf16-mixed, bf16-pure
+    device_batch: int = 0  # examples per forward/backward pass (k micro-batches, k dividing grad_accum); 0: methods.llm.sizing
     seed: int = 0
     label: str = "train"  # progress bar label
 
@@ -105,6 +107,8 @@ class TrainResult:
     train_seconds: float = 0.0
     trainable_parameters: int = 0
     optimizer_steps: int = 0
+    precision: str = ""  # the resolved precision (methods.llm.precision)
+    device_batch: int = 0  # examples per forward/backward pass, as used
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -115,15 +119,18 @@ class TrainResult:
         return dict(asdict(self), tokens_per_s=round(self.tokens_per_s, 1))
 
 
-def make_accelerator(device: str, grad_accum: int):
-    """An Accelerator for `device`. Outside `accelerate launch` accelerate's process-wide state is
-    reset first, so that one process can train on the CPU and then on a GPU (accelerate otherwise
-    refuses a second configuration)."""
+def make_accelerator(device: str, grad_accum: int, precision: str = "auto"):
+    """An Accelerator for `device` accumulating over `grad_accum` passes, with the autocast of
+    `precision` (methods.llm.precision; accelerate's bf16 autocast for bf16-mixed, on a CPU too).
+    Batches are copied to a GPU without blocking the host (from pinned memory). Outside
+    `accelerate launch` accelerate's process-wide state is reset first, so that one process can
+    train on the CPU and then on a GPU (accelerate otherwise refuses a second configuration)."""
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.state import AcceleratorState, GradientState
 
     from bench.distributed import launched_processes
+    from methods.llm.precision import Precision
 
     cuda = str(device).startswith("cuda")
     if launched_processes() == 1:
@@ -131,7 +138,47 @@ def make_accelerator(device: str, grad_accum: int):
         GradientState._reset_state()
         if cuda and ":" in str(device):
             torch.cuda.set_device(int(str(device).split(":")[1]))
-    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no", gradient_accumulation_steps=grad_accum)
+    return Accelerator(
+        cpu=not cuda,
+        mixed_precision=Precision.resolve(precision, device).mixed_precision,
+        gradient_accumulation_steps=grad_accum,
+        dataloader_config=DataLoaderConfiguration(non_blocking=cuda),
+    )
+
+
+def passes_per_micro_batch(config: TrainConfig, model, examples: list[Example], cf_len: int, device: str) -> int:
+    """k, the micro-batches one forward/backward pass joins (methods.llm.sizing): from
+    `device_batch` when set (it must be k * micro_batch with k dividing grad_accum), else 1 on a
+    CPU and the memory rule on a GPU."""
+    from bench.errors import BenchError
+    from methods.llm import sizing
+
+    mb, accum = config.micro_batch, config.grad_accum
+    if config.device_batch:
+        k, rest = divmod(config.device_batch, mb)
+        if rest or k < 1 or accum % k:
+            choices = ", ".join(str(mb * d) for d in range(1, accum + 1) if accum % d == 0)
+            raise BenchError(
+                f"device_batch={config.device_batch} is not a whole number of micro-batches of {mb} dividing grad_accum={accum}; "
+                f"choose one of {choices}, or 0 to let the device decide."
+            )
+        return k
+    free = sizing.free_memory(device)
+    if free is None:
+        return 1
+    longest = max(examples, key=lambda e: len(e.prompt) + len(e.response))
+    return sizing.training_passes(
+        sizing.Shape.of(model),
+        mb,
+        accum,
+        len(longest.prompt) + len(longest.response),
+        max(len(e.response) for e in examples),
+        counterfactual=config.alpha != 0.0,
+        free_bytes=free,
+        pure_bf16=config.precision == "bf16-pure",
+        checkpointing=config.gradient_checkpointing,
+        cf_tokens=cf_len + max(len(e.response) for e in examples),
+    )
 
 
 COMPILE_OPTIONS = {"dynamic": True}  # torch.compile's arguments: widths change with every micro-batch
@@ -216,7 +263,7 @@ def validation_loss(
     processes; group_by_length: micro-batches sorted by length (less padding, the same sums)."""
     import torch
 
-    from methods.llm.loss import token_ce, token_weights
+    from methods.llm.loss import token_ce, weights_at
 
     module.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # sum w*ce, sum w, sum ce, count
@@ -225,32 +272,35 @@ def validation_loss(
     with torch.no_grad():
         for index in batches[accelerator.process_index :: accelerator.num_processes]:
             batch = collate([examples[i] for i in index], cf_prompt, pad_id, counterfactual=False)
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            batch = {k: v.to(accelerator.device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
             with accelerator.autocast():
                 z_f, _ = module(batch)
             ce = token_ce(z_f, batch["labels"]).double()
-            w = token_weights(batch["example_index"], beta, weighting).double()
-            sums += torch.stack(
-                [(w * ce).sum(), w.sum(), ce.sum(), torch.tensor(float(ce.numel()), device=ce.device, dtype=torch.float64)]
-            )
+            w = weights_at(batch["label_pos"], batch["label_len"], beta, weighting).double()
+            sums += torch.stack([(w * ce).sum(), w.sum(), ce.sum(), ce.new_tensor(float(ce.numel()))])
     sums = accelerator.reduce(sums, reduction="sum")
     module.train()
     return float(sums[0] / sums[1]), float(sums[2] / sums[3])
 
 
 def _run_epoch(
-    module, loader, optimizer, scheduler, accelerator, config: TrainConfig, use_cf: bool, state: TrainState, progress, task
+    module, loader, optimizer, scheduler, accelerator, config: TrainConfig, per_pass: int, state: TrainState, progress, task
 ) -> tuple[float, int, float]:
     """One pass over the training micro-batches: (mean micro-batch loss, tokens seen by all
-    processes, seconds)."""
-    from methods.llm.loss import cft_loss
+    processes, seconds). The host waits for the device at most once per optimiser step: the
+    running loss is summed on the device and read when the step is taken (for the progress line);
+    token counts come from the collator."""
+    from methods.llm.loss import Objective, pass_loss
 
-    loss_sum, loss_n, tokens, t0 = 0.0, 0, 0, time.perf_counter()
+    objective = Objective(config.alpha, config.beta, config.weighting)
+    use_cf = objective.needs_counterfactual
+    loss_sum, loss_n, tokens, t0 = None, 0, 0, time.perf_counter()
+    shown = float("nan")
     for batch in loader:
         with accelerator.accumulate(module):
             with accelerator.autocast():
                 z_f, z_cf = module(batch, counterfactual=use_cf)
-            loss, _ = cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], config.alpha, config.beta, config.weighting)
+            loss = pass_loss(z_f, z_cf, batch, objective, per_pass)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 if config.max_grad_norm:
@@ -259,13 +309,17 @@ def _run_epoch(
                 scheduler.step()
                 state.steps += 1
             optimizer.zero_grad()
-        loss_sum += float(loss.detach())
-        loss_n += 1
-        tokens += int(batch["attention_mask"].sum()) + (int(batch["cf_attention_mask"].sum()) if use_cf else 0)
+        part = loss.detach() * per_pass  # the sum of the pass's micro-batch losses
+        loss_sum = part if loss_sum is None else loss_sum + part
+        loss_n += batch["n_chunks"]
+        tokens += batch["n_tokens"]
         if progress is not None:
+            if accelerator.sync_gradients:  # one read of a device value per optimiser step
+                shown = float(loss_sum) / loss_n
             rate = tokens * accelerator.num_processes / max(time.perf_counter() - t0, 1e-9)
-            progress.update(task, advance=1, info=f"loss {loss_sum / loss_n:.4f} | {rate:,.0f} tok/s")
-    return loss_sum / max(loss_n, 1), tokens * accelerator.num_processes, time.perf_counter() - t0
+            progress.update(task, advance=1, info=f"loss {shown:.4f} | {rate:,.0f} tok/s")
+    mean = float(loss_sum) / loss_n if loss_n else 0.0
+    return mean, tokens * accelerator.num_processes, time.perf_counter() - t0
 
 
 def train(
@@ -287,12 +341,16 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     from methods.llm.loss import LabelLogits
+    from methods.llm.precision import Precision
 
     if not train_examples:
         raise ValueError("no training examples")
     if config.compile:
         check_compile()
-    accelerator = make_accelerator(device, config.grad_accum)
+    precision = Precision.resolve(config.precision, device)
+    model.to(precision.weights_dtype)  # float32 master weights unless bf16-pure
+    per_pass = passes_per_micro_batch(config, model, train_examples, len(cf_prompt), device)
+    accelerator = make_accelerator(device, config.grad_accum // per_pass, precision.name)
     pad_id = tokenizer.pad_token_id
     use_cf = config.alpha != 0.0
     checkpoints = Checkpoints(
@@ -304,7 +362,11 @@ def train(
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model.get_base_model() if config.lora else model, config.lora)
     model.config.use_cache = False
-    result = TrainResult(trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    result = TrainResult(
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        precision=precision.name,
+        device_batch=per_pass * config.micro_batch,
+    )
 
     state = TrainState()
     resumed = checkpoints.resume()
@@ -320,14 +382,15 @@ def train(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
     lengths = [len(e.prompt) + len(e.response) for e in train_examples] if config.group_by_length else None
-    sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed, lengths=lengths)
+    sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed, lengths=lengths, per_pass=per_pass)
     loader = torch.utils.data.DataLoader(
         train_examples,
         batch_sampler=sampler,
-        collate_fn=lambda exs: collate(exs, cf_prompt, pad_id, counterfactual=use_cf),
+        collate_fn=lambda exs: collate(exs, cf_prompt, pad_id, counterfactual=use_cf, micro_batch=config.micro_batch),
+        pin_memory=str(device).startswith("cuda"),  # copied to the GPU without blocking the host
     )
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
-    steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
+    steps_per_epoch = math.ceil(len(loader) / (config.grad_accum // per_pass))
     scheduler = get_linear_schedule_with_warmup(optimizer.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
     if resumed is not None:
         optimizer.load_state_dict(resumed.optimizer)
@@ -345,7 +408,7 @@ def train(
             if show:
                 progress.reset(task, total=len(loader), description=f"{config.label} epoch {epoch + 1}/{config.epochs}", info="")
             train_loss, tokens, seconds = _run_epoch(
-                module, loader, optimizer, scheduler, accelerator, config, use_cf, state, progress if show else None, task
+                module, loader, optimizer, scheduler, accelerator, config, per_pass, state, progress if show else None, task
             )
             state.tokens += tokens
             state.seconds += seconds
@@ -367,7 +430,7 @@ def train(
                     cf_prompt,
                     pad_id,
                     config.beta,
-                    config.micro_batch,
+                    config.micro_batch * per_pass,
                     accelerator,
                     config.weighting,
                     group_by_length=config.group_by_length,
