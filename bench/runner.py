@@ -98,8 +98,9 @@ def predict(method, samples, k: int = TOP_N) -> Prediction:
 
 
 class ResourceMeter:
-    """What a run cost beside its time: peak GPU memory of this run (the process's peak resident
-    memory on a CPU, which covers every run of the process so far) and GPU-hours."""
+    """What a run cost beside its time: peak GPU memory of this run, allocated and reserved (the
+    process's peak resident memory on a CPU, which covers every run of the process so far) and
+    GPU-hours."""
 
     def __init__(self, device: str):
         self.cuda = str(device).startswith("cuda")
@@ -116,7 +117,10 @@ class ResourceMeter:
         if self.cuda:
             import torch
 
+            # allocated: what tensors held at the peak; reserved: what the caching allocator took
+            # from the GPU (what another process could not use, and what nvidia-smi shows)
             out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            out["peak_gpu_reserved_mb"] = round(torch.cuda.max_memory_reserved(self.device) / 2**20, 1)
             out["gpu_hours"] = round(seconds * distributed.launched_processes() / 3600, 4)
         return out
 

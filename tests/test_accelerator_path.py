@@ -250,3 +250,19 @@ def test_settings_added_later_keep_the_stored_runs_keys():
     (pure,) = plan_methods(["cft"], {"cft": {"model": "tiny", "precision": "bf16-pure"}})
     assert pure.key_config["precision"] == "bf16-pure" and pure.label == "cft[model=tiny,precision=bf16-pure]"
     assert dataclasses.asdict(p.config)["precision"] == "auto"
+
+
+# ---------------------------------------------------------------------------- offline model file
+
+
+def test_a_smollm2_file_can_be_named_instead_of_the_wheel(tmp_path, monkeypatch):
+    """A GPU node given the GGUF file by hand (benchmarks/gpu_campaign.sh joins it from parts)."""
+    from methods.llm import models
+
+    monkeypatch.setenv(models.SMOLLM2_VARIABLE, str(tmp_path / "missing.gguf"))
+    with pytest.raises(BenchError, match=r"BENCH_SMOLLM2_GGUF names .*missing.gguf, which is not a file"):
+        models.smollm2_gguf()
+    file = tmp_path / "SmolLM2-135M-Instruct.gguf"
+    file.write_bytes(b"GGUF")
+    monkeypatch.setenv(models.SMOLLM2_VARIABLE, str(file))
+    assert models.smollm2_gguf() == file
