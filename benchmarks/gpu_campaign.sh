@@ -96,7 +96,7 @@ setup() {
       echo "the project or a dependency cannot be imported and no wheelhouse was given: set WHEELHOUSE (see make wheelhouse)"
       return 1
     fi
-    "$PY" -m pip install --no-index --find-links "$wheels" -e ".[smollm2]" || return 1
+    "$PY" -m pip install --no-index --find-links "$wheels" $([ -f "$wheels/constraints.txt" ] && echo -c "$wheels/constraints.txt") -e ".[smollm2]" || return 1
   fi
   local parts=${PARTS:-.parts}
   if [ -d "$parts" ]; then
