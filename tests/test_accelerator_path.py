@@ -266,3 +266,16 @@ def test_a_smollm2_file_can_be_named_instead_of_the_wheel(tmp_path, monkeypatch)
     file.write_bytes(b"GGUF")
     monkeypatch.setenv(models.SMOLLM2_VARIABLE, str(file))
     assert models.smollm2_gguf() == file
+
+
+def test_run_keys_are_those_of_the_runs_stored_before_the_accelerator_settings():
+    """Keys computed by the harness before precision, device_batch and eval_batch_size=0 existed."""
+    from bench.runner import Evaluation
+    from bench.subsets import SampleChoice
+
+    evaluation = Evaluation(SampleChoice(200, "random", 0))
+    before = {"cft": "f4c35ae9f21b3b8a", "sft": "ed5fb55673abfdc2", "sasrec": "7f3e941add2bdf07", "pop": "a593635a827c2e7b"}
+    for method, key in before.items():
+        settings = {method: {"model": "tiny", "epochs": "1"}} if method in ("cft", "sft") else None
+        (p,) = plan_methods([method], settings)
+        assert evaluation.key(p, "abc", 0) == key, method
