@@ -91,7 +91,7 @@ step() {
 setup() {
   local wheels=${WHEELHOUSE:-}
   [ -z "$wheels" ] && [ -d .whl ] && wheels=.whl
-  if ! "$PY" -c "import bench, methods, recbole, transformers, peft, accelerate" 2>/dev/null; then
+  if ! "$PY" -c "import bench.cli, methods, recbole, gguf, transformers, peft, accelerate, typer, rich, tabulate, filelock, scipy, matplotlib" 2>/dev/null; then
     if [ -z "$wheels" ]; then
       echo "the project or a dependency cannot be imported and no wheelhouse was given: set WHEELHOUSE (see make wheelhouse)"
       return 1
