@@ -13,6 +13,15 @@ and the learning rate follows 20 warm-up steps then linear decay to 0. After eac
 validation loss L_f is computed; training stops after `patience` epochs without improvement and
 the best weights are restored.
 
+How the device computes it: one forward/backward pass may join k consecutive micro-batches
+(`device_batch`, methods.llm.sizing: 1 on a CPU, by free memory on a GPU), each keeping its own
+loss normaliser (methods.llm.loss.pass_loss), with grad_accum / k passes per step: the same
+gradient. Weights and arithmetic follow `precision` (methods.llm.precision: float32 master weights,
+bf16 autocast on a GPU by default). The host reads a device value once per optimiser step (the
+progress line's loss) and once per epoch: loss weights and token counts come from the collator,
+the attention mask of the right-padded sequences is a prepared causal triangle
+(methods.llm.loss.causal_mask), and batches come from pinned memory without blocking.
+
 Choices where the protocol leaves one open:
 - AdamW with weight decay 0 and gradient clipping at norm 1.0: the defaults of the transformers
   Trainer the reference code used.
@@ -40,10 +49,10 @@ Speed and memory settings (all off by default, so the numerics stay those of the
   (non-reentrant checkpointing; with LoRA the input embeddings' output requires grad, as peft
   recommends); switched off again after training.
 Attention runs through PyTorch's scaled_dot_product_attention where transformers supports it
-(methods.llm.models), in bf16 autocast on CUDA.
+(methods.llm.models).
 
-Multi-GPU: the loop runs on accelerate's Accelerator (device placement, bf16 autocast on CUDA,
-gradient accumulation, DDP). Single-process CPU or one GPU needs nothing; for several GPUs launch the
+Multi-GPU: the loop runs on accelerate's Accelerator (device placement, autocast, gradient
+accumulation, DDP), in the process group the runner made (bench.distributed). Single-process CPU or one GPU needs nothing; for several GPUs launch the
 whole benchmark under accelerate, e.g.
 
     accelerate launch --multi_gpu --num_processes 4 -m bench.cli run --methods cft --dataset toys
