@@ -1,82 +1,222 @@
 """Decoding throughput: the own beam search (methods.llm.beam) against transformers' generate, side
-by side in one process on the same model and prompts, with identical outputs checked in the run.
+by side in one process on the same model and prompts, with the outputs compared in the run.
 
     python benchmarks/decode_throughput.py --model tiny --prompts 16           # random tiny model
     python benchmarks/decode_throughput.py --model smollm2-135m --threads 1    # real weights, offline
-    python benchmarks/decode_throughput.py --model Qwen/Qwen2-0.5B --device cuda
+    python benchmarks/decode_throughput.py --model Qwen/Qwen2-0.5B --device cuda --json gpu.json
+    python benchmarks/decode_throughput.py --quick                             # dry run: tiny model, a few prompts
 
 Legs: 10-beam constrained decoding over the catalogue titles (D3 style) and 5-beam free decoding
-followed by L2 grounding. Prompts and titles are MovieLens-100k's (the split is prepared on first
-use; it ships with RecBole). Prints samples/s of each leg and the own/transformers ratio.
+followed by L2 grounding (the catalogue's title embeddings are computed once, untimed: a method
+computes them once per run; the leg times the search, the beams' embeddings and the grounding).
+Prompts and titles are MovieLens-100k's (the split is prepared on first use; it ships with
+RecBole). Every leg and search first runs once on one batch, untimed (warm-up); then --repeats
+rounds time both searches of both legs, alternating which search goes first. Printed per leg:
+samples/s of each search and the own/transformers speed ratio, median [min-max] over the rounds.
+
+Outputs: in float32 on a CPU the two searches must return the same lists (the run stops
+otherwise). Elsewhere (a GPU, bf16) near-ties make differences certain, so the run reports how
+far the searches agree instead: the share of prompts whose whole lists are identical, the share
+whose first result is the same, and the largest score gap between the two first results, where
+a result's score is the model's summed log-probability of its tokens after the prompt, computed
+again by one forward pass of the model as loaded (its log-softmax in float32, as the searches take
+it) and divided by the token count for free decoding (its length penalty is 1). The first timed round's outputs are compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DTYPES = ("auto", "float32", "bfloat16")
+QUICK = dict(prompts=4, batch_size=4, max_new_tokens=16, repeats=1)
+SEARCHES = ("own", "transformers")
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
-def main(argv=None) -> dict:
+def sequence_score(model, prompt_ids: list[int], tokens: list[int], normalise: bool) -> float:
+    """The model's log-probability of `tokens` after `prompt_ids` (float32 softmax), per token when
+    `normalise` (a beam score with length penalty 1)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids + tokens], device=device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, use_cache=False).logits[0, len(prompt_ids) - 1 : -1].float()
+        logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(tokens, device=device)[:, None]).sum().item()
+    return logp / len(tokens) if normalise else logp
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny", help="tiny, smollm2-135m, a Hugging Face id or a local folder")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="auto", help="auto: bfloat16 on a GPU (as the methods decode), float32 on a CPU"
+    )
     parser.add_argument("--prompts", type=int, default=16, help="test samples to decode")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per decoding batch")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up")
     parser.add_argument("--threads", type=int, default=0, help="CPU torch threads (0: torch's default)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--quick", action="store_true", help="dry run: 4 prompts, 16 new tokens, one round (tiny model by default)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    args = parser.parse_args(argv)  # fmt: skip
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    if args.repeats < 1 or args.prompts < 1:
+        parser.error("--repeats and --prompts must be at least 1")
+    return args
 
-    import numpy as np
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+
     import torch
+    import transformers
 
     from bench import paths
-    from bench.data.prepare import load_split, prepare
+    from bench.data.prepare import is_prepared, load_split, prepare
+    from bench.seeding import resolve_device
     from methods.llm import models
-    from methods.llm.decode import constrained_beam_search, generate_beams
+    from methods.llm import prompts as P
+    from methods.llm.decode import TitleTrie, constrained_beam_search, generate_beams
     from methods.llm.examples import inference_prompts
     from methods.llm.ground import embed_texts, ground_by_l2
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    prepare("ml-100k")
+    device = resolve_device(args.device)
+    cuda = device.startswith("cuda")
+    dtype = {"auto": torch.bfloat16 if cuda else torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    exact = not cuda and dtype == torch.float32  # where the two searches must agree exactly
+    if not is_prepared("ml-100k"):
+        prepare("ml-100k")
     split = load_split("ml-100k")
     titles = list(split.items.titles)
     texts = models.tiny_training_texts(split.card, titles) if args.model == models.TINY else None
-    loaded = models.load_model(args.model, args.device, cache_dir=paths.cache_dir(), tiny_texts=texts)
-    model, tokenizer = loaded.model.to(args.device).eval(), loaded.tokenizer
+    loaded = models.load_model(args.model, device, cache_dir=paths.cache_dir(), tiny_texts=texts)
+    model, tokenizer = loaded.model.to(device=device, dtype=dtype).eval(), loaded.tokenizer
     prompts = inference_prompts(tokenizer, split.card, titles, split.test.head(args.prompts), cutoff=1024)
-    results = {}
+    trie = TitleTrie(tokenizer, titles)  # the method builds it once per run, as here
+    item_vectors = embed_texts(model, tokenizer, titles, batch_size=32)  # once per run in a method: untimed
 
-    def constrained(search):
-        return constrained_beam_search(model, tokenizer, prompts, titles, num_beams=10, max_new_tokens=args.max_new_tokens,
-                                       batch_size=args.batch_size, search=search)  # fmt: skip
+    def constrained(search, which):
+        items, _ = constrained_beam_search(model, tokenizer, which, titles, num_beams=10, max_new_tokens=args.max_new_tokens,
+                                           batch_size=args.batch_size, trie=trie, search=search)  # fmt: skip
+        return [row[row >= 0].tolist() for row in items]
 
-    def grounded(search):
-        beams = generate_beams(model, tokenizer, prompts, num_beams=5, num_return=5, max_new_tokens=args.max_new_tokens,
+    def grounded(search, which):
+        beams = generate_beams(model, tokenizer, which, num_beams=5, num_return=5, max_new_tokens=args.max_new_tokens,
                                batch_size=args.batch_size, search=search)  # fmt: skip
-        items = embed_texts(model, tokenizer, titles, batch_size=32)
         flat = embed_texts(model, tokenizer, [t for row in beams for t in row], batch_size=32)
-        return beams, ground_by_l2(flat.view(len(beams), 5, -1), items, 50)
+        ground_by_l2(flat.view(len(beams), 5, -1), item_vectors, 50)
+        return beams
 
-    for leg, fn in (("constrained, 10 beams", constrained), ("free, 5 beams + grounding", grounded)):
-        (own, own_s), (ref, ref_s) = timed(lambda f=fn: f("own")), timed(lambda f=fn: f("transformers"))
-        same = (
-            all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(own, ref)) if isinstance(own, tuple) else own == ref
+    def top1_tokens(leg, result) -> list[int] | None:
+        if not result:
+            return None
+        if leg == "constrained":
+            return P.response_ids(tokenizer, titles[result[0]])
+        return tokenizer(result[0], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+    def timed(fn, search):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn(search, prompts)
+        if cuda:
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    legs = {"constrained": ("constrained, 10 beams", constrained), "grounded": ("free, 5 beams + grounding", grounded)}
+    threads = torch.get_num_threads()
+    print(
+        f"{args.model} ({dtype}, {device}" + (f", {torch.cuda.get_device_name(device)}" if cuda else f", {threads} threads")
+        + f"): {len(prompts)} ml-100k test prompts, batches of {args.batch_size}, at most {args.max_new_tokens} new tokens, "
+        + f"{args.repeats} rounds after a warm-up"
+    )  # fmt: skip
+    for _, fn in legs.values():  # warm-up: one batch of each leg and search, untimed
+        for search in SEARCHES:
+            fn(search, prompts[: args.batch_size])
+
+    seconds = {leg: {s: [] for s in SEARCHES} for leg in legs}
+    outputs: dict[str, dict[str, list]] = {leg: {} for leg in legs}
+    for r in range(args.repeats):
+        order = SEARCHES if r % 2 == 0 else SEARCHES[::-1]
+        for leg, (_, fn) in legs.items():
+            for search in order:
+                out, s = timed(fn, search)
+                seconds[leg][search].append(s)
+                outputs[leg].setdefault(search, out)
+        print(f"  round {r + 1}: " + ", ".join(f"{leg} own {seconds[leg]['own'][-1]:.2f}s / transformers "
+                                              f"{seconds[leg]['transformers'][-1]:.2f}s" for leg in legs), flush=True)  # fmt: skip
+
+    results: dict = {}
+    different = []
+    for leg, (label, _) in legs.items():
+        own, ref = outputs[leg]["own"], outputs[leg]["transformers"]
+        same = [a == b for a, b in zip(own, ref)]
+        top1 = [bool(a) and bool(b) and a[0] == b[0] for a, b in zip(own, ref)]
+        gap = 0.0
+        for i, (a, b) in enumerate(zip(own, ref)):
+            if not (a and b) or a[0] == b[0]:
+                continue
+            prompt = P.prompt_ids(tokenizer, prompts[i])
+            scores = [sequence_score(model, prompt, top1_tokens(leg, x), normalise=leg == "grounded") for x in (a, b)]
+            gap = max(gap, abs(scores[0] - scores[1]))
+        own_sps = [len(prompts) / s for s in seconds[leg]["own"]]
+        ref_sps = [len(prompts) / s for s in seconds[leg]["transformers"]]
+        ratio = spread([t / o for o, t in zip(seconds[leg]["own"], seconds[leg]["transformers"])])
+        results[leg] = {
+            "label": label,
+            "own_samples_per_s": spread(own_sps),
+            "transformers_samples_per_s": spread(ref_sps),
+            "ratio": ratio,
+            "identical_share": sum(same) / len(same),
+            "top1_agreement": sum(top1) / len(top1),
+            "largest_top1_score_gap": gap,
+        }
+        res = results[leg]
+        print(
+            f"{label}: own {statistics.median(own_sps):.2f} samples/s, transformers {statistics.median(ref_sps):.2f} samples/s, "
+            f"own/transformers x{ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}]; identical lists "
+            f"{res['identical_share']:.0%}, top-1 agreement {res['top1_agreement']:.0%}, largest top-1 score gap {gap:.2e}"
         )
-        results[leg] = {"own_samples_per_s": len(prompts) / own_s, "transformers_samples_per_s": len(prompts) / ref_s,
-                        "ratio": ref_s / own_s, "identical": bool(same)}  # fmt: skip
-        r = results[leg]
-        print(f"{leg}: own {r['own_samples_per_s']:.2f} samples/s, transformers {r['transformers_samples_per_s']:.2f} "
-              f"samples/s, own/transformers x{r['ratio']:.2f}, identical outputs: {r['identical']}")  # fmt: skip
-        if not same:
-            raise SystemExit(f"{leg}: the two searches gave different outputs")
-    return results
+        if not all(same):
+            different.append(leg)
+
+    summary = {
+        "benchmark": "decode_throughput",
+        "model": args.model,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "dtype": str(dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": threads,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "exact": exact,
+        "legs": results,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if different and exact:
+        raise SystemExit(f"{', '.join(different)}: the two searches gave different outputs in float32 on the CPU")
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,37 +1,58 @@
 """Training throughput of the LLM engine against a reference-style loop, side by side in one process,
 on a model built from a published config with random weights (no download).
 
-    .venv/bin/python benchmarks/llm_throughput.py --shape qwen2-0.5b                 # CUDA when there is one
+    .venv/bin/python benchmarks/llm_throughput.py --shape qwen2-0.5b --device cuda --json gpu.json
     .venv/bin/python benchmarks/llm_throughput.py --shape tiny --device cpu --threads 1
+    .venv/bin/python benchmarks/llm_throughput.py --quick          # dry run: tiny sizes, one repeat pair
 
-Legs, each one epoch over the same synthetic examples with the same model (a fresh AdamW each),
-timed after --warmup untimed micro-batches:
+Legs, each one epoch over the same synthetic examples with the same model (a fresh AdamW each time):
     engine     what methods.llm.train runs: micro-batches grouped by length (EpochBatches), the
                engine's collate (right padding; the counterfactual sequences padded to their own
-               length), LabelLogits (the LM head at label positions only) and cft_loss
+               length), LabelLogits (the LM head at label positions only) and cft_loss with the
+               token weights taken from the collator's label positions (no host read)
     reference  the reference code's way: micro-batches in plain shuffled order, the factual and the
                counterfactual sequences left-padded to the micro-batch's factual width (so that the
                label positions line up), model(...).logits (the LM head over the full vocabulary
                at every position) and the loss computed from those full logits (cross-entropy at
                every position, -100 outside the response)
-Before timing, both legs' losses on the same micro-batch must agree to 1e-2 (asserted, printed).
+Both legs build their micro-batches on the host, as a data loader does, and copy them to the device
+the same way (pinned memory, non-blocking on a GPU); neither leg reads a device value on the host
+inside its step. Before timing, both legs' losses on the same micro-batch must agree to 1e-2
+(asserted, printed).
 
-Reported per leg: samples/s, tokens/s (real tokens through the model, factual + counterfactual),
-ms per micro-batch, the padded share of the computed sequence positions, MFU and peak CUDA memory;
-then the ratios engine/reference. MFU = 6 x parameters x real tokens / seconds / peak FLOP/s,
-the same model FLOPs per real token for both legs (padding and the reference's LM head at every
-position are the waste it shows); the peak is --peak-flops, by default the bf16 dense peak of a
-known GPU (H100/H200 989e12, A100 312e12), on a CPU only when --peak-flops is given.
+Timing: a warm-up round (--warmup micro-batches of each leg, untimed), then --repeats rounds that
+each time one epoch of both legs, alternating which goes first. Reported per leg, median [min-max]
+over the rounds: samples/s, tokens/s (real tokens through the model, factual + counterfactual), ms
+per micro-batch, MFU; the padded share of the computed positions; peak CUDA memory, allocated and
+reserved (max over the rounds). Then the ratios engine/reference, one per round, median [min-max].
+
+MFU = model FLOPs of the leg / seconds / peak FLOP/s, the model FLOPs counted per real token
+(padding is counted nowhere: it is the waste the padding column shows):
+    body       6 N per real token (forward 2 N + backward 4 N), N the non-embedding parameters
+               (the input embedding and an untied LM head excluded)
+    LM head    6 x hidden x vocab per position where the leg computes it: the label positions in
+               the engine, every real position (factual and counterfactual) in the reference loop
+    attention  the exact causal count: a sequence of s real tokens costs 2 x d x s(s+1) forward per
+               layer (QK^T and AV, query i attending to i keys; d = heads x head dim), x3 for
+               training: 6 x layers x d x s(s+1) (half the non-causal 12 x layers x hidden x s^2)
+The peak is --peak-flops, else the bf16 dense peak of the GPU named by torch.cuda.get_device_name
+(H100 SXM 989.4, H100 PCIe 756, H100 NVL 835, H200 SXM 989.4, H200 NVL 835, GH200 989.4, A100 312
+TFLOP/s); any other device is an "unknown peak" and gets no MFU. --precision auto trains as the
+engine does by default: bf16-mixed on a GPU (float32 weights and AdamW state, bf16 autocast), fp32
+on a CPU.
 
 Examples mimic the protocol's prompts: a factual prompt of --min-prompt-len to --prompt-len tokens
 (uniform: histories of different lengths), a response of half --response-len to --response-len
-tokens, and a counterfactual prompt of --cf-len tokens.
+tokens, and a counterfactual prompt of --cf-len tokens. Decoding throughput is
+benchmarks/decode_throughput.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -85,9 +106,29 @@ SHAPES = {
     ),
 }
 
-# bf16 dense peak FLOP/s by GPU name (a substring of torch.cuda.get_device_name)
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+# bf16 dense peak FLOP/s (no sparsity) by torch.cuda.get_device_name, most specific test first:
+# (every substring that must occur, case-insensitive; the name reported; FLOP/s)
+PEAKS = [
+    (("GH200",), "GH200", 989.4e12),
+    (("H200", "NVL"), "H200 NVL", 835e12),
+    (("H200",), "H200 SXM", 989.4e12),
+    (("H100", "NVL"), "H100 NVL", 835e12),
+    (("H100", "PCIE"), "H100 PCIe", 756e12),
+    (("H100",), "H100 SXM", 989.4e12),  # "NVIDIA H100 80GB HBM3"
+    (("A100",), "A100", 312e12),
+]
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16-pure")
 LOSS_TOLERANCE = 1e-2
+QUICK = dict(repeats=1, steps=2, warmup=1, micro_batch=4, prompt_len=48, min_prompt_len=16, response_len=8, cf_len=16)
+
+
+def device_peak(name: str) -> tuple[str | None, float | None]:
+    """(the GPU's name in the table, its bf16 dense peak FLOP/s) or (None, None): an unknown peak."""
+    upper = name.upper()
+    for needles, label, flops in PEAKS:
+        if all(n in upper for n in needles):
+            return label, flops
+    return None, None
 
 
 def build(shape: str, dtype):
@@ -120,11 +161,49 @@ def synthetic_examples(n: int, vocab: int, args, seed: int = 0):
     return examples, cf_prompt
 
 
+def to_device(batch: dict, device) -> dict:
+    """Tensors to `device` as a data loader hands them over (pinned, non-blocking on a GPU); other
+    values (the collator's plain counts) as they are."""
+    cuda = device.type == "cuda"
+
+    def move(v):
+        if not hasattr(v, "to"):
+            return v
+        return (v.pin_memory() if cuda else v).to(device, non_blocking=cuda)
+
+    return {k: move(v) for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------------------- FLOP counting
+
+
+class Flops:
+    """Model FLOPs of one training step (forward + backward), counted on the host from lengths."""
+
+    def __init__(self, model):
+        cfg = model.config
+        embed = model.get_input_embeddings().weight
+        head = model.get_output_embeddings().weight
+        total = sum(p.numel() for p in model.parameters())
+        self.non_embedding = total - embed.numel() - (head.numel() if head is not embed else 0)
+        self.hidden, self.vocab, self.layers = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.attn_dim = cfg.num_attention_heads * head_dim
+
+    def step(self, lengths: list[int], head_positions: int) -> float:
+        """`lengths`: the real lengths of every sequence through the model (factual and
+        counterfactual); `head_positions`: where the LM head is computed."""
+        body = 6 * self.non_embedding * sum(lengths)
+        attention = sum(6 * self.layers * self.attn_dim * s * (s + 1) for s in lengths)
+        return float(body + attention + 6 * self.hidden * self.vocab * head_positions)
+
+
 # ------------------------------------------------------------------------------ the engine's leg
 
 
 def engine_leg(model, examples, cf_prompt, args):
-    """(micro-batch index lists in the engine's order, step(index) -> (loss, real tokens, computed positions))."""
+    """(micro-batch index lists in the engine's order, step(index, device) -> loss, counts(index) -> dict)."""
+    from methods.llm import loss as engine_loss
     from methods.llm.batching import EpochBatches, collate
     from methods.llm.loss import LabelLogits, cft_loss
 
@@ -132,26 +211,35 @@ def engine_leg(model, examples, cf_prompt, args):
     lengths = [len(e.prompt) + len(e.response) for e in examples]
     order = EpochBatches(len(examples), args.micro_batch, args.seed, lengths=lengths).batches()
     use_cf = args.alpha != 0
+    weights_at = getattr(engine_loss, "weights_at", None)
 
     def loss_of(index, device):
-        batch = collate([examples[i] for i in index], cf_prompt, pad_id=0, counterfactual=use_cf)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = to_device(collate([examples[i] for i in index], cf_prompt, pad_id=0, counterfactual=use_cf), device)
         z_f, z_cf = module(batch, counterfactual=use_cf)
-        loss = cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], args.alpha, args.beta)[0]
-        real = int(batch["attention_mask"].sum()) + (int(batch["cf_attention_mask"].sum()) if use_cf else 0)
-        computed = batch["input_ids"].numel() + (batch["cf_input_ids"].numel() if use_cf else 0)
-        return loss, real, computed
+        extra = {}
+        if weights_at is not None and "label_pos" in batch:  # the training loop's weights: no host read
+            extra["weights"] = weights_at(batch["label_pos"], batch["label_len"], args.beta)
+        return cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], args.alpha, args.beta, **extra)[0]
 
-    return order, loss_of
+    def counts(index):
+        exs = [examples[i] for i in index]
+        f = [len(e.prompt) + len(e.response) for e in exs]
+        cf = [len(cf_prompt) + len(e.response) for e in exs] if use_cf else []
+        computed = len(exs) * max(f) + (len(exs) * max(cf) if use_cf else 0)
+        labels = sum(len(e.response) for e in exs) * (2 if use_cf else 1)
+        return {"lengths": f + cf, "computed": computed, "head_positions": labels}
+
+    return order, loss_of, counts
 
 
 # --------------------------------------------------------------------------- the reference leg
 
 
-def reference_batch(examples, cf_prompt, use_cf: bool):
-    """Left-padded factual and counterfactual sequences of the micro-batch's factual width, labels
-    -100 outside the response (which ends both sequences, so that its positions line up), linear
-    token weights (1 on the first response token down to beta on the last) per position."""
+def reference_batch(examples, cf_prompt, use_cf: bool, beta: float):
+    """On the host: left-padded factual and counterfactual sequences of the micro-batch's factual
+    width, labels -100 outside the response (which ends both sequences, so that its positions line
+    up), and the linear token weights (1 on the first response token down to beta on the last) per
+    position, 0 elsewhere."""
     import torch
 
     width = max(len(e.prompt) + len(e.response) for e in examples)
@@ -169,26 +257,17 @@ def reference_batch(examples, cf_prompt, use_cf: bool):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         return ids, mask, positions, labels
 
+    weights = torch.zeros((b, width), dtype=torch.float32)
+    for row, e in enumerate(examples):
+        n = len(e.response)
+        weights[row, width - n :] = 1.0 - torch.arange(n, dtype=torch.float32) * (1.0 - beta) / max(n - 1, 1)
     factual = pack([e.prompt for e in examples])
     cf = pack([list(cf_prompt)] * b) if use_cf else None
-    return factual, cf
-
-
-def reference_weights(labels, beta: float):
-    """(B, W) linear token weights over each row's response positions (labels != -100), 0 elsewhere."""
-    import torch
-
-    weights = torch.zeros(labels.shape, dtype=torch.float32)
-    for row in range(labels.shape[0]):
-        cols = (labels[row] != -100).nonzero().flatten()
-        n = len(cols)
-        t = torch.arange(n, dtype=torch.float32)
-        weights[row, cols] = 1.0 - t * (1.0 - beta) / max(n - 1, 1)
-    return weights
+    return factual, cf, weights
 
 
 def reference_leg(model, examples, cf_prompt, args):
-    """(micro-batch index lists in plain shuffled order, step(index) -> (loss, real tokens, computed positions))."""
+    """(micro-batch index lists in plain shuffled order, step(index, device) -> loss, counts(index) -> dict)."""
     import torch.nn.functional as F
 
     from methods.llm.batching import EpochBatches
@@ -197,82 +276,88 @@ def reference_leg(model, examples, cf_prompt, args):
     use_cf = args.alpha != 0
 
     def loss_of(index, device):
-        factual, cf = reference_batch([examples[i] for i in index], cf_prompt, use_cf)
-        ids, mask, positions, labels = (t.to(device) for t in factual)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits  # (B, W, V)
+        factual, cf, weights = reference_batch([examples[i] for i in index], cf_prompt, use_cf, args.beta)
+        host = {"ids": factual[0], "mask": factual[1], "positions": factual[2], "labels": factual[3], "w": weights}
+        if use_cf:
+            host.update(cf_ids=cf[0], cf_mask=cf[1], cf_positions=cf[2])
+        t = to_device(host, device)
+        logits = model(input_ids=t["ids"], attention_mask=t["mask"], position_ids=t["positions"]).logits  # (B, W, V)
         vocab = logits.shape[-1]
         shifted = logits[:, :-1].float()
-        target = labels[:, 1:]
-        w = reference_weights(labels, args.beta)[:, 1:].to(device)
-        ce = F.cross_entropy(shifted.reshape(-1, vocab), target.reshape(-1), ignore_index=-100, reduction="none")
-        loss = (w.reshape(-1) * ce).sum() / w.sum()
-        real, computed = int(mask.sum()), ids.numel()
+        target = t["labels"][:, 1:].reshape(-1)
+        w = t["w"][:, 1:].reshape(-1)
+        ce = F.cross_entropy(shifted.reshape(-1, vocab), target, ignore_index=-100, reduction="none")
+        loss = (w * ce).sum() / w.sum()
         if use_cf:
-            cf_ids, cf_mask, cf_positions, _ = (t.to(device) for t in cf)
-            cf_logits = model(input_ids=cf_ids, attention_mask=cf_mask, position_ids=cf_positions).logits
+            cf_logits = model(input_ids=t["cf_ids"], attention_mask=t["cf_mask"], position_ids=t["cf_positions"]).logits
             diff = (shifted - cf_logits[:, :-1].float()).reshape(-1, vocab)
-            ce_cf = F.cross_entropy(diff, target.reshape(-1), ignore_index=-100, reduction="none")
-            loss = loss + args.alpha * (w.reshape(-1) * ce_cf).sum() / w.sum()
-            real, computed = real + int(cf_mask.sum()), computed + cf_ids.numel()
-        return loss, real, computed
+            ce_cf = F.cross_entropy(diff, target, ignore_index=-100, reduction="none")
+            loss = loss + args.alpha * (w * ce_cf).sum() / w.sum()
+        return loss
 
-    return order, loss_of
+    def counts(index):
+        exs = [examples[i] for i in index]
+        f = [len(e.prompt) + len(e.response) for e in exs]
+        cf = [len(cf_prompt) + len(e.response) for e in exs] if use_cf else []
+        computed = len(exs) * max(f) * (2 if use_cf else 1)
+        return {"lengths": f + cf, "computed": computed, "head_positions": sum(f) + sum(cf)}
+
+    return order, loss_of, counts
 
 
-# --------------------------------------------------------------------------------- decoding legs
-# Decoding throughput (the own beam search of methods.llm.beam against model.generate) belongs
-# here, beside the training legs, once it is written: a name -> callable(model, args) -> dict of
-# the same measures. None yet; the training legs below do not depend on it.
-DECODING_LEGS: dict = {}
+LEGS = {"engine": engine_leg, "reference": reference_leg}
 
 
 # ------------------------------------------------------------------------------------- timing
 
 
-def run_leg(name, leg, model, examples, cf_prompt, args, device, autocast):
-    import torch
+class Runner:
+    """One leg's order, step and counts, built once; `epoch()` times one epoch with a fresh AdamW."""
 
-    cuda = device.type == "cuda"
-    order, loss_of = leg(model, examples, cf_prompt, args)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    model.train()
+    def __init__(self, name, model, examples, cf_prompt, args, device, autocast, flops: Flops):
+        self.name, self.model, self.device, self.autocast = name, model, device, autocast
+        self.order, self.loss_of, counts = LEGS[name](model, examples, cf_prompt, args)
+        self.n_examples = len(examples)
+        per_step = [counts(index) for index in self.order]
+        self.tokens = sum(sum(c["lengths"]) for c in per_step)
+        self.computed = sum(c["computed"] for c in per_step)
+        self.flops = sum(flops.step(c["lengths"], c["head_positions"]) for c in per_step)
 
-    def step(index):
-        with autocast():
-            loss, real, computed = loss_of(index, device)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return real, computed
+    def _steps(self, batches) -> None:
+        import torch
 
-    for index in order[: args.warmup]:
-        step(index)
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    real = computed = 0
-    t0 = time.perf_counter()
-    for index in order:
-        r, c = step(index)
-        real, computed = real + r, computed + c
-    if cuda:
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
-    optimizer.state.clear()  # its moments go before the next leg measures its peak
-    if cuda:
-        torch.cuda.empty_cache()
-    return dict(
-        name=name,
-        seconds=seconds,
-        samples_per_s=len(examples) / seconds,
-        tokens_per_s=real / seconds,
-        ms_per_step=1000 * seconds / len(order),
-        padding=1 - real / computed,
-        tokens=real,
-        peak_gib=peak,
-    )
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+        self.model.train()
+        for index in batches:
+            with self.autocast():
+                loss = self.loss_of(index, self.device)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        del optimizer  # its moments go before the next leg measures its peak
+
+    def warm_up(self, steps: int) -> None:
+        self._steps(self.order[:steps])
+
+    def epoch(self) -> dict:
+        import torch
+
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        self._steps(self.order)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        out = {"seconds": seconds}
+        if cuda:
+            out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            out["peak_reserved_gib"] = torch.cuda.max_memory_reserved(self.device) / 2**30
+            torch.cuda.empty_cache()
+        return out
 
 
 def same_batch_losses(model, examples, cf_prompt, args, device, autocast):
@@ -282,46 +367,63 @@ def same_batch_losses(model, examples, cf_prompt, args, device, autocast):
     index = reference_leg(model, examples, cf_prompt, args)[0][0]
     model.eval()
     with torch.no_grad(), autocast():
-        engine = float(engine_leg(model, examples, cf_prompt, args)[1](index, device)[0])
-        reference = float(reference_leg(model, examples, cf_prompt, args)[1](index, device)[0])
+        engine = float(engine_leg(model, examples, cf_prompt, args)[1](index, device))
+        reference = float(reference_leg(model, examples, cf_prompt, args)[1](index, device))
     return engine, reference
 
 
-def default_peak_flops(device) -> float | None:
-    import torch
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_FLOPS, key=len, reverse=True):
-        if key in name:
-            return PEAK_FLOPS[key]
-    return None
+
+def _fmt(s: dict | None, spec: str) -> str:
+    if s is None:
+        return "-"
+    return f"{format(s['median'], spec)} [{format(s['min'], spec)}-{format(s['max'], spec)}]"
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0] + " " + __doc__.splitlines()[1], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2-0.5b", help="model architecture (random weights)")
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default=None,
+        help="model architecture, random weights (default qwen2-0.5b; tiny with --quick)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16-mixed on a GPU, fp32 on a CPU (the engine's default)"
+    )
     parser.add_argument("--micro-batch", type=int, default=16, help="examples per micro-batch")
     parser.add_argument(
-        "--steps", type=int, default=20, help="timed micro-batches per leg (the epoch: steps x micro-batch examples)"
+        "--steps", type=int, default=20, help="micro-batches per leg and epoch (the epoch: steps x micro-batch examples)"
     )
-    parser.add_argument("--warmup", type=int, default=3, help="untimed micro-batches before each leg's epoch")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed micro-batches of each leg before the first timed round")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds, each one epoch of both legs, the order alternating")
     parser.add_argument("--prompt-len", type=int, default=200, help="longest factual prompt, tokens")
     parser.add_argument("--min-prompt-len", type=int, default=80, help="shortest factual prompt, tokens")
     parser.add_argument("--response-len", type=int, default=20, help="longest response (title + EOS), tokens")
     parser.add_argument("--cf-len", type=int, default=60, help="counterfactual prompt, tokens")
     parser.add_argument("--alpha", type=float, default=0.1, help="CFT counterfactual weight (0: no counterfactual pass)")
     parser.add_argument("--beta", type=float, default=0.25, help="CFT weight of the last label token (linear decay)")
-    parser.add_argument("--peak-flops", type=float, default=None, help="peak FLOP/s for MFU (default: known GPUs' bf16 peak)")
+    parser.add_argument(
+        "--peak-flops", type=float, default=None, help="peak FLOP/s for MFU (default: the table of known GPUs' bf16 dense peaks)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="dry run: tiny shape and sizes, one round (under a minute on a CPU)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    args = parser.parse_args(argv)  # fmt: skip
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    args.shape = args.shape or ("tiny" if args.quick else "qwen2-0.5b")
     if not args.min_prompt_len <= args.prompt_len or args.min_prompt_len < 1 or args.response_len < 2:
         parser.error("need 1 <= --min-prompt-len <= --prompt-len and --response-len >= 2")
+    if args.repeats < 1 or args.steps < 1:
+        parser.error("--repeats and --steps must be at least 1")
     return args
 
 
@@ -329,6 +431,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
 
     import torch
+    import transformers
 
     from bench.seeding import resolve_device
 
@@ -336,18 +439,31 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
     cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if cuda else torch.float32  # as methods.llm.models loads (and bf16 autocast, as accelerate)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    precision = args.precision if args.precision != "auto" else ("bf16-mixed" if cuda else "fp32")
+    dtype = torch.bfloat16 if precision == "bf16-pure" else torch.float32
+    if precision == "bf16-mixed":
+        autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+    else:
+        autocast = contextlib.nullcontext
+    device_name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    if args.peak_flops:
+        peak_label, peak_flops = "--peak-flops", args.peak_flops
+    elif cuda:
+        peak_label, peak_flops = device_peak(device_name)
+    else:
+        peak_label, peak_flops = None, None
+
     model = build(args.shape, dtype).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
+    flops = Flops(model)
     examples, cf_prompt = synthetic_examples(args.steps * args.micro_batch, model.config.vocab_size, args, args.seed)
-    peak_flops = args.peak_flops or default_peak_flops(device)
+    threads = torch.get_num_threads()
     print(
-        f"{args.shape}: {n_params / 1e6:.1f}M parameters, {dtype}, {model.config._attn_implementation} attention, {device}"
-        + (f" ({torch.cuda.get_device_name(device)})" if cuda else f", {torch.get_num_threads()} threads")
+        f"{args.shape}: {flops.non_embedding / 1e6:.1f}M non-embedding parameters, {precision}, "
+        f"{model.config._attn_implementation} attention, {device}"
+        + (f" ({device_name}, peak {peak_label or 'unknown'})" if cuda else f", {threads} threads")
         + f"; {len(examples)} examples in micro-batches of {args.micro_batch}, prompt {args.min_prompt_len}-{args.prompt_len}"
         + f", response {max(2, args.response_len // 2)}-{args.response_len}, cf prompt {args.cf_len}, alpha {args.alpha}"
-        + f", beta {args.beta}"
+        + f", beta {args.beta}; {args.repeats} rounds after a warm-up of {args.warmup} micro-batches per leg"
     )
 
     engine_loss, reference_loss = same_batch_losses(model, examples, cf_prompt, args, device, autocast)
@@ -355,28 +471,78 @@ def main(argv=None) -> dict:
     print(f"loss on the same micro-batch: engine {engine_loss:.5f}, reference {reference_loss:.5f} (|diff| {gap:.1e})")
     assert gap <= LOSS_TOLERANCE, f"the legs' losses differ by {gap:.3g} > {LOSS_TOLERANCE}"
 
-    results = {}
-    header = f"  {'leg':10s} {'samples/s':>10s} {'tokens/s':>11s} {'ms/step':>9s} {'padding':>8s} {'MFU':>7s} {'peak GiB':>9s}"
-    print(header)
-    for name, leg in (("engine", engine_leg), ("reference", reference_leg)):
-        r = run_leg(name, leg, model, examples, cf_prompt, args, device, autocast)
-        r["mfu"] = 6 * n_params * r["tokens"] / r["seconds"] / peak_flops if peak_flops else None
-        results[name] = r
+    runners = {name: Runner(name, model, examples, cf_prompt, args, device, autocast, flops) for name in LEGS}
+    for runner in runners.values():
+        runner.warm_up(args.warmup)
+    rounds: dict[str, list[dict]] = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(args.repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            out = runners[name].epoch()
+            rounds[name].append(out)
+            print(f"  round {r + 1}: {name:9s} {out['seconds']:8.3f} s", flush=True)
+
+    legs = {}
+    for name, runner in runners.items():
+        seconds = [o["seconds"] for o in rounds[name]]
+        leg = {
+            "samples_per_s": spread([runner.n_examples / s for s in seconds]),
+            "tokens_per_s": spread([runner.tokens / s for s in seconds]),
+            "ms_per_step": spread([1000 * s / len(runner.order) for s in seconds]),
+            "mfu": spread([runner.flops / s / peak_flops for s in seconds]) if peak_flops else None,
+            "padding": 1 - runner.tokens / runner.computed,
+            "tokens": runner.tokens,
+            "model_flops_per_epoch": runner.flops,
+        }
+        if cuda:
+            leg["peak_allocated_gib"] = max(o["peak_allocated_gib"] for o in rounds[name])
+            leg["peak_reserved_gib"] = max(o["peak_reserved_gib"] for o in rounds[name])
+        legs[name] = leg
+
+    e_s = [o["seconds"] for o in rounds["engine"]]
+    r_s = [o["seconds"] for o in rounds["reference"]]
+    e_f, r_f = runners["engine"].flops, runners["reference"].flops
+    ratios = {"samples_per_s": spread([r / e for e, r in zip(e_s, r_s)])}
+    if peak_flops:
+        ratios["mfu"] = spread([(e_f / e) / (r_f / r) for e, r in zip(e_s, r_s)])
+    if cuda:
+        for key in ("peak_allocated_gib", "peak_reserved_gib"):
+            ratios[key] = legs["engine"][key] / legs["reference"][key]
+
+    print(f"  median [min-max] of {args.repeats} rounds" + ("" if peak_flops else "; MFU: unknown peak (give --peak-flops)"))
+    print(f"  {'leg':10s} {'samples/s':>24s} {'ms/step':>24s} {'MFU':>24s} {'padding':>8s} {'peak GiB alloc/reserved':>24s}")
+    for name, leg in legs.items():
+        mfu = None if leg["mfu"] is None else {k: 100 * v for k, v in leg["mfu"].items() if k != "values"}
+        memory = f"{leg['peak_allocated_gib']:.2f}/{leg['peak_reserved_gib']:.2f}" if cuda else "-"
         print(
-            f"  {name:10s} {r['samples_per_s']:10.2f} {r['tokens_per_s']:11,.0f} {r['ms_per_step']:9.1f} {r['padding']:8.1%}"
-            + (f" {r['mfu']:7.2%}" if r["mfu"] is not None else f" {'-':>7s}")
-            + (f" {r['peak_gib']:9.2f}" if r["peak_gib"] is not None else f" {'-':>9s}")
+            f"  {name:10s} {_fmt(leg['samples_per_s'], '.2f'):>24s} {_fmt(leg['ms_per_step'], '.1f'):>24s} "
+            f"{_fmt(mfu, '.2f') + ('%' if mfu else ''):>24s} {leg['padding']:8.1%} {memory:>24s}"
         )
-    e, ref = results["engine"], results["reference"]
-    ratios = {"samples_per_s": e["samples_per_s"] / ref["samples_per_s"]}
-    if e["mfu"] is not None:
-        ratios["mfu"] = e["mfu"] / ref["mfu"]
-    if e["peak_gib"] is not None:
-        ratios["peak_memory"] = e["peak_gib"] / ref["peak_gib"]
-    print("  engine/reference: " + ", ".join(f"{k} x{v:.2f}" for k, v in ratios.items()))
-    for name in DECODING_LEGS:  # none yet (see above)
-        results[name] = DECODING_LEGS[name](model, args)
-    return {"losses": (engine_loss, reference_loss), "legs": results, "ratios": ratios}
+    print(
+        "  engine/reference: "
+        + ", ".join(f"{k} x{_fmt(v, '.2f')}" if isinstance(v, dict) else f"{k} x{v:.2f}" for k, v in ratios.items())
+    )
+
+    result = {
+        "benchmark": "llm_throughput",
+        "shape": args.shape,
+        "device": str(device),
+        "device_name": device_name,
+        "peak": {"device": peak_label, "flops": peak_flops},
+        "precision": precision,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": threads,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "non_embedding_parameters": flops.non_embedding,
+        "losses": {"engine": engine_loss, "reference": reference_loss},
+        "legs": legs,
+        "ratios": ratios,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return result
 
 
 if __name__ == "__main__":

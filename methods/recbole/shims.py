@@ -1,8 +1,10 @@
 """Shims: RecBole 1.2.1 on numpy 2, pandas 3, torch >= 2.6.
 
 RecBole 1.2.1 predates numpy 2, pandas 3 and torch 2.6; `install_shims()` makes it run there and is
-called before the first RecBole import (see its docstring for each shim). `quiet()` and
-`hidden_argv()` wrap the RecBole calls that would otherwise warn or read our command line.
+called before the first RecBole import (see its docstring for each shim). It also imports RecBole's
+model packages (`import_models()`) without letting them switch on autograd's anomaly detection for the
+whole process. `quiet()` and `hidden_argv()` wrap the RecBole calls that would otherwise warn or read
+our command line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ import numpy as np
 from bench.errors import BenchError
 
 _SHIMS_INSTALLED = False
+_MODELS_IMPORTED = False
+# The model packages RecBole's get_model walks (in this order) to find a sequential model; importing a
+# package runs its __init__, which imports every model module in it.
+_MODEL_PACKAGES = (
+    "recbole.model.general_recommender",
+    "recbole.model.context_aware_recommender",
+    "recbole.model.sequential_recommender",
+)
 _original_torch_load = None  # torch.load as it was before the shim (tests replace it with a spy)
 _NUMPY_ALIASES = {
     # removed in numpy 1.24 / 2.0, still used by RecBole's evaluator, dataset and interaction code
@@ -160,6 +170,41 @@ def _shim_config() -> None:
     Config._bench_shim = True
 
 
+@contextmanager
+def kept_anomaly_mode() -> Iterator[None]:
+    """Autograd's anomaly detection (and its NaN check) as they were on entry, whatever the body sets."""
+    import torch
+
+    enabled, check_nan = torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()
+    try:
+        yield
+    finally:
+        torch.autograd.set_detect_anomaly(enabled, check_nan=check_nan)
+
+
+def import_models() -> None:
+    """Import RecBole's model packages, leaving autograd's anomaly detection as the process had it.
+
+    RecBole 1.2.1's recbole/model/sequential_recommender/sine.py calls
+    `torch.autograd.set_detect_anomaly(True)` at import time (a debugging line left in), and the
+    sequential package's __init__ imports sine.py, so the first get_model of any sequential model
+    switched anomaly mode on for the rest of the process: every later autograd op records a stack and
+    checks its output for NaNs (a SASRec epoch about 2x slower, an LLM method run after a RecBole method
+    2-3x slower, and on a GPU a device sync after every backward op). Importing the packages here, once
+    and before anything else of ours can, and restoring the mode afterwards keeps whatever the user
+    chose (off by default; `set_detect_anomaly(True)` of their own stays on); later imports of these
+    modules, by get_model or anybody, find them in sys.modules and run nothing. Idempotent."""
+    global _MODELS_IMPORTED
+    if _MODELS_IMPORTED:
+        return
+    import importlib
+
+    with kept_anomaly_mode():
+        for name in _MODEL_PACKAGES:
+            importlib.import_module(name)
+    _MODELS_IMPORTED = True
+
+
 def install_shims() -> None:
     """Make RecBole 1.2.1 importable and runnable on numpy 2, pandas 3 and torch >= 2.6. Idempotent.
 
@@ -171,6 +216,8 @@ def install_shims() -> None:
     - ray: only recbole.quick_start imports it; the adapter never imports recbole.quick_start.
     - Config neither rebinds numpy names nor writes CUDA_VISIBLE_DEVICES.
     - RecBole's log records below ERROR are dropped from the root logger (progress shows in rich).
+    - RecBole's model packages are imported without leaving autograd's anomaly detection switched on
+      (see import_models).
     """
     global _SHIMS_INSTALLED
     if _SHIMS_INSTALLED:
@@ -181,6 +228,7 @@ def install_shims() -> None:
     root = _recbole_dir()
     _import_recbole_without_tensorboard()
     _shim_config()
+    import_models()
     logging.getLogger().addFilter(_DropRecBoleRecords(root))
     _SHIMS_INSTALLED = True
 
