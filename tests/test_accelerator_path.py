@@ -168,6 +168,8 @@ def test_device_batch_must_be_whole_micro_batches_dividing_grad_accum():
     with pytest.raises(BenchError, match=r"choose one of 4, 12"):
         engine.passes_per_micro_batch(_config(device_batch=8, grad_accum=3), None, [], 0, "cpu")
     assert engine.passes_per_micro_batch(_config(device_batch=0), None, [], 0, "cpu") == 1  # a CPU: one micro-batch
+    with pytest.raises(BenchError, match=r"Method 'cft': device_batch=6 is not a whole number .* choose one of 16, 32, 64"):
+        plan_methods(["cft"], {"cft": {"device_batch": "6"}})  # when the run is planned, before anything loads
 
 
 def test_passes_join_consecutive_micro_batches_of_the_same_order():

@@ -107,6 +107,13 @@ class LLMConfig:
         ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
+        k, rest = divmod(self.device_batch, self.micro_batch)
+        if self.device_batch and (rest or self.grad_accum % k):
+            choices = ", ".join(str(self.micro_batch * d) for d in range(1, self.grad_accum + 1) if self.grad_accum % d == 0)
+            raise ValueError(
+                f"device_batch={self.device_batch} is not a whole number of micro-batches of {self.micro_batch} dividing "
+                f"grad_accum={self.grad_accum}; choose one of {choices}, or 0 to let the device decide"
+            )
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, not {self.lr}")
         if not 0 <= self.lora_dropout < 1:
