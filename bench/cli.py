@@ -204,7 +204,7 @@ def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, f
 
 def _print_jobs(dataset: str) -> None:
     from bench import jobs
-    from bench.leaderboard.labels import letters, short_name
+    from bench.labels import letters, short_name
     from bench.store import RunStore
     from bench.tables import NAME_MAX, print_table
 
@@ -227,32 +227,32 @@ def jobs_command(dataset: str = typer.Option("ml-100k", "--dataset", "-d")):
     _print_jobs(dataset)
 
 
-def _print_runs(dataset: str, records: list[dict]) -> None:
+def _print_runs(dataset: str, records: list) -> None:
     """One line per run: letter, short name, seed and the headline numbers (all metrics: `bench leaderboard`)."""
-    from bench.leaderboard.labels import letters, short_name
+    from bench.labels import letters, short_name
     from bench.tables import NAME_MAX, print_table
 
     marks = letters(len(records))
-    names = [short_name(r["label"], r["method"], NAME_MAX) for r in records]
-    with_valid = any(r.get("valid") for r in records)
+    names = [short_name(r.label, r.method, NAME_MAX) for r in records]
+    with_valid = any(r.valid for r in records)
     rows = []
     for mark, shown, r in zip(marks, names, records):
-        m = r["metrics"]
+        m = r.metrics
         rows.append(
             (
                 [mark, shown],
                 [
-                    str(r["seed"]),
+                    str(r.seed),
                     f"{m['NDCG@10']:.4f}",
                     f"{m['HR@10']:.4f}",
-                    f"{r['invalid_total']:,}",
-                    f"{r['timing']['total_s']:,.1f}",
-                    r["key"][:8],
+                    f"{r.invalid_total:,}",
+                    f"{r.timing.total_s:,.1f}",
+                    r.key[:8],
                 ]
-                + ([f"{r['valid']['metrics']['NDCG@10']:.4f}" if r.get("valid") else "-"] if with_valid else []),
+                + ([f"{r.valid.metrics['NDCG@10']:.4f}" if r.valid else "-"] if with_valid else []),
             )
         )
-    legend = [f"{mark} = {r['label']}" for mark, shown, r in zip(marks, names, records) if shown != r["label"]]
+    legend = [f"{mark} = {r.label}" for mark, shown, r in zip(marks, names, records) if shown != r.label]
     print_table(
         console,
         f"{dataset}: {len(records)} run(s)",
@@ -386,7 +386,7 @@ def runs_command(
     """List stored runs with their state; find damaged runs and leftover folders, and prune them."""
     import shutil
 
-    from bench.leaderboard.labels import letters, short_name
+    from bench.labels import letters, short_name
     from bench.store import RunStore
     from bench.tables import NAME_MAX, print_table
 
@@ -397,11 +397,10 @@ def runs_command(
     rows, legend = [], []
     for mark, run in zip(marks, runs):
         r = run.record
-        shown = short_name(r.get("label") or r["method"], r["method"], NAME_MAX)
-        if shown != (r.get("label") or r["method"]):
-            legend.append(f"{mark} = {r['label']}")
-        rows.append(([mark, shown], [r["dataset"], str(r["seed"]), f"{r['n_test']:,}", ",".join(r.get("experiments") or []) or "-",
-                                     r["key"][:8]]))  # fmt: skip
+        shown = short_name(r.label, r.method, NAME_MAX)
+        if shown != r.label:
+            legend.append(f"{mark} = {r.label}")
+        rows.append(([mark, shown], [r.dataset, str(r.seed), f"{r.n_test:,}", ",".join(r.experiments) or "-", r.key[:8]]))
     title = f"{len(runs)} stored run(s)" + (f" of {dataset}" if dataset else "")
     print_table(console, title, ["", "method"], ["dataset", "seed", "test", "experiments", "key"], rows, legend=legend,
                 value_justify=["left", "right", "right", "left", "left"])  # fmt: skip

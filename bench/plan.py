@@ -18,7 +18,7 @@ import itertools
 
 from bench import registry
 from bench.errors import BenchError
-from bench.store import run_label
+from bench.labels import run_label
 
 ALL = "*"
 

@@ -18,6 +18,7 @@ from bench.errors import BenchError
 from bench.history import change_history
 from bench.method import INSPECT, Context
 from bench.plan import Planned, plan_methods
+from bench.record import Provenance, Resources, RunRecord, Score, Timing
 from bench.seeding import resolve_device, seed_everything
 from bench.store import TOP_N, RunStore, check_experiment_name, run_key
 from bench.subsets import SampleChoice
@@ -37,7 +38,7 @@ class Evaluation:
 
     def valid_done(self, stored) -> bool:
         """Whether a stored run already holds the validation scores and history conditions asked for."""
-        valid = self.valid is None or (stored.has_valid and stored.record["valid"].get("subset") == self.valid.as_record())
+        valid = self.valid is None or (stored.has_valid and stored.record.valid.subset == self.valid.as_record())
         return valid and all(stored.has_part(f"history_{c}") for c in self.history)
 
 
@@ -110,19 +111,23 @@ class ResourceMeter:
             torch.cuda.reset_peak_memory_stats(device)
         self.device = device
 
-    def read(self, seconds: float) -> dict:
+    def read(self, seconds: float) -> Resources:
+        """The resources of a run that took `seconds` in all."""
         import resource
 
-        out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
-        if self.cuda:
-            import torch
+        rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+        if not self.cuda:
+            return Resources(peak_rss_mb=rss)
+        import torch
 
-            # allocated: what tensors held at the peak; reserved: what the caching allocator took
-            # from the GPU (what another process could not use, and what nvidia-smi shows)
-            out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
-            out["peak_gpu_reserved_mb"] = round(torch.cuda.max_memory_reserved(self.device) / 2**20, 1)
-            out["gpu_hours"] = round(seconds * distributed.launched_processes() / 3600, 4)
-        return out
+        # allocated: what tensors held at the peak; reserved: what the caching allocator took
+        # from the GPU (what another process could not use, and what nvidia-smi shows)
+        return Resources(
+            peak_rss_mb=rss,
+            peak_gpu_mb=round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1),
+            peak_gpu_reserved_mb=round(torch.cuda.max_memory_reserved(self.device) / 2**20, 1),
+            gpu_hours=round(seconds * distributed.launched_processes() / 3600, 4),
+        )
 
 
 def _per_sample(index: np.ndarray, prediction: Prediction) -> dict[str, np.ndarray]:
@@ -143,7 +148,7 @@ def run_one(
     store: RunStore,
     progress=None,
     experiments: list[str] | None = None,
-) -> dict:
+) -> RunRecord:
     key = evaluation.key(p, split.hash, seed)
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -172,48 +177,52 @@ def run_one(
     if evaluation.valid is not None:
         valid_index = evaluation.valid.indices(len(split.valid))
         scored = predict(method, split.valid.subset(valid_index))
-        valid = {
-            "subset": evaluation.valid.as_record(),
-            "n": len(valid_index),
-            "metrics": evaluate.summarize(scored.ranks),
-            "invalid_total": int(scored.invalid.sum()),
-            "seconds": time.perf_counter() - t3,
-        }
+        valid = Score(
+            metrics=evaluate.summarize(scored.ranks),
+            invalid_total=int(scored.invalid.sum()),
+            n=len(valid_index),
+            subset=evaluation.valid.as_record(),
+            seconds=time.perf_counter() - t3,
+        )
         valid_arrays = _per_sample(valid_index, scored)
+    t4 = time.perf_counter()
     extra_parts, history = {}, {}
     for condition in evaluation.history:  # the same fitted model, the histories changed
         changed = change_history(split.test.subset(test_index), condition, seed=evaluation.test.seed)
         under = predict(method, changed)
-        history[condition] = {"metrics": evaluate.summarize(under.ranks), "invalid_total": int(under.invalid.sum())}
+        history[condition] = Score(metrics=evaluate.summarize(under.ranks), invalid_total=int(under.invalid.sum()))
         extra_parts[f"history_{condition}"] = _per_sample(test_index, under)
-    record = {
-        "key": key,
-        "config_key": evaluation.key(p, split.hash, -1),
-        "method": p.name,
-        "label": p.label,
-        "experiments": sorted(experiments or []),
-        "method_version": p.cls.version,
-        "config": p.resolved,
-        "overrides": p.overrides,
-        "dataset": split.name,
-        "split_hash": split.hash,
-        "seed": seed,
-        "limit_test": evaluation.test.limit,
-        "test_subset": evaluation.test.as_record(),
-        "n_test": len(test_index),
-        "metrics": metrics,
-        "invalid_total": int(prediction.invalid.sum()),
-        "valid": valid,
-        "history": history or None,
-        "timing": {"fit_s": t1 - t0, "recommend_s": t2 - t1, "evaluate_s": t3 - t2, "total_s": t3 - t0},
-        "resources": meter.read(t3 - t0),
-        "provenance": provenance.collect(device)
-        | {"seed": seed, "split_hash": split.hash, "processes": distributed.launched_processes()},
-        "info": method.run_info(),
-        "extra": prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
-        "started_at": started.isoformat(timespec="seconds"),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    t5 = time.perf_counter()
+    timing = Timing.of(fit_s=t1 - t0, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4)
+    record = RunRecord(
+        key=key,
+        config_key=evaluation.key(p, split.hash, -1),
+        method=p.name,
+        label=p.label,
+        experiments=sorted(experiments or []),
+        method_version=p.cls.version,
+        config=p.resolved,
+        overrides=p.overrides,
+        dataset=split.name,
+        split_hash=split.hash,
+        seed=seed,
+        limit_test=evaluation.test.limit,
+        test_subset=evaluation.test.as_record(),
+        n_test=len(test_index),
+        metrics=metrics,
+        invalid_total=int(prediction.invalid.sum()),
+        valid=valid,
+        history=history,
+        timing=timing,
+        resources=meter.read(timing.total_s),
+        provenance=Provenance(
+            **provenance.collect(device), seed=seed, split_hash=split.hash, processes=distributed.launched_processes()
+        ),
+        info=method.run_info(),
+        extra=prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
+        started_at=started.isoformat(timespec="seconds"),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
         store.save(record, _per_sample(test_index, prediction), valid_arrays, extra_parts)
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -236,7 +245,7 @@ def run_benchmark(
     grid: dict[str, dict[str, list[str]]] | None = None,
     evaluation: Evaluation | None = None,
     busy: str = "wait",
-) -> list[dict]:
+) -> list[RunRecord]:
     """Run every (method, seed) not stored yet; return the records of all of them (stored or new).
     A failing method is reported and the others go on; BenchError is raised at the end if any failed.
     `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard).
@@ -296,7 +305,7 @@ def run_benchmark(
                         )
                     elif stored is not None and not force:
                         console.print(f"[dim]{label}: stored without these validation scores, run again[/]")
-                    named = set(stored.record.get("experiments") or []) if stored is not None else set()
+                    named = set(stored.record.experiments) if stored is not None else set()
                     named |= {name} if name else set()
                     progress.update(overall, description=f"{p.label} seed {seed}")
                     record, failure = _attempt(p, split, seed, device, evaluation, store, progress, sorted(named), console)
@@ -305,8 +314,8 @@ def run_benchmark(
                         lock.release()
                 if failure is None:
                     records.append(record)
-                    shown = ", ".join(f"{m} {record['metrics'][m]:.4f}" for m in ("NDCG@10", "HR@10"))
-                    console.print(f"[green]{label}[/]: {shown} ({record['timing']['total_s']:.1f}s)")
+                    shown = ", ".join(f"{m} {record.metrics[m]:.4f}" for m in ("NDCG@10", "HR@10"))
+                    console.print(f"[green]{label}[/]: {shown} ({record.timing.total_s:.1f}s)")
                 else:
                     failures.append((p.label, seed, failure))
                     console.print(f"[red]{label} failed:[/] {escape(failure)}")

@@ -1,7 +1,7 @@
 """The run store. A run is a pure function of (method, version, resolved config, split hash, seed,
 test limit); its key is a hash of those, and a stored key is never recomputed.
 
-    <results>/runs/<dataset>/<method>/<key>/run.json              metrics, config, provenance, timing
+    <results>/runs/<dataset>/<method>/<key>/run.json              the run record (bench/record.py)
                                             per_sample.npz        sample_index, rank, topk (50), invalid
                                             valid_per_sample.npz  the same on the validation split, when scored
 
@@ -12,10 +12,13 @@ half-written run is never read as done. `experiments` in run.json lists the name
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import uuid
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +27,9 @@ import numpy as np
 from bench import paths
 from bench.atomic import atomic_dir, atomic_file, write_text
 from bench.errors import BenchError
+from bench.record import RecordError, RunRecord
 
-SCHEMA_VERSION = 1
+ARRAY_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)  # a damaged .npz
 TOP_N = 50
 ARRAY_FILES = {"test": "per_sample.npz", "valid": "valid_per_sample.npz"}
 
@@ -42,13 +46,6 @@ def run_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def run_label(method: str, overrides: dict) -> str:
-    """How a run is named in tables: the method, then its --set overrides, `sft[epochs=1,lr=0.001]`."""
-    if not overrides:
-        return method
-    return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
-
-
 _EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -62,23 +59,18 @@ def check_experiment_name(name: str) -> str:
     return name
 
 
-def experiments(record: dict) -> list[str]:
-    """The experiment names a stored run belongs to (`bench run --name`)."""
-    return list(record.get("experiments") or [])
-
-
-def _dump(record: dict) -> str:
-    return json.dumps(dict(record, schema=SCHEMA_VERSION), indent=2, sort_keys=True, default=str)
+def _dump(record: RunRecord) -> str:
+    return json.dumps(record.to_json(), indent=2, sort_keys=True, default=str)
 
 
 @dataclass
 class StoredRun:
     folder: Path
-    record: dict
+    record: RunRecord
 
     @property
     def key(self) -> str:
-        return self.record["key"]
+        return self.record.key
 
     def arrays(self, part: str = "test") -> dict[str, np.ndarray]:
         """Per-sample arrays of the test set, or of the validation set (`part="valid"`) when scored."""
@@ -95,25 +87,31 @@ class StoredRun:
 
     @property
     def has_valid(self) -> bool:
-        return bool(self.record.get("valid")) and (self.folder / array_file(self.record, "valid")).is_file()
+        return self.record.valid is not None and (self.folder / array_file(self.record, "valid")).is_file()
 
     def has_part(self, part: str) -> bool:
         """Whether the run holds the per-sample arrays of `part` ("valid", "history_none", ...)."""
         return (self.folder / array_file(self.record, part)).is_file()
 
 
-def array_file(record: dict, part: str) -> str:
-    """The file holding a run's per-sample arrays: named in run.json once the run was replaced in place."""
-    return (record.get("arrays") or {}).get(part, ARRAY_FILES.get(part, f"{part}.npz"))
+def array_file(record: RunRecord | None, part: str) -> str:
+    """The file holding a run's per-sample arrays: named in run.json once the run was replaced in
+    place, the part's usual name otherwise (and for a record not stored yet: None)."""
+    usual = ARRAY_FILES.get(part, f"{part}.npz")
+    return record.arrays.get(part, usual) if record is not None else usual
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {name: data[name] for name in data.files}
+    try:
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise
+    except ARRAY_ERRORS as exc:
+        raise BenchError(DamagedRun(path.parent, f"{path.name} cannot be read: {type(exc).__name__}").sentence()) from None
 
 
 REREADS = 50  # a run replaced this many times while one reader reads it is not a realistic case
-REQUIRED = ("key", "method", "dataset", "split_hash", "seed", "n_test", "metrics")
 REPAIR = "run the same `bench run` command again to recompute it, or `bench runs --prune` to remove it"
 
 
@@ -126,7 +124,7 @@ class DamagedRun:
         return f"Stored run {self.folder} is damaged ({self.reason}); {REPAIR}."
 
 
-def check_run(folder: Path) -> tuple[dict | None, str | None]:
+def check_run(folder: Path) -> tuple[RunRecord | None, str | None]:
     """(record, None) for a complete run; (record or None, what is wrong) otherwise."""
     record, problem = _check_once(folder)
     for _ in range(REREADS):  # replaced in place between reading run.json and its arrays: read again
@@ -139,28 +137,27 @@ def check_run(folder: Path) -> tuple[dict | None, str | None]:
     return record, problem
 
 
-def _check_once(folder: Path) -> tuple[dict | None, str | None]:
+def _check_once(folder: Path) -> tuple[RunRecord | None, str | None]:
     try:
-        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, "run.json is missing"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"run.json cannot be read: {type(exc).__name__}"
-    if not isinstance(record, dict):
-        return None, "run.json holds no run record"
-    missing = [f for f in REQUIRED if f not in record]
-    if missing:
-        return None, f"run.json lacks {', '.join(missing)}"
+    try:
+        record = RunRecord.from_json(data)
+    except RecordError as exc:
+        return None, f"run.json {exc}"
     name = array_file(record, "test")
     try:
-        with np.load(folder / name) as data:
-            lengths = {field: len(data[field]) for field in ("sample_index", "rank")}
+        with np.load(folder / name) as arrays:
+            lengths = {field: len(arrays[field]) for field in ("sample_index", "rank")}
     except FileNotFoundError:
         return record, f"{name} is missing"
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except ARRAY_ERRORS as exc:
         return record, f"{name} cannot be read: {type(exc).__name__}"
-    if set(lengths.values()) != {int(record["n_test"])}:
-        return record, f"{name} holds {lengths['rank']} samples where run.json says {record['n_test']}"
+    if set(lengths.values()) != {record.n_test}:
+        return record, f"{name} holds {lengths['rank']} samples where run.json says {record.n_test}"
     return record, None
 
 
@@ -170,10 +167,6 @@ class RunStore:
 
     def run_dir(self, dataset: str, method: str, key: str) -> Path:
         return self.root / "runs" / dataset / method / key
-
-    def has(self, dataset: str, method: str, key: str) -> bool:
-        """Whether the key is stored complete (a damaged copy does not count)."""
-        return self.find(dataset, method, key)[0] is not None
 
     def find(self, dataset: str, method: str, key: str) -> tuple[StoredRun | None, DamagedRun | None]:
         """The stored run of a key, or what is wrong with its folder; (None, None) when absent."""
@@ -193,7 +186,7 @@ class RunStore:
 
     def save(
         self,
-        record: dict,
+        record: RunRecord,
         arrays: dict[str, np.ndarray],
         valid_arrays: dict[str, np.ndarray] | None = None,
         extra_parts: dict[str, dict[str, np.ndarray]] | None = None,
@@ -204,22 +197,22 @@ class RunStore:
         run.json, which names them, is replaced in one step, and only then the old arrays go."""
         from bench.locks import lock_for
 
-        final = self.run_dir(record["dataset"], record["method"], record["key"])
+        final = self.run_dir(record.dataset, record.method, record.key)
         parts = {"test": arrays} | ({"valid": valid_arrays} if valid_arrays is not None else {}) | (extra_parts or {})
-        with lock_for(self.root / ".locks" / f"{record['key']}.save.lock"):
+        with lock_for(self.root / ".locks" / f"{record.key}.save.lock"):
             if not final.exists():
                 with atomic_dir(final) as tmp:
                     for part, values in parts.items():
-                        np.savez_compressed(tmp / array_file({}, part), **values)
-                    (tmp / "run.json").write_text(_dump({k: v for k, v in record.items() if k != "arrays"}))
+                        np.savez_compressed(tmp / array_file(None, part), **values)
+                    (tmp / "run.json").write_text(_dump(dataclasses.replace(record, arrays={})))
                 return final
             token = uuid.uuid4().hex[:12]
-            names = {part: f"{Path(array_file({}, part)).stem}.{token}.npz" for part in parts}
+            names = {part: f"{Path(array_file(None, part)).stem}.{token}.npz" for part in parts}
             for part, values in parts.items():
                 with atomic_file(final / names[part]) as tmp:
                     with open(tmp, "wb") as f:
                         np.savez_compressed(f, **values)
-            write_text(final / "run.json", _dump(dict(record, arrays=names)))
+            write_text(final / "run.json", _dump(dataclasses.replace(record, arrays=names)))
             for stale in final.glob("*.npz"):
                 if stale.name not in names.values():
                     stale.unlink(missing_ok=True)
@@ -229,13 +222,13 @@ class RunStore:
         """Name `run` as part of experiment `name` too (names are not part of the key)."""
         from bench.locks import lock_for
 
-        if name in experiments(run.record):
+        if name in run.record.experiments:
             return run
         with lock_for(self.root / ".locks" / f"{run.key}.save.lock"):  # never over a newer save
             record, problem = check_run(run.folder)
             if problem is not None:
                 raise BenchError(DamagedRun(run.folder, problem).sentence())
-            record = dict(record, experiments=sorted(set(experiments(record)) | {name}))
+            record = record.with_experiment(name)
             write_text(run.folder / "run.json", _dump(record))
         return StoredRun(run.folder, record)
 

@@ -49,10 +49,11 @@ def test_cost_columns_come_from_the_records(ml100k_pop):
     (board,) = build_leaderboards("ml-100k", store=ml100k_pop, cost=True, n_resamples=100)
     records = [r.record for r in ml100k_pop.runs("ml-100k")]
     (row,) = board.rows
-    assert row.cost["fit_s"] == pytest.approx(np.mean([r["timing"]["fit_s"] for r in records]))
-    assert row.cost["samples_per_s"] == pytest.approx(np.mean([60 / r["timing"]["recommend_s"] for r in records]))
-    assert row.cost["peak_mb"] == max(r["resources"]["peak_rss_mb"] for r in records) and row.cost["gpu_hours"] is None
-    assert row.cost["device"] == records[0]["provenance"]["device"]
+    assert row.cost["fit_s"] == pytest.approx(np.mean([r.timing.fit_s for r in records]))
+    assert row.cost["total_s"] == pytest.approx(np.mean([r.timing.total_s for r in records]))
+    assert row.cost["samples_per_s"] == pytest.approx(np.mean([60 / r.timing.recommend_s for r in records]))
+    assert row.cost["peak_mb"] == max(r.resources.peak_rss_mb for r in records) and row.cost["gpu_hours"] is None
+    assert row.cost["device"] == records[0].provenance.device
 
 
 def test_beyond_needs_the_split_the_runs_used(ml100k_pop, monkeypatch):

@@ -514,7 +514,7 @@ def test_plugin_runs_end_to_end_with_ranks_from_its_lists(helper_module, tmp_pat
     split = make_split()
     store = RunStore(tmp_path / "res")
     records = run_benchmark(["cheatplug"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False)
-    assert len(records) == 1 and records[0]["method"] == "cheatplug"
+    assert len(records) == 1 and records[0].method == "cheatplug"
     runs = store.runs("tiny")
     assert len(runs) == 1
     arrays = runs[0].arrays()
@@ -529,8 +529,8 @@ def test_plugin_runs_end_to_end_with_ranks_from_its_lists(helper_module, tmp_pat
     assert expected == [0, 2, -1, 0, 2, -1, 0, 2, -1, 0]
     assert arrays["rank"].tolist() == expected
     assert (arrays["topk"][:, 4:] == -1).all()
-    assert records[0]["metrics"]["HR@1"] == pytest.approx(4 / 10)
-    assert records[0]["metrics"]["HR@3"] == pytest.approx(7 / 10)
+    assert records[0].metrics["HR@1"] == pytest.approx(4 / 10)
+    assert records[0].metrics["HR@3"] == pytest.approx(7 / 10)
 
 
 def test_plugin_breaking_the_contract_fails_the_run_and_is_named(helper_module, tmp_path):

@@ -106,22 +106,22 @@ def test_pop_run_is_stored_with_provenance_and_resumed(tmp_path):
     records = run_benchmark(["pop"], "tiny", [0, 1], device="cpu", split=split, store=store, show_progress=False)
     assert len(records) == 2 and len(store.runs("tiny")) == 2
     r = records[0]
-    for field in ("git_commit", "git_dirty", "packages", "device", "seed", "split_hash"):
-        assert field in r["provenance"]
-    assert set(r["timing"]) >= {"fit_s", "recommend_s", "evaluate_s"}
+    assert r.provenance.seed == 0 and r.provenance.split_hash == split.hash and r.provenance.device.startswith("cpu")
+    assert "numpy" in r.provenance.packages and r.provenance.git_dirty in (True, False, None)
+    assert r.timing.fit_s > 0 and r.timing.recommend_s > 0 and r.timing.metrics_s > 0
     # pop's ranking by hand: counts of training targets, ties against the model
     counts = np.bincount(split.train.targets, minlength=20)
     expected = [(counts >= counts[t]).sum() - 1 for t in split.test.targets]
     arrays = store.runs("tiny")[0].arrays()
     assert arrays["rank"].tolist() == expected
     assert arrays["topk"].shape == (40, 50) and (arrays["topk"][:, 20:] == -1).all()
-    assert r["metrics"]["HR@10"] == pytest.approx(np.mean(np.array(expected) < 10))
+    assert r.metrics["HR@10"] == pytest.approx(np.mean(np.array(expected) < 10))
     # second call: everything is stored, nothing is recomputed
     again = run_benchmark(["pop"], "tiny", [0, 1], device="cpu", split=split, store=store, show_progress=False)
-    assert [x["created_at"] for x in again] == [x["created_at"] for x in records]
+    assert [x.created_at for x in again] == [x.created_at for x in records]
     # a different test limit is a different run
     limited = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, limit_test=10, show_progress=False)
-    assert limited[0]["key"] not in {x["key"] for x in records} and limited[0]["n_test"] == 10
+    assert limited[0].key not in {x.key for x in records} and limited[0].n_test == 10
 
 
 def test_half_written_runs_are_invisible(tmp_path):
@@ -145,7 +145,7 @@ def test_failing_method_keeps_other_runs(tmp_path, monkeypatch):
         store = RunStore(tmp_path)
         with pytest.raises(BenchError, match="1 run\\(s\\) failed"):
             run_benchmark(["broken", "pop"], "tiny", [0], device="cpu", split=make_split(), store=store, show_progress=False)
-        assert [r.record["method"] for r in store.runs("tiny")] == ["pop"]
+        assert [r.record.method for r in store.runs("tiny")] == ["pop"]
     finally:
         registry.BUILTIN.pop("broken")
 
@@ -164,7 +164,7 @@ def test_cli_run_on_ml100k_and_errors(tmp_path):
     out = runner.invoke(app, ["run", "--methods", "pop", "--dataset", "ml-100k", "--limit-test", "500", "--device", "cpu"])
     assert out.exit_code == 0, out.output
     runs = RunStore().runs("ml-100k")
-    assert len(runs) == 1 and runs[0].record["n_test"] == 500
+    assert len(runs) == 1 and runs[0].record.n_test == 500
     bad = runner.invoke(app, ["run", "--methods", "pop", "--dataset", "ml-100k", "--set", "pop.alpha=1"])
     assert bad.exit_code == 2 and "error:" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["run", "--methods", "pop", "--seeds", "a,b"])

@@ -208,8 +208,8 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     runs = RunStore().runs("ml-100k")
     assert len(runs) == 1
     record = runs[0].record
-    assert record["provenance"]["processes"] == 2 and record["n_test"] == 6
-    assert record["info"]["train_samples"] == 32 and record["info"]["optimizer_steps"] == 4
+    assert record.provenance.processes == 2 and record.n_test == 6
+    assert record.info["train_samples"] == 32 and record.info["optimizer_steps"] == 4
     assert len(runs[0].arrays()["rank"]) == 6
     assert not any((Path(os.environ["BENCH_RESULTS_DIR"]) / ".work").glob("*"))  # scratch removed by rank 0
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import make_split
+from records import make_record, rank_arrays
 
 from bench.errors import BenchError
 from bench.leaderboard import Selection, build_leaderboards, parse_where
 from bench.runner import run_benchmark
-from bench.store import RunStore, run_label
+from bench.store import RunStore
 
 
 def _run(store, split, name=None, methods=("pop",), overrides=None, limit_test=None):
@@ -32,13 +33,13 @@ def _run(store, split, name=None, methods=("pop",), overrides=None, limit_test=N
 def test_a_name_is_stored_with_the_run_and_is_not_part_of_its_key(tmp_path):
     store, split = RunStore(tmp_path), make_split()
     (plain,) = _run(store, split)
-    assert plain["experiments"] == []
+    assert plain.experiments == []
     (named,) = _run(store, split, name="first")  # stored already: skipped, named
-    assert named["key"] == plain["key"] and named["created_at"] == plain["created_at"]
+    assert named.key == plain.key and named.created_at == plain.created_at
     (again,) = _run(store, split, name="second")
-    assert again["experiments"] == ["first", "second"] and again["created_at"] == plain["created_at"]
+    assert again.experiments == ["first", "second"] and again.created_at == plain.created_at
     (stored,) = store.runs("tiny")
-    assert stored.record["experiments"] == ["first", "second"]
+    assert stored.record.experiments == ["first", "second"]
     assert len(list((tmp_path / "runs" / "tiny" / "pop").iterdir())) == 1  # one run, no copies
 
 
@@ -73,16 +74,12 @@ def test_runs_without_a_name_come_first_then_named_experiments(tmp_path):
 
 
 def _save(store, method, overrides, config, seed=0, experiments=()):
-    from bench.evaluate import summarize
 
     ranks = np.zeros(8, dtype=np.int64) if method != "pop" else np.full(8, -1)
     key = f"{method}-{'-'.join(f'{k}{v}' for k, v in sorted(overrides.items()))}"
-    record = dict(key=key, config_key=key, method=method, label=run_label(method, overrides), method_version="1", config=config,
-                  overrides=overrides, dataset="toys", split_hash="s", seed=seed, limit_test=None, n_test=8,
-                  metrics=summarize(ranks), invalid_total=0, timing={}, provenance={}, info={},
-                  created_at="2025-01-01T00:00:00+00:00", experiments=list(experiments))  # fmt: skip
-    arrays = dict(sample_index=np.arange(8), rank=ranks, topk=np.full((8, 50), -1), invalid=np.zeros(8, dtype=np.int32))
-    store.save(record, arrays)
+    record = make_record(key=key, config_key=key, method=method, ranks=ranks, config=config, overrides=overrides, seed=seed,
+                         experiments=list(experiments))  # fmt: skip
+    store.save(record, rank_arrays(ranks))
 
 
 def test_runs_are_selected_by_method_and_setting(tmp_path):

@@ -97,11 +97,11 @@ def test_history_conditions_are_stored_and_reported(tmp_path, echo):
     evaluation = Evaluation(history=("none", "shuffled", "last"))
     run_benchmark(["echo", "pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation,
                   show_progress=False)  # fmt: skip
-    (echo_run,) = [r for r in store.runs("tiny") if r.record["method"] == "echo"]
+    (echo_run,) = [r for r in store.runs("tiny") if r.record.method == "echo"]
     assert echo_run.arrays()["rank"].tolist() == [0] * 12
     assert echo_run.arrays("history_last")["rank"].tolist() == [0] * 12
     assert echo_run.arrays("history_none")["rank"].tolist() == [-1] * 12
-    assert echo_run.record["history"]["none"]["metrics"]["HR@10"] == 0.0
+    assert echo_run.record.history["none"].metrics["HR@10"] == 0.0
 
     (board,) = build_leaderboards("tiny", store=store, history=True, n_resamples=200)
     found = {(e["label"], e["condition"]): e for e in board.history}
@@ -121,5 +121,5 @@ def test_a_stored_run_without_the_conditions_is_run_again(tmp_path):
     (first,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False)
     (again,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False,
                              evaluation=Evaluation(history=("last",)))  # fmt: skip
-    assert again["key"] == first["key"] and again["created_at"] >= first["created_at"]
-    assert set(again["history"]) == {"last"} and store.runs("tiny")[0].has_part("history_last")
+    assert again.key == first.key and again.created_at >= first.created_at
+    assert set(again.history) == {"last"} and store.runs("tiny")[0].has_part("history_last")

@@ -219,11 +219,11 @@ def test_local_grid_with_a_killed_job_resumes_only_that_job(fake_plugin, ml100k,
 
     store = RunStore()
     runs = store.runs("ml-100k")
-    assert sorted(r.record["config"]["level"] for r in runs) == [0, 1, 2]
+    assert sorted(r.record.config["level"] for r in runs) == [0, 1, 2]
     split = load_split("ml-100k")
     chosen = SampleChoice(20, "random", 0).indices(len(split.test))
     for run in runs:
-        assert run.record["n_test"] == 20 and run.record["valid"] is not None  # a grid scores validation
+        assert run.record.n_test == 20 and run.record.valid is not None  # a grid scores validation
         arrays = run.arrays("test")
         assert np.array_equal(arrays["sample_index"], chosen)
         targets = split.test.targets[arrays["sample_index"]]
@@ -251,7 +251,7 @@ def test_local_grid_with_a_killed_job_resumes_only_that_job(fake_plugin, ml100k,
     assert text.count("started ") == 1
     started = next(line for line in text.splitlines() if "started " in line)
     assert killed.log in started
-    assert sorted(r.record["config"]["level"] for r in store.runs("ml-100k")) == [0, 1, 2, 3]
+    assert sorted(r.record.config["level"] for r in store.runs("ml-100k")) == [0, 1, 2, 3]
     after = status("ml-100k", store)
     assert [(j.label, j.state) for j in after] == [(label, "finished") for label in sorted(found)]
     assert "fake[level=3] seed 0" in Path(killed.log).read_text()  # the log now holds the resumed job's output
@@ -293,7 +293,7 @@ def test_bench_jobs_lists_every_state_with_its_log(tmp_path, monkeypatch):
                    state=state, job_id=job_id)  # fmt: skip
 
     jobs = [
-        job("pop", record["key"], "running", job_id=str(gone.pid)),  # stored: finished, whatever the book says
+        job("pop", record.key, "running", job_id=str(gone.pid)),  # stored: finished, whatever the book says
         job("pop[case=done-unstored]", "k2", "finished", job_id="11"),
         job("pop[case=failed]", "k3", "failed", job_id="12"),
         job("pop[case=lost]", "k4", "running", job_id=str(gone.pid)),

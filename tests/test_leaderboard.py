@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 import pytest
+from records import make_record, rank_arrays
 from rich.console import Console
 from scipy import stats as scipy_stats
 
 from bench import paths, stats
 from bench.errors import BenchError
-from bench.evaluate import summarize
 from bench.leaderboard import build_leaderboards, leaderboard_command, load_leaderboards
 from bench.store import RunStore
 
@@ -26,36 +26,22 @@ LOG3 = 1.0 / math.log2(3.0)  # NDCG of a target at rank 1
 
 def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None, split_hash=NEW, limit_test=None,
              created_at="2025-01-02T00:00:00+00:00", sample_index=None, overrides=None, config=None):  # fmt: skip
-    ranks = np.asarray(ranks, dtype=np.int64)
-    n = len(ranks)
     config_key = config_key or f"cfg{method}"
-    record = dict(
+    record = make_record(
         key=f"{config_key}-{split_hash}-{limit_test}-s{seed}-{created_at[:10]}",
         config_key=config_key,
         method=method,
+        ranks=ranks,
         label=label or method,
-        method_version="1",
         config=config or {},
         overrides=overrides or {},
         dataset=dataset,
         split_hash=split_hash,
         seed=seed,
         limit_test=limit_test,
-        n_test=n,
-        metrics=summarize(ranks),
-        invalid_total=0,
-        timing={},
-        provenance={},
-        info={},
         created_at=created_at,
     )
-    arrays = dict(
-        sample_index=np.arange(n, dtype=np.int64) if sample_index is None else np.asarray(sample_index, dtype=np.int64),
-        rank=ranks,
-        topk=np.full((n, 50), -1, dtype=np.int32),
-        invalid=np.zeros(n, dtype=np.int32),
-    )
-    store.save(record, arrays)
+    store.save(record, rank_arrays(ranks, sample_index))
 
 
 @pytest.fixture
@@ -368,8 +354,8 @@ def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
 
 
 def test_terminal_table_never_cuts_numbers_or_labels(store):
+    from bench.labels import run_label
     from bench.leaderboard import print_leaderboard
-    from bench.store import run_label
 
     long = {f"setting_number_{k}": k for k in range(8)}
     save_run(store, "toys", "sft", np.zeros(N), overrides=long, label=run_label("sft", long))

@@ -386,10 +386,10 @@ def test_a_short_run_is_stored_and_read_by_the_leaderboard():
         show_progress=False,
     )
     (record,) = records
-    assert record["method"] == "sasrec" and record["n_test"] == 30
-    assert record["info"]["epochs_trained"] == 1 and record["config"]["epochs"] == 1
-    assert 0.0 <= record["metrics"]["NDCG@10"] <= record["metrics"]["HR@10"] <= 1.0
+    assert record.method == "sasrec" and record.n_test == 30
+    assert record.info["epochs_trained"] == 1 and record.config["epochs"] == 1
+    assert 0.0 <= record.metrics["NDCG@10"] <= record.metrics["HR@10"] <= 1.0
     (board,) = build_leaderboards(split.name, n_resamples=100)
     (row,) = board.rows
     assert row.method == "sasrec"
-    assert row.cells["NDCG@10"].mean == pytest.approx(record["metrics"]["NDCG@10"])
+    assert row.cells["NDCG@10"].mean == pytest.approx(record.metrics["NDCG@10"])

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from records import make_record
 from typer.testing import CliRunner
 
 from bench import beyond, paths
 from bench.evaluate import summarize
+from bench.labels import run_label
 from bench.leaderboard import Selection
 from bench.report import build_report, curves, pareto_front, report_command
 from bench.report.compute import row_curves
-from bench.store import RunStore, run_label
+from bench.store import RunStore
 
 N = 40
 PROVENANCE = {
@@ -37,25 +39,20 @@ def save_run(store, dataset, method, ranks, seed=0, label=None, config_key=None,
     ranks = np.asarray(ranks, dtype=np.int64)
     n = len(ranks)
     config_key = config_key or f"cfg{method}"
-    record = dict(
+    record = make_record(
         key=f"{config_key}-s{seed}",
         config_key=config_key,
         method=method,
+        ranks=ranks,
         label=label or run_label(method, overrides or {}),
-        method_version="1",
         config=config or {},
         overrides=overrides or {},
         dataset=dataset,
         split_hash=split_hash,
         seed=seed,
-        limit_test=None,
-        n_test=n,
-        metrics=summarize(ranks),
-        invalid_total=0,
         valid=None if valid is None else {"subset": None, "n": 10, "metrics": {"NDCG@10": valid, "HR@10": valid}},
         timing=timing or {},
         provenance=dict(PROVENANCE, seed=seed, split_hash=split_hash),
-        info={},
         created_at="2025-01-02T00:00:00+00:00",
     )
     index = np.arange(n, dtype=np.int64) if sample_index is None else np.asarray(sample_index, dtype=np.int64)
@@ -97,7 +94,7 @@ def test_curves_at_1_10_50_equal_hand_computed_values():
 def test_curves_are_averaged_over_seeds(store):
     save_run(store, "toys", "A", np.zeros(N), seed=0)
     save_run(store, "toys", "A", np.r_[np.zeros(N // 2), np.full(N // 2, -1)], seed=1)
-    runs = sorted(store.runs("toys"), key=lambda r: r.record["seed"])
+    runs = sorted(store.runs("toys"), key=lambda r: r.record.seed)
     c = row_curves(runs)
     assert c["HR"][0] == pytest.approx(0.75) and c["HR"][49] == pytest.approx(0.75)
     assert c["NDCG"][9] == pytest.approx(0.75)

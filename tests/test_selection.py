@@ -8,14 +8,16 @@ import io
 import numpy as np
 import pytest
 from conftest import make_split
+from records import make_record, rank_arrays
 from rich.console import Console
 
 from bench.errors import BenchError
 from bench.evaluate import summarize
+from bench.labels import run_label
 from bench.leaderboard import build_leaderboards
 from bench.plan import parse_grid, plan_methods
 from bench.runner import Evaluation, run_benchmark
-from bench.store import RunStore, run_label
+from bench.store import RunStore
 from bench.subsets import SampleChoice
 
 N = 40
@@ -112,7 +114,7 @@ def test_runs_record_their_random_test_subset_and_valid_scores(tmp_path):
     (run,) = store.runs("tiny")
     chosen = np.sort(np.random.default_rng(1).permutation(30)[:8])
     assert run.arrays()["sample_index"].tolist() == chosen.tolist()
-    assert record["test_subset"] == {"limit": 8, "mode": "random", "seed": 1} and record["n_test"] == 8
+    assert record.test_subset == {"limit": 8, "mode": "random", "seed": 1} and record.n_test == 8
     valid = run.arrays("valid")
     assert valid["sample_index"].tolist() == np.sort(np.random.default_rng(1).permutation(20)[:6]).tolist()
     # pop ranks every sample by training-target counts: recompute the validation ranks by hand
@@ -120,27 +122,27 @@ def test_runs_record_their_random_test_subset_and_valid_scores(tmp_path):
     targets = split.valid.targets[valid["sample_index"]]
     expected = [int((counts >= counts[t]).sum()) - 1 for t in targets]
     assert valid["rank"].tolist() == expected
-    assert record["valid"]["metrics"] == pytest.approx(summarize(np.asarray(expected)))
+    assert record.valid.metrics == pytest.approx(summarize(np.asarray(expected)))
     # first-n runs keep the key they had before random subsets existed; random ones differ
     first = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, limit_test=8, show_progress=False)
-    assert first[0]["key"] != record["key"] and first[0]["test_subset"] == {"limit": 8, "mode": "first", "seed": 0}
+    assert first[0].key != record.key and first[0].test_subset == {"limit": 8, "mode": "first", "seed": 0}
     from bench.store import run_key
 
-    assert first[0]["key"] == run_key("pop", "1", {}, split.hash, 0, 8)
+    assert first[0].key == run_key("pop", "1", {}, split.hash, 0, 8)
 
 
 def test_a_stored_run_without_valid_scores_is_run_again_when_they_are_asked(tmp_path):
     store, split = RunStore(tmp_path), make_split()
     (plain,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, name="a", show_progress=False)
-    assert plain["valid"] is None
+    assert plain.valid is None
     evaluation = Evaluation(valid=SampleChoice())
     (scored,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation, name="b",
                               show_progress=False)  # fmt: skip
-    assert scored["key"] == plain["key"] and scored["valid"]["n"] == 10 and scored["experiments"] == ["a", "b"]
+    assert scored.key == plain.key and scored.valid.n == 10 and scored.experiments == ["a", "b"]
     (again,) = run_benchmark(
         ["pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation, show_progress=False
     )
-    assert again["created_at"] == scored["created_at"]  # stored with these scores: skipped
+    assert again.created_at == scored.created_at  # stored with these scores: skipped
 
 
 # ---------------------------------------------------------------- choosing on validation
@@ -149,18 +151,12 @@ def test_a_stored_run_without_valid_scores_is_run_again_when_they_are_asked(tmp_
 def save(store, method, overrides, test_ranks, valid_ranks=None, seed=0, config=None):
     key = run_label(method, overrides) + f"-s{seed}"
     config_key = run_label(method, overrides)
-    record = dict(key=key, config_key=config_key, method=method, label=run_label(method, overrides), method_version="1",
-                  config=config if config is not None else dict(overrides), overrides=overrides, dataset="toys", split_hash="s",
-                  seed=seed, limit_test=None, n_test=len(test_ranks), metrics=summarize(np.asarray(test_ranks)), invalid_total=0,
-                  timing={}, provenance={}, info={}, created_at="2025-01-01T00:00:00+00:00", experiments=[])  # fmt: skip
-    valid_arrays = None
+    valid = None
     if valid_ranks is not None:
-        record["valid"] = {"subset": None, "n": len(valid_ranks), "metrics": summarize(np.asarray(valid_ranks))}
-        valid_arrays = dict(sample_index=np.arange(len(valid_ranks)), rank=np.asarray(valid_ranks),
-                            topk=np.full((len(valid_ranks), 50), -1), invalid=np.zeros(len(valid_ranks)))  # fmt: skip
-    arrays = dict(sample_index=np.arange(len(test_ranks)), rank=np.asarray(test_ranks), topk=np.full((len(test_ranks), 50), -1),
-                  invalid=np.zeros(len(test_ranks)))  # fmt: skip
-    store.save(record, arrays, valid_arrays)
+        valid = {"subset": None, "n": len(valid_ranks), "metrics": summarize(np.asarray(valid_ranks))}
+    record = make_record(key=key, config_key=config_key, method=method, ranks=test_ranks, overrides=overrides, valid=valid,
+                         config=config if config is not None else dict(overrides), seed=seed)  # fmt: skip
+    store.save(record, rank_arrays(test_ranks), None if valid_ranks is None else rank_arrays(valid_ranks))
 
 
 @pytest.fixture

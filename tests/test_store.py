@@ -5,6 +5,7 @@ folder, odd labels and names printed literally, and option values refused in one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import bench.cli
 from bench import paths, registry
 from bench.errors import BenchError
 from bench.plan import plan_methods
+from bench.record import RunRecord
 from bench.runner import Evaluation, run_benchmark
 from bench.store import RunStore, array_file, check_run
 from bench.subsets import SampleChoice
@@ -191,7 +193,7 @@ def test_two_identical_run_processes_store_exactly_one_complete_run(tmp_path, mo
     folders = run_folders(store, "ml-100k", "pop")
     assert len(folders) == 1 and not folders[0].name.startswith("."), folders
     record, problem = check_run(folders[0])
-    assert problem is None and record["n_test"] == 50
+    assert problem is None and record.n_test == 50
     leftovers = [p for p in (store.root / "runs").rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
     assert store.leftovers() == []
@@ -245,7 +247,7 @@ def test_key_lock_held_elsewhere_skip_skips_and_wait_waits_then_stores(tmp_path)
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert "error" not in done, done.get("error")
-    assert [r["key"] for r in done["records"]] == [key]
+    assert [r.key for r in done["records"]] == [key]
     run, damaged = store.find("tiny", "pop", key)
     assert damaged is None and run is not None and len(run.arrays()["rank"]) == len(split.test)
     assert not store.busy(key)
@@ -260,14 +262,15 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
+    from bench.record import RunRecord
     from bench.store import RunStore
 
     root, writer, n_saves, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     store = RunStore(root)
     for i in range(n_saves):
         tag = writer * 1000 + i
-        record = dict(key="k" * 16, method="pop", dataset="tiny", split_hash="0" * 16, seed=0, n_test=n,
-                      metrics={"NDCG@10": 0.0}, tag=tag)
+        record = RunRecord(key="k" * 16, method="pop", dataset="tiny", split_hash="0" * 16, seed=0, n_test=n,
+                           metrics={"NDCG@10": 0.0}, label="pop", info={"tag": tag})
         arrays = dict(sample_index=np.arange(n, dtype=np.int64), rank=np.full(n, tag, dtype=np.int64),
                       topk=np.full((n, 50), -1, dtype=np.int32), invalid=np.zeros(n, dtype=np.int32))
         store.save(record, arrays)
@@ -302,7 +305,7 @@ def test_many_writers_on_one_key_keep_one_complete_run_found_and_end_clean(tmp_p
         if damaged is not None:
             problems.append(damaged.reason)  # a healthy run reported damaged while being replaced
             continue
-        assert run.record["n_test"] == N_TEST
+        assert run.record.n_test == N_TEST
         try:
             arrays = run.arrays()
         except FileNotFoundError as exc:
@@ -323,13 +326,14 @@ def test_many_writers_on_one_key_keep_one_complete_run_found_and_end_clean(tmp_p
     assert problem is None
     assert sorted(p.name for p in folder.iterdir()) == sorted(["run.json", array_file(record, "test")])
     ranks = RunStore(root).load("tiny", "pop", KEY).arrays()["rank"]
-    assert ranks[0] % 1000 == N_SAVES - 1 and ranks[0] == record["tag"]  # the last save of some writer
+    assert ranks[0] % 1000 == N_SAVES - 1 and ranks[0] == record.info["tag"]  # the last save of some writer
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
 
 def _save_tagged(store: RunStore, tag: int, n: int = N_TEST) -> None:
     """What WRITER saves: a run of KEY whose every rank is `tag`."""
-    record = dict(key=KEY, method="pop", dataset="tiny", split_hash="0" * 16, seed=0, n_test=n, metrics={}, tag=tag)
+    record = RunRecord(key=KEY, method="pop", dataset="tiny", split_hash="0" * 16, seed=0, n_test=n, metrics={"NDCG@10": 0.0},
+                       label="pop", info={"tag": tag})  # fmt: skip
     arrays = dict(sample_index=np.arange(n, dtype=np.int64), rank=np.full(n, tag, dtype=np.int64),
                   topk=np.full((n, 50), -1, dtype=np.int32), invalid=np.zeros(n, dtype=np.int32))  # fmt: skip
     store.save(record, arrays)
@@ -387,7 +391,7 @@ def _stored_pop(tmp_path, valid: bool = True):
     split = make_split()
     kwargs = {"evaluation": Evaluation(valid=SampleChoice())} if valid else {}
     records, _ = run_quietly(["pop"], [0], store, split=split, **kwargs)
-    run = store.load("tiny", "pop", records[0]["key"])
+    run = store.load("tiny", "pop", records[0].key)
     return store, run.folder, run.record, run.arrays()
 
 
@@ -398,8 +402,8 @@ def test_force_save_failing_half_way_keeps_the_old_run_complete_and_unchanged(tm
     store, folder, record, arrays = _stored_pop(tmp_path)
     before = (folder / "run.json").read_text()
     new_arrays = dict(arrays, rank=arrays["rank"] + 1)
-    new_valid = dict(store.load("tiny", "pop", record["key"]).arrays("valid"))
-    new_record = dict(record, created_at="2099-01-01T00:00:00+00:00")
+    new_valid = dict(store.load("tiny", "pop", record.key).arrays("valid"))
+    new_record = dataclasses.replace(record, created_at="2099-01-01T00:00:00+00:00")
 
     if where == "second-array":
         real = np.savez_compressed
@@ -423,9 +427,9 @@ def test_force_save_failing_half_way_keeps_the_old_run_complete_and_unchanged(tm
         store.save(new_record, new_arrays, new_valid)
 
     assert (folder / "run.json").read_text() == before
-    run, damaged = store.find("tiny", "pop", record["key"])
+    run, damaged = store.find("tiny", "pop", record.key)
     assert damaged is None and run is not None
-    assert run.record["created_at"] == record["created_at"]
+    assert run.record.created_at == record.created_at
     assert run.arrays()["rank"].tolist() == arrays["rank"].tolist()
     assert check_run(folder) == (run.record, None)
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written file
@@ -443,7 +447,7 @@ def test_run_force_failing_while_saving_keeps_the_old_run(tmp_path, monkeypatch)
     monkeypatch.setattr(bench.store, "write_text", fail)
     with pytest.raises(BenchError, match=r"1 run\(s\) failed \(pop seed 0\)"):
         run_quietly(["pop"], [0], store, force=True)
-    run, damaged = store.find("tiny", "pop", record["key"])
+    run, damaged = store.find("tiny", "pop", record.key)
     assert damaged is None and run.record == record
     assert run.arrays()["rank"].tolist() == arrays["rank"].tolist()
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before
@@ -477,8 +481,7 @@ DAMAGES = {
 
 
 def damage(folder: Path, how: str) -> None:
-    record = json.loads((folder / "run.json").read_text())
-    npz = folder / array_file(record, "test")
+    npz = folder / array_file(RunRecord.from_json(json.loads((folder / "run.json").read_text())), "test")
     if how == "truncated-json":
         text = (folder / "run.json").read_text()
         (folder / "run.json").write_text(text[: len(text) // 2])
@@ -502,7 +505,7 @@ def test_damaged_run_is_reported_left_out_recomputed_and_pruned(tmp_path, monkey
     store = RunStore()
     split = make_split()
     records, _ = run_quietly(["pop"], [0, 1], store, split=split)
-    key = records[0]["key"]
+    key = records[0].key
     folder = store.run_dir("tiny", "pop", key)
     good_ranks = store.load("tiny", "pop", key).arrays()["rank"].tolist()
     damage(folder, how)
@@ -510,9 +513,9 @@ def test_damaged_run_is_reported_left_out_recomputed_and_pruned(tmp_path, monkey
 
     # the store reports it with its reason
     runs, damaged = store.scan("tiny")
-    assert [r.record["seed"] for r in runs] == [1]
+    assert [r.record.seed for r in runs] == [1]
     assert [(d.folder, d.reason) for d in damaged] == [(folder, reason)]
-    assert store.find("tiny", "pop", key)[0] is None and not store.has("tiny", "pop", key)
+    assert store.find("tiny", "pop", key)[0] is None
 
     # the leaderboard warns, naming the folder, and builds the table of the good run
     code, text, result = cli(monkeypatch, ["leaderboard", "--dataset", "tiny"], width=200)
@@ -530,7 +533,7 @@ def test_damaged_run_is_reported_left_out_recomputed_and_pruned(tmp_path, monkey
     assert f"pop seed 0: the stored copy in {folder} is damaged ({reason}); computing it again" in out
     assert "pop seed 1: stored already" in out
     record, problem = check_run(folder)
-    assert problem is None and record["key"] == key
+    assert problem is None and record.key == key
     assert store.load("tiny", "pop", key).arrays()["rank"].tolist() == good_ranks
     assert sorted(p.name for p in folder.iterdir()) == sorted(["run.json", array_file(record, "test")])
     assert store.scan("tiny")[1] == []
@@ -559,7 +562,7 @@ def test_damaged_run_is_reported_left_out_recomputed_and_pruned(tmp_path, monkey
         assert f"removed: {sentence}" in text
         assert not folder.exists() and not orphan.exists() and not interrupted.exists()
         assert (computing / "partial.bin").is_file()
-        assert [r.record["seed"] for r in store.runs("tiny")] == [1]
+        assert [r.record.seed for r in store.runs("tiny")] == [1]
     finally:
         lock.release()
     code, text, result = cli(monkeypatch, ["runs"])
@@ -569,7 +572,7 @@ def test_damaged_run_is_reported_left_out_recomputed_and_pruned(tmp_path, monkey
 def _only_damaged(tmp_path):
     store = RunStore()
     records, _ = run_quietly(["pop"], [0], store)
-    folder = store.run_dir("tiny", "pop", records[0]["key"])
+    folder = store.run_dir("tiny", "pop", records[0].key)
     damage(folder, "empty-object")
     return folder
 
@@ -687,11 +690,11 @@ def bracket_method(tmp_path, monkeypatch):
 def test_label_with_brackets_is_printed_literally(tmp_path, bracket_method):
     store = RunStore(tmp_path / "res")
     records, out = run_quietly(["x"], [0], store, overrides={"x": {"epochs": "2"}})
-    assert records[0]["label"] == "x[epochs=2]"
+    assert records[0].label == "x[epochs=2]"
     assert "x[epochs=2] seed 0" in out
     odd = "[bold]y[/]"
     records, out = run_quietly(["x"], [0], store, overrides={"x": {"epochs": "2", "tag": odd}})
-    assert records[0]["label"] == f"x[epochs=2,tag={odd}]"
+    assert records[0].label == f"x[epochs=2,tag={odd}]"
     assert f"x[epochs=2,tag={odd}] seed 0" in out
 
 

@@ -128,8 +128,8 @@ def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkey
     record = RunStore().runs("ml-100k")[0].record
     assert max(len(line) for line in body_lines(text)) <= width
     # at 60 columns the columns come in two blocks, each headed by the row's letter and name
-    assert re.search(r"^ a\s+pop\s+0\s+" + re.escape(f"{record['metrics']['NDCG@10']:.4f}"), text, re.M), text
-    for value in (f"{record['metrics']['HR@10']:.4f}", record["key"][:8]):
+    assert re.search(r"^ a\s+pop\s+0\s+" + re.escape(f"{record.metrics['NDCG@10']:.4f}"), text, re.M), text
+    for value in (f"{record.metrics['HR@10']:.4f}", record.key[:8]):
         assert re.search(rf"^ a\s+pop\s.*\s{value}(\s|$)", text, re.M), value
 
     text = run_cli(
@@ -149,7 +149,7 @@ def test_run_summary_and_leaderboard_show_letters_names_and_whole_numbers(monkey
     assert "ml-100k · smoke: 300 random test samples (seed 0)" in text
     for metric in ("NDCG@10", "HR@10", "NDCG@20", "HR@20", "NDCG@50", "HR@50"):
         assert re.search(rf"\s{re.escape(metric)}(\s|$)", text), metric
-        value = f"{record['metrics'][metric]:.4f}"
+        value = f"{record.metrics[metric]:.4f}"
         assert re.search(rf"\s{re.escape(value)}(\s|$)", text), (metric, value)
     assert re.search(r"^ a\s+pop\s", text, re.M)
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [

@@ -17,31 +17,31 @@ from bench.evaluate import per_sample_metrics
 from bench.history import CONDITIONS as HISTORY_CONDITIONS
 from bench.leaderboard.align import align
 from bench.leaderboard.model import CI_CONFIDENCE, Row
+from bench.record import RunRecord
 
 BEYOND_RESAMPLES = 1000  # list-level metrics are recomputed per resample: 1,000 keeps a table fast
 
 
-def row_cost(records: list[dict]) -> dict:
+def row_cost(records: list[RunRecord]) -> dict:
     """Mean times over the row's seeds, summed GPU-hours, the largest peak memory, parameters."""
 
     def mean(values):
         values = [v for v in values if v is not None]
         return float(np.mean(values)) if values else None
 
-    timing = [r.get("timing") or {} for r in records]
-    resources = [r.get("resources") or {} for r in records]
-    info = records[0].get("info") or {}
-    rates = [r["n_test"] / t["recommend_s"] for r, t in zip(records, timing) if t.get("recommend_s")]
-    peaks = [x.get("peak_gpu_mb", x.get("peak_rss_mb")) for x in resources]
-    hours = [x.get("gpu_hours") for x in resources]
+    info = records[0].info
+    rates = [r.n_test / r.timing.recommend_s for r in records if r.timing.recommend_s]
+    peaks = [r.resources.peak_gpu_mb if r.resources.peak_gpu_mb is not None else r.resources.peak_rss_mb for r in records]
+    hours = [r.resources.gpu_hours for r in records]
     return {
-        "fit_s": mean([t.get("fit_s") for t in timing]),
-        "eval_s": mean([t.get("recommend_s") for t in timing]),
+        "fit_s": mean([r.timing.fit_s for r in records]),
+        "recommend_s": mean([r.timing.recommend_s for r in records]),
+        "total_s": mean([r.timing.total_s for r in records]),
         "samples_per_s": mean(rates),
         "gpu_hours": sum(h for h in hours if h is not None) if any(h is not None for h in hours) else None,
         "peak_mb": max((p for p in peaks if p is not None), default=None),
         "parameters": info.get("trainable_parameters", info.get("parameters")),
-        "device": (records[0].get("provenance") or {}).get("device"),
+        "device": records[0].provenance.device,
     }
 
 

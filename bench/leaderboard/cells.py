@@ -30,7 +30,8 @@ def interval(iv: Interval | None) -> str:
 # what a row cost: (key in Row.cost, column header)
 COST = (
     ("fit_s", "fit (s)"),
-    ("eval_s", "eval (s)"),
+    ("recommend_s", "test (s)"),
+    ("total_s", "total (s)"),
     ("samples_per_s", "samples/s"),
     ("gpu_hours", "GPU-h"),
     ("peak_mb", "peak MiB"),

@@ -7,18 +7,21 @@ bootstrap intervals against a baseline row.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench import stats
+from bench import labels, stats
 from bench.errors import BenchError
 from bench.evaluate import metric_names, per_sample_metrics
-from bench.leaderboard import labels, select
+from bench.labels import run_label
+from bench.leaderboard import select
 from bench.leaderboard.align import align
 from bench.leaderboard.analyses import beyond_rows, history_rows, row_cost
 from bench.leaderboard.model import CI_CONFIDENCE, Cell, Comparison, Interval, Leaderboard, Row
-from bench.store import RunStore, StoredRun, run_label
+from bench.record import RunRecord
+from bench.store import RunStore, StoredRun
 
 DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 
@@ -32,7 +35,7 @@ class RowData:
     values: dict[str, np.ndarray]  # metric -> per-sample value averaged over seeds
 
     @property
-    def record(self) -> dict:
+    def record(self) -> RunRecord:
         return self.runs[0].record
 
 
@@ -72,7 +75,7 @@ def load_row(runs: list[StoredRun], metrics: list[str]) -> RowData:
     common = np.unique(common)
     per_seed = {m: [float(v[m].mean()) for _, v in loaded] for m in metrics}
     values = {m: np.mean([align(i, v[m], common) for i, v in loaded], axis=0) for m in metrics}
-    label = runs[0].record.get("label") or runs[0].record["method"]
+    label = runs[0].record.label
     return RowData(label, runs, common, per_seed, values)
 
 
@@ -93,10 +96,10 @@ def make_rows(data: list[RowData], metrics: list[str]) -> list[Row]:
             Row(
                 letter=letter,
                 label=d.label,
-                method=d.record["method"],
-                config_key=d.record.get("config_key") or d.runs[0].key,
-                overrides=dict(d.record.get("overrides") or {}),
-                seeds=[int(r.record["seed"]) for r in d.runs],
+                method=d.record.method,
+                config_key=d.record.config_key or d.runs[0].key,
+                overrides=dict(d.record.overrides),
+                seeds=[r.record.seed for r in d.runs],
                 run_keys=[r.key for r in d.runs],
                 cells=cells,
                 cost=row_cost([r.record for r in d.runs]),
@@ -207,10 +210,10 @@ def _split_for(board: Leaderboard):
     return split
 
 
-def _naming(record: dict, chosen: dict) -> dict:
+def _naming(record: RunRecord, chosen: dict) -> RunRecord:
     """The record with the chosen values among its overrides, so its label names them."""
-    overrides = {**(record.get("overrides") or {}), **chosen}
-    return dict(record, overrides=overrides, label=run_label(record["method"], overrides))
+    overrides = record.overrides | chosen
+    return dataclasses.replace(record, overrides=overrides, label=run_label(record.method, overrides))
 
 
 def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None, **fields) -> tuple[Leaderboard, list[RowData]]:
@@ -218,12 +221,12 @@ def _table(configs, metrics, o: Options, head: dict, varied: dict | None = None,
     data = [load_row(g, metrics) for g in configs]
     records = [d.record for d in data]
     if varied:  # a chosen configuration's label names the values chosen, defaults included
-        records = [_naming(r, varied.get(r.get("config_key") or r["key"], {})) for r in records]
+        records = [_naming(r, varied.get(r.config_key or r.key, {})) for r in records]
     shared = labels.shared_overrides(records)
     for d, record, label in zip(data, records, labels.table_labels(records, shared)):
         d.label = label
         d.runs = [type(d.runs[0])(d.runs[0].folder, record)] + d.runs[1:]
-    data.sort(key=lambda d: (d.label, d.record.get("config_key") or ""))
+    data.sort(key=lambda d: (d.label, d.record.config_key or ""))
     rows = make_rows(data, metrics)
     board = Leaderboard(**head, metrics=metrics, test=o.test, correction=o.correction, alpha=o.alpha, seed=o.seed,
                         n_resamples=o.n_resamples, baseline=o.baseline, rows=rows, comparisons=[], shared=shared,

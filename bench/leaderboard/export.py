@@ -8,9 +8,9 @@ import io
 import json
 from pathlib import Path
 
+from bench.labels import run_label
 from bench.leaderboard import cells
 from bench.leaderboard.model import Leaderboard
-from bench.store import run_label
 
 # 2: tables list the overrides left out of their labels ("shared"); 3: tables name their experiment.
 # Older files still load.

@@ -129,7 +129,7 @@ class Leaderboard:
     @property
     def baseline_label(self) -> str | None:
         """The baseline's label in this table (the user may have named it by its full label)."""
-        from bench.leaderboard.labels import baseline_row
+        from bench.labels import baseline_row
 
         row = baseline_row(self, self.baseline) if self.baseline else None
         return row.label if row is not None else self.baseline

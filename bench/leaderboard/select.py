@@ -15,7 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bench.errors import BenchError
-from bench.store import StoredRun, experiments
+from bench.record import RunRecord
+from bench.store import StoredRun
 from bench.subsets import SampleChoice
 
 
@@ -69,11 +70,11 @@ def select(runs: list[StoredRun], selection: Selection) -> list[StoredRun]:
     chosen = []
     for run in runs:
         record = run.record
-        if selection.methods and record["method"] not in selection.methods:
+        if selection.methods and record.method not in selection.methods:
             continue
-        if selection.name and selection.name not in experiments(record):
+        if selection.name and selection.name not in record.experiments:
             continue
-        settings = (record.get("config") or {}) | (record.get("overrides") or {})
+        settings = record.config | record.overrides
         if all(k in settings and _matches(settings[k], v) for k, v in selection.where.items()):
             chosen.append(run)
     return chosen
@@ -82,10 +83,10 @@ def select(runs: list[StoredRun], selection: Selection) -> list[StoredRun]:
 def current_split(runs: list[StoredRun], dataset: str, split_hash: str | None) -> tuple[str, list[StoredRun]]:
     """The asked-for split, or the split of the most recently created run."""
     if split_hash is None:
-        split_hash = max(runs, key=lambda r: (str(r.record.get("created_at", "")), r.record["split_hash"])).record["split_hash"]
-    chosen = [r for r in runs if r.record["split_hash"] == split_hash]
+        split_hash = max(runs, key=lambda r: (r.record.created_at or "", r.record.split_hash)).record.split_hash
+    chosen = [r for r in runs if r.record.split_hash == split_hash]
     if not chosen:
-        known = ", ".join(sorted({r.record["split_hash"] for r in runs}))
+        known = ", ".join(sorted({r.record.split_hash for r in runs}))
         raise BenchError(f"No stored runs for dataset '{dataset}' on split '{split_hash}'; stored splits: {known}.")
     return split_hash, chosen
 
@@ -97,14 +98,14 @@ def experiment_groups(runs: list[StoredRun], name: str | None) -> list[tuple[str
         return [(name, runs)]
     groups: dict[str | None, list[StoredRun]] = defaultdict(list)
     for run in runs:
-        for experiment in experiments(run.record) or [None]:
+        for experiment in run.record.experiments or [None]:
             groups[experiment].append(run)
     return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
 
 
-def test_choice(record: dict) -> SampleChoice:
+def test_choice(record: RunRecord) -> SampleChoice:
     """The test samples a stored run scored (runs stored before random subsets used the first n)."""
-    return SampleChoice.from_record(record.get("limit_test"), record.get("test_subset"))
+    return SampleChoice.from_record(record.limit_test, record.test_subset)
 
 
 def evaluation_sets(runs: list[StoredRun]) -> list[tuple[tuple[SampleChoice, int], list[StoredRun]]]:
@@ -112,14 +113,14 @@ def evaluation_sets(runs: list[StoredRun]) -> list[tuple[tuple[SampleChoice, int
     full test set first, then larger sets first."""
     groups: dict[tuple, list[StoredRun]] = defaultdict(list)
     for run in runs:
-        if int(run.record["n_test"]) > 0:  # an empty evaluation has nothing to show or compare
-            groups[(test_choice(run.record), int(run.record["n_test"]))].append(run)
+        if run.record.n_test > 0:  # an empty evaluation has nothing to show or compare
+            groups[(test_choice(run.record), run.record.n_test)].append(run)
     return sorted(groups.items(), key=lambda kv: (kv[0][0].limit is not None, -kv[0][1], kv[0][0].mode, kv[0][0].seed))
 
 
 def valid_score(runs: list[StoredRun], metric: str) -> float | None:
     """Mean over seeds of a configuration's validation metric; None when a seed was not scored."""
-    values = [((r.record.get("valid") or {}).get("metrics") or {}).get(metric) for r in runs]
+    values = [r.record.valid.metrics.get(metric) if r.record.valid else None for r in runs]
     return None if any(v is None for v in values) else float(sum(values) / len(values))
 
 
@@ -129,7 +130,7 @@ def choose_on_valid(configs: list[list[StoredRun]], metric: str) -> tuple[list[l
     varied among its method's candidates (the row's label names them), and one note per method."""
     by_method: dict[str, list[list[StoredRun]]] = defaultdict(list)
     for group in configs:
-        by_method[group[0].record["method"]].append(group)
+        by_method[group[0].record.method].append(group)
     chosen, varied, notes = [], {}, []
     for method, candidates in by_method.items():
         if len(candidates) == 1:
@@ -141,19 +142,19 @@ def choose_on_valid(configs: list[list[StoredRun]], metric: str) -> tuple[list[l
                 f"{sum(v is None for v in scores)} of the {len(candidates)} configurations of '{method}' have no validation "
                 "scores; run them again with --valid (a --grid scores validation by default) to choose on validation."
             )
-        subsets = {json.dumps(c[0].record["valid"].get("subset"), sort_keys=True) for c in candidates}
+        subsets = {json.dumps(c[0].record.valid.subset, sort_keys=True) for c in candidates}
         if len(subsets) > 1:
             raise BenchError(
                 f"The configurations of '{method}' were scored on different validation samples; "
                 "run them again with the same --limit-valid and --subset-seed."
             )
-        order = sorted(range(len(candidates)), key=lambda k: (-scores[k], candidates[k][0].record.get("config_key") or ""))
+        order = sorted(range(len(candidates)), key=lambda k: (-scores[k], candidates[k][0].record.config_key or ""))
         best = candidates[order[0]]
-        configs_of = [{**(c[0].record.get("config") or {}), **(c[0].record.get("overrides") or {})} for c in candidates]
+        configs_of = [c[0].record.config | c[0].record.overrides for c in candidates]
         keys = sorted({k for cfg in configs_of for k in cfg})
         differing = [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True) for cfg in configs_of}) > 1]
         best_config = configs_of[order[0]]
-        varied[best[0].record.get("config_key") or best[0].key] = {k: best_config.get(k) for k in differing}
+        varied[best[0].record.config_key or best[0].key] = {k: best_config.get(k) for k in differing}
         chosen.append(best)
         notes.append(f"{method}: best of {len(candidates)} configurations on validation {metric} ({scores[order[0]]:.4f}).")
     return chosen, varied, notes
@@ -162,7 +163,7 @@ def choose_on_valid(configs: list[list[StoredRun]], metric: str) -> tuple[list[l
 def config_groups(runs: list[StoredRun]) -> list[list[StoredRun]]:
     """Runs of one config_key, one per seed (the newest when a seed was stored twice)."""
     by_config: dict[str, dict[int, StoredRun]] = defaultdict(dict)
-    for run in sorted(runs, key=lambda r: str(r.record.get("created_at", ""))):
-        config_key = run.record.get("config_key") or run.key
-        by_config[config_key][int(run.record["seed"])] = run
+    for run in sorted(runs, key=lambda r: r.record.created_at or ""):
+        config_key = run.record.config_key or run.key
+        by_config[config_key][run.record.seed] = run
     return [[seeds[s] for s in sorted(seeds)] for seeds in by_config.values()]

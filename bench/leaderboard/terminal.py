@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from bench.labels import short_name
 from bench.leaderboard import cells
-from bench.leaderboard.labels import short_name
 from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
 from bench.tables import NAME_MAX, print_table, table_width, width_of
 

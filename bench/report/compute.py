@@ -18,6 +18,7 @@ import numpy as np
 from bench import beyond
 from bench.leaderboard.model import Leaderboard, Row
 from bench.leaderboard.select import valid_score
+from bench.record import RunRecord
 from bench.store import StoredRun
 
 MAX_K = 50
@@ -60,15 +61,14 @@ def pareto_front(costs, qualities) -> list[int]:
 
 
 def row_seconds(row: Row) -> float | None:
-    """Fit + evaluation seconds of a row (means over its seeds, as the cost table shows them)."""
-    fit, evaluate = row.cost.get("fit_s"), row.cost.get("eval_s")
-    if fit is None and evaluate is None:
-        return None
-    return float((fit or 0.0) + (evaluate or 0.0))
+    """Everything a row's run spent (fit, recommendations, validation, history), the mean over its
+    seeds, as the cost table shows it."""
+    total = row.cost.get("total_s")
+    return None if total is None else float(total)
 
 
-def settings_of(record: dict) -> dict:
-    return (record.get("config") or {}) | (record.get("overrides") or {})
+def settings_of(record: RunRecord) -> dict:
+    return record.config | record.overrides
 
 
 def _sort_values(values: list) -> list:
@@ -164,25 +164,21 @@ def beyond_rows(board: Leaderboard, runs: dict[str, StoredRun], split, k: int = 
 def provenance(run: StoredRun) -> dict:
     """What the report says about where one run came from."""
     r = run.record
-    p = r.get("provenance") or {}
-    commit = p.get("git_commit")
-    dirty = p.get("git_dirty")
-    packages = {k: v for k, v in (p.get("packages") or {}).items() if v}
-    timing = r.get("timing") or {}
+    p = r.provenance
     return {
-        "seed": r.get("seed"),
-        "key": r.get("key"),
-        "created_at": r.get("created_at"),
-        "commit": commit,
-        "dirty": dirty,
-        "packages": packages,
-        "python": p.get("python"),
-        "platform": p.get("platform"),
-        "device": p.get("device"),
-        "processes": p.get("processes"),
-        "split_hash": r.get("split_hash"),
-        "method_version": r.get("method_version"),
-        "fit_s": timing.get("fit_s"),
-        "eval_s": timing.get("recommend_s"),
+        "seed": r.seed,
+        "key": r.key,
+        "created_at": r.created_at,
+        "commit": p.git_commit,
+        "dirty": p.git_dirty,
+        "packages": {k: v for k, v in p.packages.items() if v},
+        "python": p.python,
+        "platform": p.platform,
+        "device": p.device,
+        "processes": p.processes,
+        "split_hash": r.split_hash,
+        "method_version": r.method_version,
+        "fit_s": r.timing.fit_s,
+        "total_s": r.timing.total_s,
         "folder": str(run.folder),
     }

@@ -262,7 +262,7 @@ def provenance_block(row, runs: list[dict]) -> str:
         ("python", lambda p: esc(p.get("python") or "–")),
         ("platform", lambda p: esc(p.get("platform") or "–")),
         ("processes", lambda p: esc(p.get("processes") or "–")),
-        ("fit / eval", lambda p: f"{esc(_seconds(p.get('fit_s')))} / {esc(_seconds(p.get('eval_s')))}"),
+        ("fit / total", lambda p: f"{esc(_seconds(p.get('fit_s')))} / {esc(_seconds(p.get('total_s')))}"),
         ("packages", _packages),
         ("stored in", lambda p: f"<code>{esc(p['folder'])}</code>"),
     ]

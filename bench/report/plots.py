@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from bench.atomic import atomic_file
-from bench.leaderboard.labels import short_name
+from bench.labels import short_name
 from bench.leaderboard.model import Leaderboard, Row
 from bench.report.compute import Grid, pareto_front, row_seconds
 

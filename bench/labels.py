@@ -10,7 +10,13 @@ import string
 from collections import defaultdict
 
 from bench.errors import BenchError
-from bench.store import run_label
+
+
+def run_label(method: str, overrides: dict) -> str:
+    """How a run is named in tables: the method, then its --set overrides, `sft[epochs=1,lr=0.001]`."""
+    if not overrides:
+        return method
+    return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
 
 
 def letters(n: int) -> list[str]:
@@ -24,32 +30,30 @@ def _dumped(value) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def shared_overrides(records: list[dict]) -> dict:
+def shared_overrides(records: list) -> dict:
     """Overrides (field, value) that every row having that setting has, when two rows or more
     have it: `epochs=1` is shared by three LLM rows even beside pop (no epochs) but not beside a
     sasrec row with epochs=3 (or its default). A row has a setting when its resolved config or
     its overrides name it."""
-    settings = [(r.get("config") or {}) | (r.get("overrides") or {}) for r in records]
+    settings = [r.config | r.overrides for r in records]
     shared = {}
-    for field, value in {(k, _dumped(v)) for r in records for k, v in (r.get("overrides") or {}).items()}:
+    for field, value in {(k, _dumped(v)) for r in records for k, v in r.overrides.items()}:
         having = [s[field] for s in settings if field in s]
         if len(having) >= 2 and all(_dumped(v) == value for v in having):
             shared[field] = json.loads(value)
     return dict(sorted(shared.items()))
 
 
-def table_labels(records: list[dict], shared: dict) -> list[str]:
+def table_labels(records: list, shared: dict) -> list[str]:
     """Each row's label without the shared overrides; equal labels get their config key's start."""
     labels = []
     for r in records:
-        rest = {k: v for k, v in (r.get("overrides") or {}).items() if k not in shared}
-        labels.append(run_label(r["method"], rest) if shared else (r.get("label") or r["method"]))
+        rest = {k: v for k, v in r.overrides.items() if k not in shared}
+        labels.append(run_label(r.method, rest) if shared else r.label)
     counts = defaultdict(int)
     for label in labels:
         counts[label] += 1
-    return [
-        f"{label} ({(r.get('config_key') or r['key'])[:8]})" if counts[label] > 1 else label for label, r in zip(labels, records)
-    ]
+    return [f"{label} ({(r.config_key or r.key)[:8]})" if counts[label] > 1 else label for label, r in zip(labels, records)]
 
 
 def names(row, label: str | None) -> bool:
