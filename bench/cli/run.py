@@ -1,0 +1,204 @@
+"""`bench run` and `bench jobs`: fit and evaluate, here or as jobs, and what the jobs are doing."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from bench import cli
+from bench.errors import BenchError
+
+
+@cli.app.command()
+@cli.friendly
+def run(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method names, e.g. cft,sft,sasrec."),
+    dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="A dataset card name (bench data list)."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    limit_test: Optional[int] = typer.Option(
+        None, "--limit-test", help="Evaluate N test samples only (smoke runs): a seeded random subset unless --test-subset first."
+    ),
+    test_subset: str = typer.Option("random", "--test-subset", help="random (seeded, the same for every method) or first."),
+    subset_seed: int = typer.Option(0, "--subset-seed", help="Seed of the random test and validation subsets."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a setting: method.field=value, or *.field=value for every method that has it (repeatable)."
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Backbone of every LLM method in the command (tiny, smollm2-135m, an HF id or a folder)."
+    ),
+    grid: list[str] = typer.Option(
+        [], "--grid", help="Run every combination: method.field=v1,v2,... (repeatable); scores validation by default."
+    ),
+    valid: Optional[bool] = typer.Option(
+        None, "--valid/--no-valid", help="Also score the validation split (per sample); on by default with --grid."
+    ),
+    limit_valid: Optional[int] = typer.Option(None, "--limit-valid", help="Score N seeded random validation samples only."),
+    history: Optional[str] = typer.Option(
+        None, "--history", help="Evaluate the test samples again with the history changed: none,shuffled,last (any of them)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
+    busy: str = typer.Option(
+        "wait", "--busy", help="A run another process is computing: wait for it, or skip it and go on with the others."
+    ),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Run each (method, configuration, seed) as a job: local (processes) or slurm (submitit)."
+    ),
+    jobs: int = typer.Option(1, "--jobs", help="Local executor: jobs at a time (CPU threads are split between them)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
+    gpus_per_job: int = typer.Option(0, "--gpus-per-job", help="Slurm: GPUs per job; above 1 the job runs under torchrun."),
+    time_min: int = typer.Option(240, "--time", help="Slurm: time limit of a job in minutes."),
+    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", help="Slurm: CPUs per job."),
+    sbatch: list[str] = typer.Option([], "--sbatch", help="Slurm: any other sbatch parameter, key=value (repeatable)."),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table.",
+    ),
+):
+    """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
+    from bench.history import check_conditions
+    from bench.jobs import Cluster
+    from bench.plan import ALL, parse_grid
+    from bench.registry import parse_overrides
+    from bench.runner import Evaluation, run_benchmark
+    from bench.subsets import SampleChoice
+
+    try:
+        seed_list = [int(s) for s in cli.csv(seeds)]
+    except ValueError:
+        raise BenchError(f"--seeds '{seeds}' is not a list of integers; write e.g. --seeds 0,1,2.")
+    overrides = parse_overrides(set_)
+    if model is not None:
+        overrides.setdefault(ALL, {})["model"] = model
+    grid_points = parse_grid(grid)
+    score_valid = bool(grid_points) if valid is None else valid
+    if limit_valid is not None and not score_valid:
+        raise BenchError("--limit-valid needs validation scoring; add --valid (or a --grid).")
+    evaluation = Evaluation(
+        test=SampleChoice(limit_test, test_subset, subset_seed),
+        valid=SampleChoice(limit_valid, "random", subset_seed) if score_valid else None,
+        history=check_conditions(cli.csv(history or "")),
+    )
+    if executor is not None:
+        _submit_jobs(
+            cli.csv(methods), dataset, seed_list, device, evaluation, overrides, grid_points, force, name, executor, jobs,
+            Cluster(partition, gpus_per_job, time_min, cpus_per_job, _pairs(sbatch, "--sbatch")),
+        )  # fmt: skip
+        return
+    records = run_benchmark(
+        cli.csv(methods),
+        dataset,
+        seed_list,
+        device=device,
+        evaluation=evaluation,
+        overrides=overrides,
+        grid=grid_points,
+        force=force,
+        console=cli.console,
+        name=name,
+        busy=busy,
+    )
+    from bench.distributed import is_main_process
+
+    if is_main_process():  # a launched job: rank 0 reports
+        _print_runs(dataset, records)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise BenchError(f"Cannot read {option} '{item}'; write it as key=value, e.g. {option} account=abc.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, force, name, executor, n_jobs, cluster) -> None:
+    from bench import jobs
+    from bench.plan import plan_methods
+    from bench.runner import load_dataset
+    from bench.seeding import resolve_device
+    from bench.store import RunStore, check_experiment_name
+
+    jobs.check_executor(executor, n_jobs)
+    if name is not None:
+        check_experiment_name(name)
+    if not seeds:
+        raise BenchError("--seeds names no seed; give at least one, e.g. --seeds 0 or --seeds 0,1,2.")
+    planned = plan_methods(methods, overrides, grid)
+    if executor == "local":
+        resolve_device(device)  # a Slurm job's device is checked where it runs
+        for p in planned:
+            p.cls.preflight(p.config)
+    split = load_dataset(dataset, cli.console)
+    options = jobs.run_options(evaluation, device, name, force)
+    try:
+        jobs.submit(planned, seeds, split, evaluation, RunStore(), executor, n_jobs, cluster, options, force, cli.console)
+    finally:
+        if executor == "local":
+            _print_jobs(dataset)
+
+
+def _print_jobs(dataset: str) -> None:
+    from bench import jobs
+    from bench.labels import letters, short_name
+    from bench.store import RunStore
+    from bench.tables import NAME_MAX, print_table
+
+    found = jobs.status(dataset, RunStore())
+    marks = letters(len(found))
+    rows, legend = [], []
+    for mark, job in zip(marks, found):
+        shown = short_name(job.label, job.label.split("[")[0], NAME_MAX)
+        if shown != job.label:
+            legend.append(f"{mark} = {job.label}")
+        rows.append(([mark, shown], [str(job.seed), job.state, job.executor, job.job_id or "-", job.log]))
+    print_table(cli.console, f"{dataset}: {len(found)} job(s)", ["", "method"], ["seed", "state", "executor", "id", "log"], rows,
+                legend=legend, value_justify=["right", "left", "left", "right", "left"])  # fmt: skip
+
+
+@cli.app.command("jobs")
+@cli.friendly
+def jobs_command(dataset: str = typer.Option("ml-100k", "--dataset", "-d")):
+    """Jobs submitted by `bench run --executor ...`: pending, running, finished, failed, with logs."""
+    _print_jobs(dataset)
+
+
+def _print_runs(dataset: str, records: list) -> None:
+    """One line per run: letter, short name, seed and the headline numbers (all metrics: `bench leaderboard`)."""
+    from bench.labels import letters, short_name
+    from bench.tables import NAME_MAX, print_table
+
+    marks = letters(len(records))
+    names = [short_name(r.label, r.method, NAME_MAX) for r in records]
+    with_valid = any(r.valid for r in records)
+    rows = []
+    for mark, shown, r in zip(marks, names, records):
+        m = r.metrics
+        rows.append(
+            (
+                [mark, shown],
+                [
+                    str(r.seed),
+                    f"{m['NDCG@10']:.4f}",
+                    f"{m['HR@10']:.4f}",
+                    f"{r.invalid_total:,}",
+                    f"{r.timing.total_s:,.1f}",
+                    r.key[:8],
+                ]
+                + ([f"{r.valid.metrics['NDCG@10']:.4f}" if r.valid else "-"] if with_valid else []),
+            )
+        )
+    legend = [f"{mark} = {r.label}" for mark, shown, r in zip(marks, names, records) if shown != r.label]
+    print_table(
+        cli.console,
+        f"{dataset}: {len(records)} run(s)",
+        ["", "method"],
+        ["seed", "NDCG@10", "HR@10", "invalid", "time (s)", "key"] + (["valid NDCG@10"] if with_valid else []),
+        rows,
+        notes=["key: the first 8 characters of the run key"],
+        legend=legend,
+    )
