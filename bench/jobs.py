@@ -59,27 +59,10 @@ class Cluster:
     sbatch: dict = field(default_factory=dict)  # any other sbatch parameter
 
 
-def set_values(overrides: dict) -> list[str]:
-    """A configuration's settings written back as `--set` values."""
-
-    def text(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if v is None:
-            return "none"
-        if isinstance(v, (list, tuple)):
-            return ",".join(map(str, v))
-        return str(v)
-
-    return [f"{k}={text(v)}" for k, v in sorted(overrides.items())]
-
-
-def job_command(p, seed: int, dataset: str, run_options: list[str], gpus: int) -> list[str]:
-    """The `bench run` of one (method, configuration, seed); under torchrun with several GPUs."""
+def job_command(request, gpus: int) -> list[str]:
+    """The `bench run` of one request (one configuration, one seed); under torchrun with several GPUs."""
     locations = [f"--results-dir={paths.results_dir()}", f"--data-dir={paths.data_dir()}", f"--cache-dir={paths.cache_dir()}"]
-    args = ["run", "--methods", p.name, "--dataset", dataset, "--seeds", str(seed), *run_options]
-    for value in set_values(p.overrides):
-        args += ["--set", f"{p.name}.{value}"]
+    args = ["run", *request.to_argv()]
     if gpus > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus), "-m", "bench.cli"]
         return launcher + locations + args
@@ -197,24 +180,6 @@ def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> N
         console.print(f"submitted {escape(job.label)} seed {job.seed}: Slurm job {job.job_id} (log {job.log})", highlight=False)
 
 
-def run_options(evaluation, device: str, name: str | None, force: bool) -> list[str]:
-    """The options every job of a submission shares, from what the command was given."""
-    test = evaluation.test
-    options = ["--device", device, "--test-subset", test.mode, "--subset-seed", str(test.seed)]
-    if test.limit is not None:
-        options += ["--limit-test", str(test.limit)]
-    options += ["--valid"] if evaluation.valid is not None else ["--no-valid"]
-    if evaluation.valid is not None and evaluation.valid.limit is not None:
-        options += ["--limit-valid", str(evaluation.valid.limit)]
-    if evaluation.history:
-        options += ["--history", ",".join(evaluation.history)]
-    if name:
-        options += ["--name", name]
-    if force:
-        options += ["--force"]
-    return options
-
-
 def check_executor(executor: str, n_parallel: int) -> None:
     if executor not in EXECUTORS:
         raise BenchError(f"Unknown executor '{executor}'; choose local or slurm.")
@@ -222,16 +187,16 @@ def check_executor(executor: str, n_parallel: int) -> None:
         raise BenchError(f"--jobs must be at least 1, not {n_parallel}.")
 
 
-def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: int, cluster: Cluster, options: list[str],
-           force: bool, console) -> list[Job]:  # fmt: skip
-    """One job per (configuration, seed) not stored yet and not already pending or running."""
+def submit(request, planned, split, store, executor: str, n_parallel: int, cluster: Cluster, console) -> list[Job]:
+    """One job per (configuration, seed) of the request not stored yet and not already pending or running."""
     check_executor(executor, n_parallel)
     book = JobBook(split.name, store.root)
     book.folder.mkdir(parents=True, exist_ok=True)
     known = book.read()
     todo, skipped = [], 0
+    evaluation, force = request.evaluation, request.force
     for p in planned:
-        for seed in seeds:
+        for seed in request.seeds:
             key = evaluation.key(p, split.hash, seed)
             stored, _ = store.find(split.name, p.name, key)
             if stored is not None and evaluation.valid_done(stored) and not force:
@@ -243,7 +208,7 @@ def submit(planned, seeds, split, evaluation, store, executor: str, n_parallel: 
                 console.print(f"[dim]{shown}[/]", highlight=False)
                 continue
             log = str(book.folder / f"{key}.log")
-            command = job_command(p, seed, split.name, options, cluster.gpus_per_job if executor == "slurm" else 0)
+            command = job_command(request.for_job(p, seed), cluster.gpus_per_job if executor == "slurm" else 0)
             todo.append(Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log))
     console.print(f"{len(todo)} job(s) to run, {skipped} stored already.")
     if todo:

@@ -19,6 +19,7 @@ import itertools
 from bench import registry
 from bench.errors import BenchError
 from bench.labels import run_label
+from bench.options import parse_table
 
 ALL = "*"
 
@@ -53,17 +54,7 @@ class Planned:
 
 def parse_grid(pairs: list[str]) -> dict[str, dict[str, list[str]]]:
     """["cft.alpha=0.05,0.1"] -> {"cft": {"alpha": ["0.05", "0.1"]}}."""
-    grid: dict[str, dict[str, list[str]]] = {}
-    for pair in pairs:
-        key, eq, values = pair.partition("=")
-        method, dot, field = key.strip().partition(".")
-        points = [v.strip() for v in values.split(",") if v.strip()]
-        if not eq or not dot or not method or not field or not points:
-            raise BenchError(
-                f"Cannot read --grid '{pair}'; write it as method.field=v1,v2,..., e.g. --grid cft.alpha=0.05,0.1,0.2."
-            )
-        grid.setdefault(method, {})[field.strip()] = list(dict.fromkeys(points))
-    return grid
+    return parse_table(pairs, "--grid", "cft.alpha=0.05,0.1,0.2", many=True)
 
 
 def _fields(cls) -> set[str]:

@@ -120,14 +120,9 @@ def load_class(name: str):
 
 def parse_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
     """["cft.alpha=0.2", "sft.epochs=1"] -> {"cft": {"alpha": "0.2"}, "sft": {"epochs": "1"}}."""
-    out: dict[str, dict[str, str]] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        method, dot, field = key.strip().partition(".")
-        if not eq or not dot or not method or not field:
-            raise BenchError(f"Cannot read --set '{pair}'; write it as method.field=value, e.g. --set cft.alpha=0.2.")
-        out.setdefault(method, {})[field.strip()] = value.strip()
-    return out
+    from bench.options import parse_table
+
+    return parse_table(pairs, "--set", "cft.alpha=0.2")
 
 
 def _convert(value: str, annotation, where: str):

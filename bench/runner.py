@@ -17,29 +17,11 @@ from bench.data.split import Split
 from bench.errors import BenchError
 from bench.history import change_history
 from bench.method import INSPECT, Context
-from bench.plan import Planned, plan_methods
+from bench.plan import Planned
 from bench.record import Provenance, Resources, RunRecord, Score, Timing
+from bench.request import Evaluation, RunRequest
 from bench.seeding import resolve_device, seed_everything
-from bench.store import TOP_N, RunStore, check_experiment_name, run_key
-from bench.subsets import SampleChoice
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """What a run scores: test samples (all, or a subset for smoke runs), and optionally the
-    validation split (per sample, stored beside the test results; used to choose configurations)."""
-
-    test: SampleChoice = SampleChoice()
-    valid: SampleChoice | None = None  # None: the validation split is not scored
-    history: tuple[str, ...] = ()  # conditions the test samples are evaluated again under (bench.history)
-
-    def key(self, p: Planned, split_hash: str, seed: int) -> str:
-        return run_key(p.name, p.cls.version, p.key_config, split_hash, seed, self.test.limit, self.test.tag)
-
-    def valid_done(self, stored) -> bool:
-        """Whether a stored run already holds the validation scores and history conditions asked for."""
-        valid = self.valid is None or (stored.has_valid and stored.record.valid.subset == self.valid.as_record())
-        return valid and all(stored.has_part(f"history_{c}") for c in self.history)
+from bench.store import TOP_N, RunStore
 
 
 @dataclasses.dataclass
@@ -230,29 +212,20 @@ def run_one(
 
 
 def run_benchmark(
-    methods: list[str],
-    dataset: str,
-    seeds: list[int],
-    device: str = "auto",
-    limit_test: int | None = None,
-    overrides: dict[str, dict[str, str]] | None = None,
+    request: RunRequest,
+    *,
     split: Split | None = None,
     store: RunStore | None = None,
-    force: bool = False,
     console=None,
     show_progress: bool = True,
-    name: str | None = None,
-    grid: dict[str, dict[str, list[str]]] | None = None,
-    evaluation: Evaluation | None = None,
-    busy: str = "wait",
 ) -> list[RunRecord]:
-    """Run every (method, seed) not stored yet; return the records of all of them (stored or new).
-    A failing method is reported and the others go on; BenchError is raised at the end if any failed.
-    `name` puts every run, new or stored, into that experiment (a table of its own in the leaderboard).
-    `evaluation` chooses the test samples and whether the validation split is scored; without it,
-    `limit_test` takes the first n test samples (as before random subsets existed).
-    One process computes a run key at a time: with `busy="wait"` a second process waits for the
-    first and then finds the run stored; with "skip" it says so and goes on with the other runs."""
+    """Run every (configuration, seed) of the request not stored yet; return the records of all of
+    them (stored or new). A failing method is reported and the others go on; BenchError is raised
+    at the end if any failed. A request's `name` puts every run, new or stored, into that
+    experiment (a table of its own in the leaderboard). One process computes a run key at a time:
+    with `busy="wait"` a second process waits for the first and then finds the run stored; with
+    "skip" it says so and goes on with the other runs. `split` and `store` replace the request's
+    prepared dataset and the results folder (tests, notebooks)."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -261,23 +234,15 @@ def run_benchmark(
     if not distributed.is_main_process():  # launched jobs: one process reports, all of them work
         console, show_progress = Console(quiet=True), False
     store = store or RunStore()
-    if name is not None:
-        check_experiment_name(name)
-    if not seeds:
-        raise BenchError("--seeds names no seed; give at least one, e.g. --seeds 0 or --seeds 0,1,2.")
-    if evaluation is None:
-        evaluation = Evaluation(SampleChoice(limit_test, mode="first"))
-    elif limit_test is not None:
-        raise BenchError("Give the test limit either as limit_test or inside evaluation, not both.")
-    planned = plan_methods(methods, overrides, grid)
-    device = resolve_device(device)  # options first: a typo must not prepare or download a dataset
-    if busy not in BUSY:
-        raise BenchError(f"Unknown --busy '{busy}'; choose wait (for the other process) or skip (go on with other runs).")
+    evaluation, name, force, busy = request.evaluation, request.name, request.force, request.busy
+    planned = request.plan()
+    device = resolve_device(request.device)  # options first: a typo must not prepare or download a dataset
     if split is None:
-        split = load_dataset(dataset, console, show_progress)
+        split = load_dataset(request.dataset, console, show_progress)
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
     distributed.init_group(device)  # a launched job: one group per command, its backend the device's
+    seeds = request.seeds
     records, failures, busy_skipped = [], [], []
     with make_progress(console, enabled=show_progress) as progress:
         overall = progress.add_task("runs", total=len(planned) * len(seeds))
@@ -331,9 +296,6 @@ def run_benchmark(
             "fix the cause above and run the same command again to finish."
         )
     return records
-
-
-BUSY = ("wait", "skip")
 
 
 def load_dataset(dataset: str, console, show_progress: bool = True) -> Split:

@@ -29,6 +29,8 @@ class SampleChoice:
             raise BenchError(f"A sample limit must be a positive number of samples, not {self.limit}.")
         if self.mode not in MODES:
             raise BenchError(f"Unknown subset '{self.mode}'; choose random or first.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise BenchError(f"A subset seed is a whole number from 0, not {self.seed!r}; e.g. --subset-seed 0.")
 
     def indices(self, n: int) -> np.ndarray:
         """Sorted indices of the chosen samples among n."""

@@ -12,7 +12,8 @@ from bench import beyond
 from bench.data.prepare import load_split, prepare
 from bench.errors import BenchError
 from bench.leaderboard import build_leaderboards, print_leaderboard
-from bench.runner import Evaluation, run_benchmark
+from bench.request import Evaluation, RunRequest
+from bench.runner import run_benchmark
 from bench.store import RunStore
 from bench.subsets import SampleChoice
 
@@ -21,8 +22,11 @@ from bench.subsets import SampleChoice
 def ml100k_pop(tmp_path):
     prepare("ml-100k")
     store = RunStore()
-    run_benchmark(["pop"], "ml-100k", [0, 1], device="cpu", store=store, evaluation=Evaluation(SampleChoice(60)),
-                  show_progress=False)  # fmt: skip
+    run_benchmark(
+        RunRequest(["pop"], "ml-100k", [0, 1], device="cpu", evaluation=Evaluation(SampleChoice(60))),
+        store=store,
+        show_progress=False,
+    )
     return store
 
 

@@ -16,6 +16,7 @@ from conftest import make_split
 from bench import registry
 from bench.errors import BenchError
 from bench.method import INSPECT, Context, Method, MethodError, Recommendations, ScoreMethod
+from bench.request import RunRequest
 from bench.runner import Prediction, predict, run_benchmark
 from bench.store import RunStore
 
@@ -513,7 +514,7 @@ def test_plugin_runs_end_to_end_with_ranks_from_its_lists(helper_module, tmp_pat
     helper_module.register("cheatplug", f"{mod}:Cheat")
     split = make_split()
     store = RunStore(tmp_path / "res")
-    records = run_benchmark(["cheatplug"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False)
+    records = run_benchmark(RunRequest(["cheatplug"], "tiny", [0], device="cpu"), split=split, store=store, show_progress=False)
     assert len(records) == 1 and records[0].method == "cheatplug"
     runs = store.runs("tiny")
     assert len(runs) == 1
@@ -542,10 +543,7 @@ def test_plugin_breaking_the_contract_fails_the_run_and_is_named(helper_module, 
     store = RunStore(tmp_path / "res")
     with pytest.raises(BenchError, match=r"1 run\(s\) failed"):
         run_benchmark(
-            ["toomanyplug"],
-            "tiny",
-            [0],
-            device="cpu",
+            RunRequest(["toomanyplug"], "tiny", [0], device="cpu"),
             split=make_split(),
             store=store,
             show_progress=False,

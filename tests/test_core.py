@@ -13,8 +13,10 @@ from conftest import make_split
 
 from bench import evaluate, registry
 from bench.errors import BenchError
+from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
 from bench.store import RunStore
+from bench.subsets import SampleChoice
 
 # --- evaluation ---------------------------------------------------------------------------------
 
@@ -103,7 +105,7 @@ def test_listing_methods_imports_no_torch():
 def test_pop_run_is_stored_with_provenance_and_resumed(tmp_path):
     split = make_split(n_items=20, n_train=200, n_valid=20, n_test=40)
     store = RunStore(tmp_path / "res")
-    records = run_benchmark(["pop"], "tiny", [0, 1], device="cpu", split=split, store=store, show_progress=False)
+    records = run_benchmark(RunRequest(["pop"], "tiny", [0, 1], device="cpu"), split=split, store=store, show_progress=False)
     assert len(records) == 2 and len(store.runs("tiny")) == 2
     r = records[0]
     assert r.provenance.seed == 0 and r.provenance.split_hash == split.hash and r.provenance.device.startswith("cpu")
@@ -117,10 +119,15 @@ def test_pop_run_is_stored_with_provenance_and_resumed(tmp_path):
     assert arrays["topk"].shape == (40, 50) and (arrays["topk"][:, 20:] == -1).all()
     assert r.metrics["HR@10"] == pytest.approx(np.mean(np.array(expected) < 10))
     # second call: everything is stored, nothing is recomputed
-    again = run_benchmark(["pop"], "tiny", [0, 1], device="cpu", split=split, store=store, show_progress=False)
+    again = run_benchmark(RunRequest(["pop"], "tiny", [0, 1], device="cpu"), split=split, store=store, show_progress=False)
     assert [x.created_at for x in again] == [x.created_at for x in records]
     # a different test limit is a different run
-    limited = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, limit_test=10, show_progress=False)
+    limited = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=Evaluation(SampleChoice(10, mode="first"))),
+        split=split,
+        store=store,
+        show_progress=False,
+    )
     assert limited[0].key not in {x.key for x in records} and limited[0].n_test == 10
 
 
@@ -144,7 +151,9 @@ def test_failing_method_keeps_other_runs(tmp_path, monkeypatch):
     try:
         store = RunStore(tmp_path)
         with pytest.raises(BenchError, match="1 run\\(s\\) failed"):
-            run_benchmark(["broken", "pop"], "tiny", [0], device="cpu", split=make_split(), store=store, show_progress=False)
+            run_benchmark(
+                RunRequest(["broken", "pop"], "tiny", [0], device="cpu"), split=make_split(), store=store, show_progress=False
+            )
         assert [r.record.method for r in store.runs("tiny")] == ["pop"]
     finally:
         registry.BUILTIN.pop("broken")
@@ -152,7 +161,9 @@ def test_failing_method_keeps_other_runs(tmp_path, monkeypatch):
 
 def test_set_for_a_method_not_run_is_an_error():
     with pytest.raises(BenchError, match="not among --methods"):
-        run_benchmark(["pop"], "tiny", [0], split=make_split(), overrides={"cft": {"alpha": "1"}}, show_progress=False)
+        run_benchmark(
+            RunRequest(["pop"], "tiny", [0], overrides={"cft": {"alpha": "1"}}), split=make_split(), show_progress=False
+        )
 
 
 def test_cli_run_on_ml100k_and_errors(tmp_path):

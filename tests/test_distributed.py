@@ -160,11 +160,12 @@ def _context(split):
 
 def test_launched_processes_need_a_prepared_dataset(monkeypatch):
     from bench.errors import BenchError
+    from bench.request import RunRequest
     from bench.runner import run_benchmark
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(BenchError, match=r"run `bench data prepare ml-100k` once before launching several processes"):
-        run_benchmark(["pop"], "ml-100k", [0], device="cpu", show_progress=False)
+        run_benchmark(RunRequest(["pop"], "ml-100k", [0], device="cpu"), show_progress=False)
 
 
 @pytest.mark.slow

@@ -11,21 +11,25 @@ from records import make_record, rank_arrays
 
 from bench.errors import BenchError
 from bench.leaderboard import Selection, build_leaderboards, parse_where
+from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
 from bench.store import RunStore
+from bench.subsets import SampleChoice
 
 
 def _run(store, split, name=None, methods=("pop",), overrides=None, limit_test=None):
     return run_benchmark(
-        list(methods),
-        split.name,
-        [0],
-        device="cpu",
+        RunRequest(
+            list(methods),
+            split.name,
+            [0],
+            device="cpu",
+            name=name,
+            overrides=overrides,
+            evaluation=Evaluation(SampleChoice(limit_test, mode="first")),
+        ),
         split=split,
         store=store,
-        name=name,
-        overrides=overrides,
-        limit_test=limit_test,
         show_progress=False,
     )
 

@@ -17,7 +17,8 @@ from bench.errors import BenchError
 from bench.history import change_history, check_conditions
 from bench.leaderboard import build_leaderboards, print_leaderboard
 from bench.method import Method, Recommendations
-from bench.runner import Evaluation, run_benchmark
+from bench.request import Evaluation, RunRequest
+from bench.runner import run_benchmark
 from bench.store import RunStore
 
 
@@ -95,8 +96,12 @@ def test_history_conditions_are_stored_and_reported(tmp_path, echo):
     split.test.histories = [tuple(h) + (int(t),) for h, t in zip(split.test.histories, split.test.targets)]
     store = RunStore(tmp_path)
     evaluation = Evaluation(history=("none", "shuffled", "last"))
-    run_benchmark(["echo", "pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation,
-                  show_progress=False)  # fmt: skip
+    run_benchmark(
+        RunRequest(["echo", "pop"], "tiny", [0], device="cpu", evaluation=evaluation),
+        split=split,
+        store=store,
+        show_progress=False,
+    )
     (echo_run,) = [r for r in store.runs("tiny") if r.record.method == "echo"]
     assert echo_run.arrays()["rank"].tolist() == [0] * 12
     assert echo_run.arrays("history_last")["rank"].tolist() == [0] * 12
@@ -118,8 +123,12 @@ def test_history_conditions_are_stored_and_reported(tmp_path, echo):
 
 def test_a_stored_run_without_the_conditions_is_run_again(tmp_path):
     store, split = RunStore(tmp_path), make_split()
-    (first,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False)
-    (again,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, show_progress=False,
-                             evaluation=Evaluation(history=("last",)))  # fmt: skip
+    (first,) = run_benchmark(RunRequest(["pop"], "tiny", [0], device="cpu"), split=split, store=store, show_progress=False)
+    (again,) = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=Evaluation(history=("last",))),
+        split=split,
+        store=store,
+        show_progress=False,
+    )
     assert again.key == first.key and again.created_at >= first.created_at
     assert set(again.history) == {"last"} and store.runs("tiny")[0].has_part("history_last")

@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 from bench import cli, paths
 from bench import jobs as jobs_module
 from bench.errors import BenchError
-from bench.jobs import Cluster, Job, JobBook, job_command, run_local, run_options, set_values, status, submit_slurm
+from bench.jobs import Cluster, Job, JobBook, job_command, run_local, status, submit_slurm
+from bench.request import RunRequest, _texts
 from bench.runner import Evaluation
 from bench.subsets import SampleChoice
 
@@ -283,8 +284,9 @@ def test_bench_jobs_lists_every_state_with_its_log(tmp_path, monkeypatch):
 
     rec = install_fake_submitit(monkeypatch)
     split = dataclasses.replace(make_split(), name="ml-100k")
-    (record,) = run_benchmark(["pop"], "ml-100k", [0], device="cpu", split=split, show_progress=False,
-                              console=Console(file=io.StringIO()))  # fmt: skip
+    (record,) = run_benchmark(
+        RunRequest(["pop"], "ml-100k", [0], device="cpu"), split=split, show_progress=False, console=Console(file=io.StringIO())
+    )
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process that has ended: its pid is no one's
 
@@ -417,72 +419,64 @@ def test_slurm_without_submitit_is_one_sentence(ml100k, monkeypatch):
 # ---- 4. what a job is given ----------------------------------------------------------------------------
 
 
-def test_set_values_written_back():
-    assert set_values({}) == []
-    assert set_values({"z": True, "a": None, "m": [1, 2, 3], "f": 0.5, "b": False, "t": ("x", "y"), "s": "text", "n": 7,
-                       "e": 1e-05}) == [
-        "a=none", "b=false", "e=1e-05", "f=0.5", "m=1,2,3", "n=7", "s=text", "t=x,y", "z=true",
-    ]  # fmt: skip
+def test_settings_are_written_back_as_texts_that_read_back():
+    assert _texts({}) == {}
+    assert _texts({"z": True, "a": None, "m": [1, 2, 3], "f": 0.5, "b": False, "t": ("x", "y"), "s": "text", "n": 7,
+                   "e": 1e-05}) == {
+        "a": "none", "b": "false", "e": "1e-05", "f": "0.5", "m": "1,2,3", "n": "7", "s": "text", "t": "x,y", "z": "true",
+    }  # fmt: skip
 
 
-def test_run_options_by_hand():
+def test_evaluation_arguments_by_hand():
     random20 = Evaluation(test=SampleChoice(20, "random", 3))
-    assert run_options(random20, "cpu", None, False) == [
-        "--device", "cpu", "--test-subset", "random", "--subset-seed", "3", "--limit-test", "20", "--no-valid",
-    ]  # fmt: skip
-    first_all_valid = Evaluation(test=SampleChoice(None, "first"), valid=SampleChoice(None, "random", 0))
-    assert run_options(first_all_valid, "cuda", "exp-1", True) == [
-        "--device", "cuda", "--test-subset", "first", "--subset-seed", "0", "--valid", "--name", "exp-1", "--force",
-    ]  # fmt: skip
+    assert random20.to_argv() == ["--test-subset", "random", "--subset-seed", "3", "--limit-test", "20", "--no-valid"]
+    first_all_valid = Evaluation(test=SampleChoice(None, "first"), valid=SampleChoice(None, "random", 0), history=("last",))
+    assert first_all_valid.to_argv() == ["--test-subset", "first", "--subset-seed", "0", "--valid", "--history", "last"]
     first5_valid30 = Evaluation(test=SampleChoice(5, "first", 2), valid=SampleChoice(30, "random", 2))
-    assert run_options(first5_valid30, "auto", None, False) == [
-        "--device", "auto", "--test-subset", "first", "--subset-seed", "2", "--limit-test", "5", "--valid", "--limit-valid", "30",
+    assert first5_valid30.to_argv() == [
+        "--test-subset", "first", "--subset-seed", "2", "--limit-test", "5", "--valid", "--limit-valid", "30",
     ]  # fmt: skip
 
 
 def test_job_command_local_and_torchrun(fake_plugin):
-    from bench.plan import plan_methods
-
-    (p,) = plan_methods(["fake"], {"fake": {"flag": "true", "tags": "a,b", "level": "2"}})
-    command = job_command(p, 3, "ml-100k", ["--device", "cpu"], gpus=0)
+    request = RunRequest(("fake",), dataset="ml-100k", device="cpu", evaluation=Evaluation(), name="exp-1", force=True)
+    (p,) = RunRequest(("fake",), overrides={"fake": {"flag": "true", "tags": "a,b", "level": "2"}}).plan()
+    command = job_command(request.for_job(p, 3), gpus=0)
     assert command == [
         sys.executable, "-m", "bench.cli",
         f"--results-dir={paths.results_dir()}", f"--data-dir={paths.data_dir()}", f"--cache-dir={paths.cache_dir()}",
         "run", "--methods", "fake", "--dataset", "ml-100k", "--seeds", "3", "--device", "cpu",
-        "--set", "fake.flag=true", "--set", "fake.level=2", "--set", "fake.tags=a,b",
+        "--test-subset", "random", "--subset-seed", "0", "--no-valid", "--busy", "wait",
+        "--set", "fake.flag=true", "--set", "fake.level=2", "--set", "fake.tags=a,b", "--name", "exp-1", "--force",
     ]  # fmt: skip
-    assert job_command(p, 3, "ml-100k", [], gpus=1)[:3] == [sys.executable, "-m", "bench.cli"]
-    assert job_command(p, 3, "ml-100k", [], gpus=4)[:7] == [
+    assert job_command(request.for_job(p, 3), gpus=1)[:3] == [sys.executable, "-m", "bench.cli"]
+    assert job_command(request.for_job(p, 3), gpus=4)[:7] == [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "-m", "bench.cli",
     ]  # fmt: skip
 
 
 def test_a_job_computes_the_key_it_was_submitted_for(fake_plugin, monkeypatch):
-    """Each job's command, read back by `bench run`, plans the same configuration and evaluation,
-    so the job stores the key the submission checks for (else a resumed grid would never finish)."""
-    from bench.plan import parse_grid, plan_methods
-
-    planned = plan_methods(
-        ["fake"], {"fake": {"tags": "a,b", "note": "hi"}}, parse_grid(["fake.rate=0.1,1e-5", "fake.flag=true,false"])
-    )
-    assert len(planned) == 4
-    evaluation = Evaluation(test=SampleChoice(20, "random", 3), valid=SampleChoice(7, "random", 3))
-    options = run_options(evaluation, "cpu", "exp", False)
+    """Each job's command, read back by `bench run`, is the job's request: it plans the same
+    configuration and evaluation, so the job stores the key the submission checks for (else a
+    resumed grid would never finish)."""
+    request = RunRequest.from_options(
+        "fake", seeds="4", sets=["fake.tags=a,b", "fake.note=hi"], grid=["fake.rate=0.1,1e-5", "fake.flag=true,false"],
+        limit_test=20, subset_seed=3, limit_valid=7, dataset="ml-100k", device="cpu", name="exp",
+    )  # fmt: skip
+    planned = request.plan()
+    assert len(planned) == 4 and request.evaluation.valid == SampleChoice(7, "random", 3)
     captured = []
-    monkeypatch.setattr(
-        "bench.runner.run_benchmark", lambda methods, dataset, seeds, **kw: captured.append((methods, dataset, seeds, kw)) or []
-    )
+    monkeypatch.setattr("bench.runner.run_benchmark", lambda request, **kw: captured.append(request) or [])
     monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
     for p in planned:
-        command = job_command(p, 4, "ml-100k", options, gpus=0)
-        result = CliRunner().invoke(cli.app, command[3:])
+        job = request.for_job(p, 4)
+        result = CliRunner().invoke(cli.app, job_command(job, gpus=0)[3:])
         assert result.exit_code == 0, (result.output, result.exception)
-        methods, dataset, seeds, kw = captured[-1]
-        assert (methods, dataset, seeds) == (["fake"], "ml-100k", [4])
-        assert kw["evaluation"] == evaluation and kw["name"] == "exp" and kw["device"] == "cpu" and kw["force"] is False
-        (q,) = plan_methods(methods, kw["overrides"], kw["grid"])
+        read_back = captured[-1]
+        assert read_back == job and read_back.evaluation == request.evaluation
+        (q,) = read_back.plan()
         assert q.resolved == p.resolved and q.label == p.label
-        assert kw["evaluation"].key(q, "0" * 16, 4) == evaluation.key(p, "0" * 16, 4)
+        assert read_back.evaluation.key(q, "0" * 16, 4) == request.evaluation.key(p, "0" * 16, 4)
 
 
 # ---- 5. bad input ---------------------------------------------------------------------------------------

@@ -236,6 +236,7 @@ def test_preflight_refuses_smollm2_without_its_wheel(monkeypatch):
 
 
 def test_the_runner_refuses_before_anything_trains(monkeypatch, tmp_path):
+    from bench.request import RunRequest
     from bench.runner import run_benchmark
     from bench.store import RunStore
 
@@ -243,7 +244,7 @@ def test_the_runner_refuses_before_anything_trains(monkeypatch, tmp_path):
     no_hub(monkeypatch)
     empty_hf_cache(monkeypatch, tmp_path)
     with pytest.raises(BenchError, match=r"Model 'Qwen/Qwen2-0.5B' cannot be loaded here"):
-        run_benchmark(["pop", "bigrec"], "tiny", [0], split=make_split(), device="cpu", show_progress=False)
+        run_benchmark(RunRequest(["pop", "bigrec"], "tiny", [0], device="cpu"), split=make_split(), show_progress=False)
     assert RunStore().runs("tiny") == []  # pop did not run either
 
 

@@ -372,16 +372,20 @@ def test_user_errors_end_in_a_bench_error(tmp_path):
 @pytest.mark.slow
 def test_a_short_run_is_stored_and_read_by_the_leaderboard():
     from bench.leaderboard import build_leaderboards
+    from bench.request import Evaluation, RunRequest
     from bench.runner import run_benchmark
+    from bench.subsets import SampleChoice
 
     split = sequential_split(n_users=40)
     records = run_benchmark(
-        ["sasrec"],
-        dataset=split.name,
-        seeds=[0],
-        device="cpu",
-        limit_test=30,
-        overrides={"sasrec": {"epochs": "1", "hidden_size": "16"}},
+        RunRequest(
+            ["sasrec"],
+            dataset=split.name,
+            seeds=[0],
+            device="cpu",
+            evaluation=Evaluation(SampleChoice(30, mode="first")),
+            overrides={"sasrec": {"epochs": "1", "hidden_size": "16"}},
+        ),
         split=split,
         show_progress=False,
     )

@@ -10,7 +10,8 @@ from conftest import make_split
 
 from bench import paths
 from bench.record import SCHEMA_VERSION, RecordError, RunRecord, Score, Timing
-from bench.runner import Evaluation, run_benchmark
+from bench.request import Evaluation, RunRequest
+from bench.runner import run_benchmark
 from bench.store import RunStore, check_run
 from bench.subsets import SampleChoice
 
@@ -105,8 +106,12 @@ def test_the_stored_results_load_as_records():
 def test_total_time_covers_fit_recommendations_validation_and_history(tmp_path):
     store = RunStore(tmp_path)
     evaluation = Evaluation(SampleChoice(), valid=SampleChoice(), history=("none", "last"))
-    (record,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=make_split(), store=store, evaluation=evaluation,
-                              show_progress=False)  # fmt: skip
+    (record,) = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=evaluation),
+        split=make_split(),
+        store=store,
+        show_progress=False,
+    )
     t = record.timing
     assert t.valid_s > 0 and t.history_s > 0 and t.fit_s > 0
     assert t.total_s == pytest.approx(t.fit_s + t.recommend_s + t.metrics_s + t.valid_s + t.history_s)

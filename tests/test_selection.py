@@ -16,7 +16,8 @@ from bench.evaluate import summarize
 from bench.labels import run_label
 from bench.leaderboard import build_leaderboards
 from bench.plan import parse_grid, plan_methods
-from bench.runner import Evaluation, run_benchmark
+from bench.request import Evaluation, RunRequest
+from bench.runner import run_benchmark
 from bench.store import RunStore
 from bench.subsets import SampleChoice
 
@@ -74,8 +75,8 @@ def test_the_model_option_sets_every_llm_backbone(monkeypatch):
 
     seen = {}
 
-    def fake_run(methods, dataset, seeds, **kw):
-        seen.update(methods=methods, overrides=kw["overrides"], evaluation=kw["evaluation"], grid=kw["grid"])
+    def fake_run(request, **kw):
+        seen.update(methods=request.methods, overrides=request.overrides, evaluation=request.evaluation, grid=request.grid)
         return []
 
     monkeypatch.setattr("bench.runner.run_benchmark", fake_run)
@@ -109,7 +110,7 @@ def test_runs_record_their_random_test_subset_and_valid_scores(tmp_path):
     store, split = RunStore(tmp_path), make_split(n_test=30, n_valid=20)
     evaluation = Evaluation(SampleChoice(8, "random", 1), SampleChoice(6, "random", 1))
     (record,) = run_benchmark(
-        ["pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation, show_progress=False
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=evaluation), split=split, store=store, show_progress=False
     )
     (run,) = store.runs("tiny")
     chosen = np.sort(np.random.default_rng(1).permutation(30)[:8])
@@ -124,7 +125,12 @@ def test_runs_record_their_random_test_subset_and_valid_scores(tmp_path):
     assert valid["rank"].tolist() == expected
     assert record.valid.metrics == pytest.approx(summarize(np.asarray(expected)))
     # first-n runs keep the key they had before random subsets existed; random ones differ
-    first = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, limit_test=8, show_progress=False)
+    first = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=Evaluation(SampleChoice(8, mode="first"))),
+        split=split,
+        store=store,
+        show_progress=False,
+    )
     assert first[0].key != record.key and first[0].test_subset == {"limit": 8, "mode": "first", "seed": 0}
     from bench.store import run_key
 
@@ -133,14 +139,20 @@ def test_runs_record_their_random_test_subset_and_valid_scores(tmp_path):
 
 def test_a_stored_run_without_valid_scores_is_run_again_when_they_are_asked(tmp_path):
     store, split = RunStore(tmp_path), make_split()
-    (plain,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, name="a", show_progress=False)
+    (plain,) = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", name="a"), split=split, store=store, show_progress=False
+    )
     assert plain.valid is None
     evaluation = Evaluation(valid=SampleChoice())
-    (scored,) = run_benchmark(["pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation, name="b",
-                              show_progress=False)  # fmt: skip
+    (scored,) = run_benchmark(
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=evaluation, name="b"),
+        split=split,
+        store=store,
+        show_progress=False,
+    )
     assert scored.key == plain.key and scored.valid.n == 10 and scored.experiments == ["a", "b"]
     (again,) = run_benchmark(
-        ["pop"], "tiny", [0], device="cpu", split=split, store=store, evaluation=evaluation, show_progress=False
+        RunRequest(["pop"], "tiny", [0], device="cpu", evaluation=evaluation), split=split, store=store, show_progress=False
     )
     assert again.created_at == scored.created_at  # stored with these scores: skipped
 

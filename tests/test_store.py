@@ -29,7 +29,8 @@ from bench import paths, registry
 from bench.errors import BenchError
 from bench.plan import plan_methods
 from bench.record import RunRecord
-from bench.runner import Evaluation, run_benchmark
+from bench.request import Evaluation, RunRequest
+from bench.runner import run_benchmark
 from bench.store import RunStore, array_file, check_run
 from bench.subsets import SampleChoice
 
@@ -85,18 +86,14 @@ def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[tuple[in
     return out
 
 
-def run_quietly(methods, seeds, store, split=None, **kwargs) -> tuple[list[dict], str]:
+def run_quietly(methods, seeds, store, split=None, **request) -> tuple[list, str]:
     console, buf = quiet_console()
     records = run_benchmark(
-        methods,
-        "tiny",
-        seeds,
-        device="cpu",
+        RunRequest(methods, "tiny", seeds, device="cpu", **request),
         split=split or make_split(),
         store=store,
         console=console,
         show_progress=False,
-        **kwargs,
     )
     return records, buf.getvalue()
 
@@ -223,13 +220,9 @@ def test_key_lock_held_elsewhere_skip_skips_and_wait_waits_then_stores(tmp_path)
         def wait_for_it():
             try:
                 done["records"] = run_benchmark(
-                    ["pop"],
-                    "tiny",
-                    [0],
-                    device="cpu",
+                    RunRequest(["pop"], "tiny", [0], device="cpu", busy="wait"),
                     split=split,
                     store=store,
-                    busy="wait",
                     console=console,
                     show_progress=False,
                 )

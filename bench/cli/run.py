@@ -7,7 +7,6 @@ from typing import Optional
 import typer
 
 from bench import cli
-from bench.errors import BenchError
 
 
 @cli.app.command()
@@ -58,88 +57,45 @@ def run(
     ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
-    from bench.history import check_conditions
     from bench.jobs import Cluster
-    from bench.plan import ALL, parse_grid
-    from bench.registry import parse_overrides
-    from bench.runner import Evaluation, run_benchmark
-    from bench.subsets import SampleChoice
+    from bench.request import RunRequest, parse_sbatch
+    from bench.runner import run_benchmark
 
-    try:
-        seed_list = [int(s) for s in cli.csv(seeds)]
-    except ValueError:
-        raise BenchError(f"--seeds '{seeds}' is not a list of integers; write e.g. --seeds 0,1,2.")
-    overrides = parse_overrides(set_)
-    if model is not None:
-        overrides.setdefault(ALL, {})["model"] = model
-    grid_points = parse_grid(grid)
-    score_valid = bool(grid_points) if valid is None else valid
-    if limit_valid is not None and not score_valid:
-        raise BenchError("--limit-valid needs validation scoring; add --valid (or a --grid).")
-    evaluation = Evaluation(
-        test=SampleChoice(limit_test, test_subset, subset_seed),
-        valid=SampleChoice(limit_valid, "random", subset_seed) if score_valid else None,
-        history=check_conditions(cli.csv(history or "")),
-    )
+    request = RunRequest.from_options(
+        methods, seeds=seeds, sets=set_, grid=grid, model=model, limit_test=limit_test, test_subset=test_subset,
+        subset_seed=subset_seed, valid=valid, limit_valid=limit_valid, history=history,
+        dataset=dataset, device=device, force=force, busy=busy, name=name,
+    )  # fmt: skip
     if executor is not None:
-        _submit_jobs(
-            cli.csv(methods), dataset, seed_list, device, evaluation, overrides, grid_points, force, name, executor, jobs,
-            Cluster(partition, gpus_per_job, time_min, cpus_per_job, _pairs(sbatch, "--sbatch")),
-        )  # fmt: skip
+        cluster = Cluster(partition, gpus_per_job, time_min, cpus_per_job, parse_sbatch(sbatch))
+        _submit_jobs(request, executor, jobs, cluster)
         return
-    records = run_benchmark(
-        cli.csv(methods),
-        dataset,
-        seed_list,
-        device=device,
-        evaluation=evaluation,
-        overrides=overrides,
-        grid=grid_points,
-        force=force,
-        console=cli.console,
-        name=name,
-        busy=busy,
-    )
+    records = run_benchmark(request, console=cli.console)
     from bench.distributed import is_main_process
 
     if is_main_process():  # a launched job: rank 0 reports
         _print_runs(dataset, records)
 
 
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise BenchError(f"Cannot read {option} '{item}'; write it as key=value, e.g. {option} account=abc.")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _submit_jobs(methods, dataset, seeds, device, evaluation, overrides, grid, force, name, executor, n_jobs, cluster) -> None:
+def _submit_jobs(request, executor: str, n_jobs: int, cluster) -> None:
+    """Hand the request's runs to an executor, one job per (configuration, seed)."""
     from bench import jobs
-    from bench.plan import plan_methods
     from bench.runner import load_dataset
     from bench.seeding import resolve_device
-    from bench.store import RunStore, check_experiment_name
+    from bench.store import RunStore
 
     jobs.check_executor(executor, n_jobs)
-    if name is not None:
-        check_experiment_name(name)
-    if not seeds:
-        raise BenchError("--seeds names no seed; give at least one, e.g. --seeds 0 or --seeds 0,1,2.")
-    planned = plan_methods(methods, overrides, grid)
+    planned = request.plan()
     if executor == "local":
-        resolve_device(device)  # a Slurm job's device is checked where it runs
+        resolve_device(request.device)  # a Slurm job's device is checked where it runs
         for p in planned:
             p.cls.preflight(p.config)
-    split = load_dataset(dataset, cli.console)
-    options = jobs.run_options(evaluation, device, name, force)
+    split = load_dataset(request.dataset, cli.console)
     try:
-        jobs.submit(planned, seeds, split, evaluation, RunStore(), executor, n_jobs, cluster, options, force, cli.console)
+        jobs.submit(request, planned, split, RunStore(), executor, n_jobs, cluster, cli.console)
     finally:
         if executor == "local":
-            _print_jobs(dataset)
+            _print_jobs(request.dataset)
 
 
 def _print_jobs(dataset: str) -> None:

@@ -90,15 +90,14 @@ def parse_extra(extra: str) -> dict[str, Any]:
     """ "a=1;b=[1, 2];c=none" -> {"a": 1, "b": [1, 2], "c": None} (values read as YAML)."""
     import yaml
 
+    from bench.options import parse_pairs, split_list
+
     out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in extra.split(";"))):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip():
-            raise BenchError(f"Cannot read extra RecBole setting '{part}'; write key=value pairs separated by ';'.")
+    for key, value in parse_pairs(split_list(extra, ";"), "extra", "extra=dropout_prob=0.3;n_layers=3"):
         try:
-            out[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
+            out[key] = yaml.safe_load(value) if value else None
         except yaml.YAMLError as exc:
-            raise BenchError(f"Cannot read the value of extra RecBole setting '{part}' ({exc}); give a YAML value.") from exc
+            raise BenchError(f"Cannot read the value of extra RecBole setting '{key}={value}' ({exc}); give a YAML value.") from exc
     return out
 
 
