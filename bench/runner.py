@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from bench import distributed, evaluate, provenance
 from bench.data.split import Split
-from bench.errors import BenchError
+from bench.errors import BenchError, is_storage_error
 from bench.history import change_history
 from bench.method import INSPECT, Context
 from bench.plan import Planned
@@ -336,15 +336,15 @@ def _claim(store: RunStore, key: str, label: str, busy: str, console):
     return lock
 
 
-def _attempt(p, split, seed, device, evaluation, store, progress, experiments, console) -> tuple[dict | None, str | None]:
+def _attempt(p, split, seed, device, evaluation, store, progress, experiments, console) -> tuple[RunRecord | None, str | None]:
     """(record, None) or (None, the failure in one sentence); a bug's trace is printed."""
     try:
         return run_one(p, split, seed, device, evaluation, store, progress, experiments), None
     except BenchError as exc:
         return None, str(exc)
-    except PermissionError:
-        raise  # a folder the user must make writable: one sentence, not one failure per run
     except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
+        if is_storage_error(exc):
+            raise  # a folder the user must make writable or free: one sentence, not one failure per run
         if distributed.launched_processes() > 1:
             # one process failing alone would leave the others waiting in a collective: stop the job
             raise

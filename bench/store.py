@@ -208,11 +208,16 @@ class RunStore:
                 return final
             token = uuid.uuid4().hex[:12]
             names = {part: f"{Path(array_file(None, part)).stem}.{token}.npz" for part in parts}
-            for part, values in parts.items():
-                with atomic_file(final / names[part]) as tmp:
-                    with open(tmp, "wb") as f:
-                        np.savez_compressed(f, **values)
-            write_text(final / "run.json", _dump(dataclasses.replace(record, arrays=names)))
+            try:
+                for part, values in parts.items():
+                    with atomic_file(final / names[part]) as tmp:
+                        with open(tmp, "wb") as f:
+                            np.savez_compressed(f, **values)
+                write_text(final / "run.json", _dump(dataclasses.replace(record, arrays=names)))
+            except BaseException:  # the old copy stays complete; the new arrays go with the failure
+                for name in names.values():
+                    (final / name).unlink(missing_ok=True)
+                raise
             for stale in final.glob("*.npz"):
                 if stale.name not in names.values():
                     stale.unlink(missing_ok=True)
@@ -259,23 +264,40 @@ class RunStore:
         return self.scan(dataset)[0]
 
     def leftovers(self) -> list[Path]:
-        """Folders no complete run needs: work folders and temporary or set-aside copies of
-        interrupted saves, of keys no process is computing now."""
+        """What no complete run needs, of keys no process is computing or saving now: work
+        folders, temporary or set-aside copies of interrupted saves, and inside a run's folder
+        the temporary files and arrays its run.json does not name (a save killed half-way)."""
         candidates = [(f, f.name) for f in sorted((self.root / ".work").glob("*")) if f.is_dir()]
         for folder in sorted((self.root / "runs").glob("*/*/.*")):
             for marker in (".tmp-", ".old-"):
                 if folder.is_dir() and marker in folder.name:
                     candidates.append((folder, folder.name[1:].split(marker)[0]))
-        return [folder for folder, key in candidates if not self.busy(key)]
+        for folder in sorted((self.root / "runs").glob("*/*/*")):
+            if folder.is_dir() and not folder.name.startswith("."):
+                candidates += [(f, folder.name) for f in _orphans(folder)]
+        return [path for path, key in candidates if not self.busy(key) and not self.busy(f"{key}.save")]
 
     def busy(self, key: str) -> bool:
-        """Whether another process holds the key's lock (is computing it now)."""
+        """Whether another process holds the key's lock (is computing it now). A store that cannot
+        hold locks (a read-only folder) has nobody computing in it."""
         from bench.locks import Timeout
 
-        lock = self.lock(key)
         try:
+            lock = self.lock(key)
             lock.acquire(timeout=0)
         except Timeout:
             return True
+        except OSError:
+            return False
         lock.release()
         return False
+
+
+def _orphans(folder: Path) -> list[Path]:
+    """Files in a complete run's folder that its run.json does not name."""
+    record, problem = check_run(folder)
+    if record is None or problem is not None:
+        return []  # a damaged run is reported (and pruned) whole
+    parts = ["test", "valid", *(f"history_{c}" for c in record.history), *record.arrays]
+    named = {"run.json", *(array_file(record, part) for part in parts)}
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.name not in named]

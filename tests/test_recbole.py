@@ -358,9 +358,11 @@ def test_user_errors_end_in_a_bench_error(tmp_path):
         model_class("SASRecF")
     with pytest.raises(BenchError, match="key=value"):
         parse_extra("a=1;oops")
-    method = make_method("sasrec", hidden_size=10, n_heads=3, epochs=1)
+    with pytest.raises(BenchError, match=r"hidden_size \(10\) must be a multiple of n_heads \(3\) for SASRec"):
+        make_method("sasrec", hidden_size=10, n_heads=3, epochs=1)  # refused before any data is read
+    method = make_method("sasrec", hidden_size=16, n_layers=1, epochs=1, extra="inner_size=-4")
     split = make_split()
-    with pytest.raises(BenchError, match="could not build SASRec"):
+    with pytest.raises(BenchError, match=r"SASRec failed while training \(RuntimeError.*check its settings"):
         method.fit(split.train, split.valid, context_for(split, tmp_path))
     with pytest.raises(BenchError, match="before it was fitted"):
         next(make_method("sasrec").score(split.test))

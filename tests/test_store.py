@@ -438,12 +438,12 @@ def test_run_force_failing_while_saving_keeps_the_old_run(tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(bench.store, "write_text", fail)
-    with pytest.raises(BenchError, match=r"1 run\(s\) failed \(pop seed 0\)"):
+    with pytest.raises(OSError, match="No space left on device"):  # the command says it in one sentence
         run_quietly(["pop"], [0], store, force=True)
     run, damaged = store.find("tiny", "pop", record.key)
     assert damaged is None and run.record == record
     assert run.arrays()["rank"].tolist() == arrays["rank"].tolist()
-    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the new arrays went with the failure
 
 
 def test_first_save_failing_leaves_no_folder_and_no_temporary_folder(tmp_path, monkeypatch):
@@ -454,7 +454,7 @@ def test_first_save_failing_leaves_no_folder_and_no_temporary_folder(tmp_path, m
 
     store = RunStore(tmp_path / "res")
     monkeypatch.setattr(bench.store.np, "savez_compressed", fail)
-    with pytest.raises(BenchError, match=r"1 run\(s\) failed"):
+    with pytest.raises(OSError, match="No space left on device"):  # the command says it in one sentence
         run_quietly(["pop"], [0], store)
     assert run_folders(store, "tiny", "pop") == []
     assert store.scan() == ([], [])

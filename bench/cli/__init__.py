@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bench.errors import BenchError
+from bench.errors import BenchError, is_storage_error, storage_sentence
 
 app = typer.Typer(
     help="Benchmark sequential recommenders, classic and LLM-based, on identical splits.",
@@ -27,7 +27,8 @@ console = Console()
 
 
 def friendly(fn):
-    """Turn a BenchError into one red sentence and exit code 2, with no traceback."""
+    """Turn a BenchError, or a folder the file system refuses to write, into one red sentence
+    and exit code 2, with no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -36,13 +37,10 @@ def friendly(fn):
         except BenchError as exc:
             console.print(f"[red bold]error:[/] {escape(str(exc))}", soft_wrap=True)  # a path is never folded
             raise typer.Exit(2)
-        except PermissionError as exc:  # a read-only results, data or cache folder
-            where = exc.filename or "a file"
-            console.print(
-                f"[red bold]error:[/] cannot write {escape(str(where))} (permission denied); make the folder writable "
-                "or choose another with --results-dir, --data-dir or --cache-dir. Nothing stored was lost.",
-                soft_wrap=True,
-            )
+        except OSError as exc:  # a read-only or full results, data or cache folder
+            if not is_storage_error(exc):
+                raise
+            console.print(f"[red bold]error:[/] {escape(storage_sentence(exc))}", soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: finished runs are stored; run the same command again to resume.[/]")

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import cli
+from bench.errors import BenchError
 
 
 @cli.app.command("methods")
@@ -62,19 +63,56 @@ def runs_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="One dataset; every dataset when omitted."),
     prune: bool = typer.Option(False, "--prune", help="Delete damaged runs and leftover work and temporary folders."),
 ):
-    """List stored runs with their state; find damaged runs and leftover folders, and prune them."""
-    import shutil
-
-    from bench.labels import letters, short_name
+    """List stored runs with their state; find damaged runs and leftover files and folders, and prune them."""
+    from bench.data.prepare import leftovers as data_leftovers
     from bench.store import RunStore
-    from bench.tables import NAME_MAX, print_table
 
     store = RunStore()
     runs, damaged = store.scan(dataset)
-    leftovers = store.leftovers()
-    marks = letters(len(runs))
+    leftovers = store.leftovers() + data_leftovers()
+    _print_stored(runs, dataset)
+    failed = []
+    for path, sentence in [(d.folder, d.sentence()) for d in damaged] + [(f, str(f)) for f in leftovers]:
+        kind = "damaged: " if path in {d.folder for d in damaged} else "leftover: "
+        if not prune:
+            cli.console.print(Text(kind + sentence), soft_wrap=True)
+            continue
+        problem = _remove(path)
+        if problem is None:
+            cli.console.print(Text("removed: " + sentence), soft_wrap=True)
+        else:
+            failed.append(problem)
+    if (damaged or leftovers) and not prune:
+        cli.console.print("Run `bench runs --prune` to delete the damaged runs and leftover files and folders listed above.")
+    if not (damaged or leftovers):
+        cli.console.print("No damaged run and no leftover file or folder.")
+    if failed:
+        raise BenchError(
+            f"{len(failed)} of them could not be removed ({failed[0]}); make the results and data folders writable and "
+            "run `bench runs --prune` again."
+        )
+
+
+def _remove(path) -> str | None:
+    """Delete a file or folder; None when done, else what stopped it."""
+    import shutil
+
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+def _print_stored(runs: list, dataset: str | None) -> None:
+    from bench.labels import letters, short_name
+    from bench.tables import NAME_MAX, print_table
+
     rows, legend = [], []
-    for mark, run in zip(marks, runs):
+    for mark, run in zip(letters(len(runs)), runs):
         r = run.record
         shown = short_name(r.label, r.method, NAME_MAX)
         if shown != r.label:
@@ -83,15 +121,3 @@ def runs_command(
     title = f"{len(runs)} stored run(s)" + (f" of {dataset}" if dataset else "")
     print_table(cli.console, title, ["", "method"], ["dataset", "seed", "test", "experiments", "key"], rows, legend=legend,
                 value_justify=["left", "right", "right", "left", "left"])  # fmt: skip
-    for problem in damaged:
-        cli.console.print(Text(("removed: " if prune else "damaged: ") + problem.sentence()), soft_wrap=True)
-        if prune:
-            shutil.rmtree(problem.folder, ignore_errors=True)
-    for folder in leftovers:
-        cli.console.print(Text(("removed: " if prune else "leftover: ") + str(folder)), soft_wrap=True)
-        if prune:
-            shutil.rmtree(folder, ignore_errors=True)
-    if (damaged or leftovers) and not prune:
-        cli.console.print("Run `bench runs --prune` to delete the damaged runs and leftover folders listed above.")
-    if not (damaged or leftovers):
-        cli.console.print("No damaged run and no leftover folder.")

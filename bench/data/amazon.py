@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import math
 import urllib.error
 import urllib.request
 import zlib
@@ -155,7 +156,7 @@ def read_reviews(path: Path) -> tuple[pd.DataFrame, Counter]:
     users, items, times = [], [], []
     for obj in iter_json_lines(path, counts):
         user, asin, time = obj.get("reviewerID"), obj.get("asin"), obj.get("unixReviewTime")
-        if not user or not asin or not isinstance(time, (int, float)) or isinstance(time, bool):
+        if not user or not asin or not _is_time(time):
             counts["reviews_missing_fields"] += 1
             continue
         users.append(str(user))
@@ -166,6 +167,14 @@ def read_reviews(path: Path) -> tuple[pd.DataFrame, Counter]:
         raise BenchError(f"Raw file {path} holds no usable review; check that it is an Amazon 2018 review file.")
     counts["reviews_read"] = len(users)
     return pd.DataFrame({"user": users, "item": items, "time": pd.array(times, dtype="int64")}), counts
+
+
+def _is_time(value) -> bool:
+    """A Unix time a review can carry: a finite number of seconds that fits in int64 (JSON allows
+    Infinity and NaN, and arbitrarily large integers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and -(2**62) < value < 2**62
 
 
 def read_titles(path: Path) -> tuple[dict[str, str], Counter]:

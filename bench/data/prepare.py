@@ -26,6 +26,29 @@ def is_prepared(name: str) -> bool:
     return (prepared_dir(name) / "manifest.json").is_file()
 
 
+def leftovers() -> list[Path]:
+    """Temporary or set-aside copies of splits left by a killed `bench data prepare`, of datasets
+    no process is preparing now."""
+    from filelock import Timeout
+
+    found = []
+    for folder in sorted(paths.data_dir().glob(".*")):
+        name, marker, _ = folder.name[1:].rpartition(".tmp-") if ".tmp-" in folder.name else folder.name[1:].rpartition(".old-")
+        if not (folder.is_dir() and marker):
+            continue
+        lock = lock_for(folder.with_name(f".{name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # being prepared now
+        except OSError:
+            pass  # a read-only data folder: nobody prepares in it
+        else:
+            lock.release()
+        found.append(folder)
+    return found
+
+
 def prepare(name: str, raw_dir: Path | None = None, force: bool = False, progress=None, reviews: str | None = None) -> dict:
     """Prepare dataset `name` (no-op when already prepared, unless `force`). Returns the manifest."""
     card = load_card(name)

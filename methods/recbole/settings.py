@@ -80,10 +80,70 @@ def config_class(model: str) -> type:
         (name, type(value), dataclasses.field(default=value, metadata={"help": MODEL_FIELD_HELP.get(name, "")}))
         for name, value in extra_fields
     ]
-    cls = dataclasses.make_dataclass(f"{model}Config", specs)
+    namespace = {"__post_init__": _check_settings, "recbole_model": model}
+    cls = dataclasses.make_dataclass(f"{model}Config", specs, namespace=namespace)
     cls.__module__ = __name__
     cls.__help_from__ = RecBoleConfig  # a generated class has no source: its comments are RecBoleConfig's (bench.describe)
     return cls
+
+
+# the parameters recbole_settings() sets itself, which `extra` may also change
+RECBOLE_NAMES = frozenset(
+    "data_path checkpoint_dir benchmark_filename USER_ID_FIELD ITEM_ID_FIELD load_col alias_of_item_id "
+    "MAX_ITEM_LIST_LENGTH ITEM_LIST_LENGTH_FIELD LIST_SUFFIX epochs stopping_step eval_step train_batch_size "
+    "eval_batch_size learner learning_rate weight_decay hidden_size embedding_size inner_size n_layers num_layers "
+    "n_heads loss_type metrics topk valid_metric eval_args repeatable seed reproducibility show_progress save_dataset "
+    "save_dataloaders log_wandb worker gpu_id state train_neg_sample_args hidden_dropout_prob attn_dropout_prob "
+    "dropout_prob".split()
+)
+ATTENTION_MODELS = {"SASRec", "BERT4Rec"}  # hidden_size is split between n_heads heads
+
+
+def _check_settings(cfg) -> None:
+    """A Config's values, checked when it is made (before any data is prepared); ValueError says
+    which value is wrong."""
+    if cfg.loss not in ("CE", "BPR"):
+        raise ValueError(f"loss must be CE or BPR, not {cfg.loss!r}")
+    for name in ("epochs", "batch_size", "eval_batch_size", "hidden_size", "max_history", "n_layers", "n_heads"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be at least 1, not {getattr(cfg, name)}")
+    if cfg.patience < 0:
+        raise ValueError(f"patience must be 0 or more, not {cfg.patience}")
+    if cfg.lr <= 0 or cfg.weight_decay < 0:
+        raise ValueError(f"lr must be above 0 and weight_decay 0 or more, not {cfg.lr} and {cfg.weight_decay}")
+    if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), not {cfg.dropout}")
+    model = getattr(cfg, "recbole_model", None)
+    if model in ATTENTION_MODELS and cfg.hidden_size % cfg.n_heads:
+        raise ValueError(f"hidden_size ({cfg.hidden_size}) must be a multiple of n_heads ({cfg.n_heads}) for {model}")
+    unknown = sorted(set(parse_extra(cfg.extra)) - known_parameters(model))
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(known_parameters(model)), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"extra names {', '.join(unknown)}, which RecBole does not know{hint}")
+
+
+@functools.cache
+def known_parameters(model: str | None) -> frozenset[str]:
+    """Every parameter RecBole reads for `model`: its overall, dataset and model defaults (read
+    from the installed package's files, without importing it)."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(list(spec.submodule_search_locations)[0]) / "properties"
+    files = [folder / "overall.yaml", *sorted((folder / "dataset").glob("*.yaml"))]
+    files += [folder / "model" / f"{model}.yaml"] if model else sorted((folder / "model").glob("*.yaml"))
+    known = set()
+    for path in files:
+        if path.is_file():
+            known |= set(yaml.safe_load(path.read_text()) or {})
+    return frozenset(known | RECBOLE_NAMES)
 
 
 def parse_extra(extra: str) -> dict[str, Any]:
@@ -97,7 +157,9 @@ def parse_extra(extra: str) -> dict[str, Any]:
         try:
             out[key] = yaml.safe_load(value) if value else None
         except yaml.YAMLError as exc:
-            raise BenchError(f"Cannot read the value of extra RecBole setting '{key}={value}' ({exc}); give a YAML value.") from exc
+            raise BenchError(
+                f"Cannot read the value of extra RecBole setting '{key}={value}' ({exc}); give a YAML value."
+            ) from exc
     return out
 
 
@@ -107,13 +169,6 @@ def recbole_settings(model: str, cfg, data_path: Path, seed: int) -> dict[str, A
     install_shims()
     from recbole.utils import InputType
 
-    if cfg.loss not in ("CE", "BPR"):
-        raise BenchError(f"loss must be CE or BPR, not {cfg.loss!r}; set e.g. --set <method>.loss=CE.")
-    for name in ("epochs", "batch_size", "eval_batch_size", "hidden_size", "max_history"):
-        if getattr(cfg, name) < 1:
-            raise BenchError(f"{name} must be at least 1 (got {getattr(cfg, name)}); fix the --set value.")
-    if cfg.patience < 0:
-        raise BenchError(f"patience must be 0 or more (got {cfg.patience}); fix the --set value.")
     settings: dict[str, Any] = {
         "data_path": str(data_path),
         "checkpoint_dir": str(Path(data_path) / "checkpoints"),
