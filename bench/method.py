@@ -23,7 +23,7 @@ one slice of the test samples (bench.runner).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,10 +54,18 @@ class Context:
     work_dir: Path  # scratch folder of this run (checkpoints); removed once the run is stored
     cache_dir: Path  # shared cache (built tokenizers, tiny models)
     progress: Any = None  # a rich Progress to add tasks to, or None
+    # another method fitted on the same split and seed: assistant(name, settings) -> a fitted
+    # Method (bench.runner fits it once per command and records it with the run)
+    assistant: Callable[[str, dict], Method] | None = None
 
     @property
     def n_items(self) -> int:
         return len(self.items)
+
+    def fitted_assistant(self, name: str, settings: dict) -> Method:
+        if self.assistant is None:
+            raise BenchError(f"No assistant can be fitted here for '{name}'; run the method through bench run.")
+        return self.assistant(name, settings)
 
 
 @dataclass
@@ -84,6 +92,10 @@ class Method(ABC):
     # value the setting computes what the method computed before, so the run key hashes it as
     # `keyed as` (None: left out) and the stored runs keep their keys (bench.plan.Planned.key_config)
     key_aliases: ClassVar[dict] = {}
+    # settings that act only when recommending (decoding, grounding, an assistant's mix): the
+    # configurations of a grid that differ only in them share one fit, and the runner hands the
+    # fitted method each configuration in turn through reconfigure()
+    decode_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -111,6 +123,16 @@ class Method(ABC):
         """Facts about the fitted method stored with the run (epochs trained, model id...)."""
         return {}
 
+    @classmethod
+    def assistant_of(cls, config: Any) -> tuple[str, dict] | None:
+        """The other method (name, its --set settings as texts) this configuration uses, if any;
+        its identity joins the run key (bench.plan.Planned.key_config)."""
+        return None
+
+    def _reconfigure(self, config: Any) -> None:
+        """Take a configuration that differs from the fitted one in decode_settings only."""
+        self.config = config
+
     @classmethod  # noqa: B027 (an optional hook: most methods need no check)
     def preflight(cls, config: Any) -> None:
         """Checks that can fail before anything trains (a model that cannot be loaded, a missing
@@ -129,6 +151,18 @@ class Method(ABC):
         self._n_items = None
         self._fit(train, valid, context)
         self._n_items = context.n_items
+
+    def reconfigure(self, config: Any) -> None:
+        """Use `config` from now on without fitting again; it may differ in decode_settings only."""
+        import dataclasses
+
+        if not self.fitted:
+            raise MethodError(f"{self._who()} was reconfigured before it was fitted; call fit first.")
+        old, new = dataclasses.asdict(self.config), dataclasses.asdict(config)
+        changed = sorted(k for k in old if old[k] != new.get(k))
+        if set(changed) - self.decode_settings:
+            raise MethodError(f"{self._who()} cannot take new {', '.join(changed)} without fitting again.")
+        self._reconfigure(config)
 
     def recommend(self, samples: Samples, k: int) -> Recommendations:
         """Top-k item ids for every sample, checked against the contract."""

@@ -49,7 +49,28 @@ class Planned:
                     del out[name]
                 else:
                     out[name] = keyed_as
+        assistant = self.assistant
+        if assistant is not None:  # the assistant's resolved identity, not only the texts that chose it
+            out["assistant_key"] = {"method": assistant.name, "version": assistant.cls.version, "config": assistant.key_config}
         return out
+
+    @property
+    def fit_key_config(self) -> dict:
+        """The part of key_config that fitting depends on: configurations equal here share a fit."""
+        decode = getattr(self.cls, "decode_settings", frozenset()) | {"assistant_key"}
+        return {k: v for k, v in self.key_config.items() if k not in decode}
+
+    @property
+    def assistant(self) -> Planned | None:
+        """The planned assistant method of this configuration, if it uses one."""
+        wanted = self.cls.assistant_of(self.config) if hasattr(self.cls, "assistant_of") else None
+        if wanted is None:
+            return None
+        name, settings = wanted
+        if name == self.name:
+            raise BenchError(f"Method '{self.name}' cannot be its own assistant; name another method, e.g. sasrec.")
+        (planned,) = plan_methods([name], {name: dict(settings)})
+        return planned
 
 
 def parse_grid(pairs: list[str]) -> dict[str, dict[str, list[str]]]:

@@ -107,6 +107,8 @@ class RunRecord:
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance)
     info: dict = field(default_factory=dict)  # what the method reports about its fit (free form)
+    reused_fit_of: str | None = None  # the run whose fit this run decoded with (decode-time settings differ only)
+    assistants: list[dict] = field(default_factory=list)  # other methods used: method, label, key, fit_s
     extra: dict = field(default_factory=dict)  # what the method returned beside the ranking
     started_at: str | None = None
     created_at: str | None = None
@@ -152,6 +154,8 @@ class RunRecord:
             resources=_part(Resources, data, "resources"),
             provenance=_part(Provenance, data, "provenance"),
             info=_mapping(data, "info"),
+            reused_fit_of=_optional_text(data, "reused_fit_of"),
+            assistants=_assistants(data),
             extra=_mapping(data, "extra"),
             started_at=_optional_text(data, "started_at"),
             created_at=_optional_text(data, "created_at"),
@@ -282,6 +286,13 @@ def _score(value, name: str) -> Score | None:
         subset=_optional_mapping(value, "subset"),
         seconds=None if value.get("seconds") is None else _number(value["seconds"], f"{name}.seconds"),
     )
+
+
+def _assistants(data: dict) -> list[dict]:
+    value = data.get("assistants") or []
+    if not isinstance(value, list) or not all(isinstance(v, dict) and isinstance(v.get("key"), str) for v in value):
+        raise RecordError(f"field assistants is {value!r}, not a list of assistants")
+    return value
 
 
 def _timing(data: dict) -> Timing:

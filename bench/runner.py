@@ -9,116 +9,20 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-import numpy as np
 from rich.markup import escape
 
 from bench import distributed, evaluate, provenance
 from bench.data.split import Split
 from bench.errors import BenchError, is_storage_error
+from bench.fits import Fits
 from bench.history import change_history
-from bench.method import INSPECT, Context
+from bench.method import Context
 from bench.plan import Planned
-from bench.record import Provenance, Resources, RunRecord, Score, Timing
+from bench.predict import ResourceMeter, per_sample, predict
+from bench.record import Provenance, RunRecord, Score, Timing
 from bench.request import Evaluation, RunRequest
 from bench.seeding import resolve_device, seed_everything
-from bench.store import TOP_N, RunStore
-
-
-@dataclasses.dataclass
-class Prediction:
-    """What the harness keeps of a method's recommendations for every sample."""
-
-    ranks: np.ndarray  # (n,) target rank, NOT_RANKED when absent from the list
-    topk: np.ndarray  # (n, k) item ids, -1 padded
-    invalid: np.ndarray  # (n,)
-    extra: dict  # the method's facts (from the first process)
-    examples: list  # inspected samples, the first INSPECT rows
-
-
-def _predict_slice(method, samples, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, list]:
-    n = len(samples)
-    if n == 0:  # an empty slice (more processes than samples) asks the method nothing
-        return (np.zeros(0, dtype=np.int64), np.full((0, k), -1, dtype=np.int64), np.zeros(0, dtype=np.int32), {}, [])
-    recs = method.recommend(samples, k)
-    topk = np.full((n, k), -1, dtype=np.int64)
-    topk[:, : recs.items.shape[1]] = recs.items
-    ranks = (
-        evaluate.ranks_from_lists(recs.items, samples.targets) if recs.ranks is None else np.asarray(recs.ranks, dtype=np.int64)
-    )
-    invalid = np.zeros(n, dtype=np.int32) if recs.invalid is None else np.asarray(recs.invalid, dtype=np.int32)
-    return ranks, topk, invalid, recs.extra, list(recs.examples)[:INSPECT]
-
-
-def predict(method, samples, k: int = TOP_N) -> Prediction:
-    """Recommend for `samples` and rank each target. Under a launched job each process handles one
-    contiguous slice (bench.distributed.shard) and the slices are gathered, in rank order, on every
-    process; when one process fails, every process stops with the same sentence."""
-    distributed.init_group()
-    rank, world = distributed.rank_and_world()
-    part = distributed.shard(len(samples), rank, world)
-    if world == 1:
-        return Prediction(*_predict_slice(method, samples, k))
-    mine, failure = None, None
-    try:
-        mine = _predict_slice(method, samples.subset(np.arange(part.start, part.stop)), k)
-    except Exception as exc:  # tell the other processes instead of leaving them waiting in the gather
-        failure = f"{type(exc).__name__}: {exc}"
-    parts = distributed.gather((mine, failure))
-    failed = [(r, f) for r, (_, f) in enumerate(parts) if f is not None]
-    if failed:
-        raise BenchError(
-            f"Inference of '{method.name}' failed on process {failed[0][0]} of {world} ({failed[0][1]}); "
-            "fix the cause and run the same command again."
-        )
-    slices = [p for p, _ in parts]
-    return Prediction(
-        ranks=np.concatenate([s[0] for s in slices]),
-        topk=np.concatenate([s[1] for s in slices]),
-        invalid=np.concatenate([s[2] for s in slices]),
-        extra=slices[0][3],
-        examples=[e for s in slices for e in s[4]][:INSPECT],
-    )
-
-
-class ResourceMeter:
-    """What a run cost beside its time: peak GPU memory of this run, allocated and reserved (the
-    process's peak resident memory on a CPU, which covers every run of the process so far) and
-    GPU-hours."""
-
-    def __init__(self, device: str):
-        self.cuda = str(device).startswith("cuda")
-        if self.cuda:
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(device)
-        self.device = device
-
-    def read(self, seconds: float) -> Resources:
-        """The resources of a run that took `seconds` in all."""
-        import resource
-
-        rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
-        if not self.cuda:
-            return Resources(peak_rss_mb=rss)
-        import torch
-
-        # allocated: what tensors held at the peak; reserved: what the caching allocator took
-        # from the GPU (what another process could not use, and what nvidia-smi shows)
-        return Resources(
-            peak_rss_mb=rss,
-            peak_gpu_mb=round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1),
-            peak_gpu_reserved_mb=round(torch.cuda.max_memory_reserved(self.device) / 2**20, 1),
-            gpu_hours=round(seconds * distributed.launched_processes() / 3600, 4),
-        )
-
-
-def _per_sample(index: np.ndarray, prediction: Prediction) -> dict[str, np.ndarray]:
-    return {
-        "sample_index": index.astype(np.int64),
-        "rank": prediction.ranks.astype(np.int64),
-        "topk": prediction.topk.astype(np.int32),
-        "invalid": prediction.invalid.astype(np.int32),
-    }
+from bench.store import RunStore
 
 
 def run_one(
@@ -130,12 +34,13 @@ def run_one(
     store: RunStore,
     progress=None,
     experiments: list[str] | None = None,
+    fits: Fits | None = None,
 ) -> RunRecord:
     key = evaluation.key(p, split.hash, seed)
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    method = p.cls(p.config)
+    fits = fits or Fits(evaluation, split.hash, store.root / ".work")
     context = Context(
         device=device,
         seed=seed,
@@ -147,8 +52,7 @@ def run_one(
     )
     started = datetime.now(timezone.utc)
     meter = ResourceMeter(device)
-    t0 = time.perf_counter()
-    method.fit(split.train, split.valid, context)
+    method, fit_s, reused_fit_of = fits.method_for(p, seed, key, split.train, split.valid, context)  # fit_s 0: reused
     t1 = time.perf_counter()
     test_index = evaluation.test.indices(len(split.test))
     prediction = predict(method, split.test.subset(test_index))
@@ -166,16 +70,18 @@ def run_one(
             subset=evaluation.valid.as_record(),
             seconds=time.perf_counter() - t3,
         )
-        valid_arrays = _per_sample(valid_index, scored)
+        valid_arrays = per_sample(valid_index, scored)
     t4 = time.perf_counter()
     extra_parts, history = {}, {}
     for condition in evaluation.history:  # the same fitted model, the histories changed
         changed = change_history(split.test.subset(test_index), condition, seed=evaluation.test.seed)
         under = predict(method, changed)
         history[condition] = Score(metrics=evaluate.summarize(under.ranks), invalid_total=int(under.invalid.sum()))
-        extra_parts[f"history_{condition}"] = _per_sample(test_index, under)
+        extra_parts[f"history_{condition}"] = per_sample(test_index, under)
     t5 = time.perf_counter()
-    timing = Timing.of(fit_s=t1 - t0, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4)
+    timing = Timing.of(
+        fit_s=fit_s if reused_fit_of is None else 0.0, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4
+    )
     record = RunRecord(
         key=key,
         config_key=evaluation.key(p, split.hash, -1),
@@ -201,12 +107,14 @@ def run_one(
             **provenance.collect(device), seed=seed, split_hash=split.hash, processes=distributed.launched_processes()
         ),
         info=method.run_info(),
+        reused_fit_of=reused_fit_of,
+        assistants=[u.as_record() for u in fits.uses],
         extra=prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
         started_at=started.isoformat(timespec="seconds"),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     if distributed.is_main_process():  # under `accelerate launch` every process runs; rank 0 stores
-        store.save(record, _per_sample(test_index, prediction), valid_arrays, extra_parts)
+        store.save(record, per_sample(test_index, prediction), valid_arrays, extra_parts)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
 
@@ -242,49 +150,24 @@ def run_benchmark(
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
     distributed.init_group(device)  # a launched job: one group per command, its backend the device's
-    seeds = request.seeds
+    fits = Fits(evaluation, split.hash, store.root / ".work")
+    command = _Command(split, store, evaluation, device, console, name, force, busy, fits)
     records, failures, busy_skipped = [], [], []
-    with make_progress(console, enabled=show_progress) as progress:
-        overall = progress.add_task("runs", total=len(planned) * len(seeds))
-        for p in planned:
-            for seed in seeds:
-                label = f"{escape(p.label)} seed {seed}"
-                key = evaluation.key(p, split.hash, seed)
-                lock = _claim(store, key, label, busy, console)
-                if lock is None:
+    try:
+        with make_progress(console, enabled=show_progress) as progress:
+            overall = progress.add_task("runs", total=len(planned) * len(request.seeds))
+            for p, seed in run_order(planned, request.seeds, fits):
+                progress.update(overall, description=f"{p.label} seed {seed}")
+                outcome, value = command.run(p, seed, progress)
+                if outcome == "busy":
                     busy_skipped.append(f"{p.label} seed {seed}")
-                    progress.advance(overall)
-                    continue
-                try:
-                    stored, damaged = store.find(split.name, p.name, key)
-                    if stored is not None and not force and evaluation.valid_done(stored):
-                        if name is not None and distributed.is_main_process():
-                            stored = store.add_experiment(stored, name)
-                        records.append(stored.record)
-                        console.print(f"[dim]{label}: stored already ({key}), skipped[/]")
-                        progress.advance(overall)
-                        continue
-                    if damaged is not None:
-                        console.print(
-                            f"[yellow]{label}: the stored copy in {escape(str(damaged.folder))} is damaged ({damaged.reason}); computing it again[/]"
-                        )
-                    elif stored is not None and not force:
-                        console.print(f"[dim]{label}: stored without these validation scores, run again[/]")
-                    named = set(stored.record.experiments) if stored is not None else set()
-                    named |= {name} if name else set()
-                    progress.update(overall, description=f"{p.label} seed {seed}")
-                    record, failure = _attempt(p, split, seed, device, evaluation, store, progress, sorted(named), console)
-                finally:
-                    if lock is not True:
-                        lock.release()
-                if failure is None:
-                    records.append(record)
-                    shown = ", ".join(f"{m} {record.metrics[m]:.4f}" for m in ("NDCG@10", "HR@10"))
-                    console.print(f"[green]{label}[/]: {shown} ({record.timing.total_s:.1f}s)")
+                elif outcome == "failed":
+                    failures.append((p.label, seed, value))
                 else:
-                    failures.append((p.label, seed, failure))
-                    console.print(f"[red]{label} failed:[/] {escape(failure)}")
+                    records.append(value)
                 progress.advance(overall)
+    finally:
+        fits.close()
     if busy_skipped:
         console.print(
             f"{len(busy_skipped)} run(s) were being computed by other processes and were skipped; run the same command again later to collect them."
@@ -296,6 +179,66 @@ def run_benchmark(
             "fix the cause above and run the same command again to finish."
         )
     return records
+
+
+def run_order(planned: list[Planned], seeds, fits: Fits) -> list[tuple[Planned, int]]:
+    """(configuration, seed) in the order of --methods and the grid, seeds inner; configurations
+    that share a fit (they differ in decode-time settings only) run one after the other for each
+    seed, so the fitted model is reused rather than fitted again."""
+    groups: dict[str, list[Planned]] = {}
+    for p in planned:
+        groups.setdefault(fits.fit_key(p, -1), []).append(p)
+    return [(p, seed) for group in groups.values() for seed in seeds for p in group]
+
+
+@dataclasses.dataclass
+class _Command:
+    """What every run of one `bench run` shares."""
+
+    split: Split
+    store: RunStore
+    evaluation: Evaluation
+    device: str
+    console: object
+    name: str | None
+    force: bool
+    busy: str
+    fits: Fits
+
+    def run(self, p: Planned, seed: int, progress) -> tuple[str, object]:
+        """("stored" | "done", record), ("failed", sentence) or ("busy", None)."""
+        label = f"{escape(p.label)} seed {seed}"
+        key = self.evaluation.key(p, self.split.hash, seed)
+        lock = _claim(self.store, key, label, self.busy, self.console)
+        if lock is None:
+            return "busy", None
+        try:
+            stored, damaged = self.store.find(self.split.name, p.name, key)
+            if stored is not None and not self.force and self.evaluation.valid_done(stored):
+                if self.name is not None and distributed.is_main_process():
+                    stored = self.store.add_experiment(stored, self.name)
+                self.console.print(f"[dim]{label}: stored already ({key}), skipped[/]")
+                return "stored", stored.record
+            if damaged is not None:
+                self.console.print(
+                    f"[yellow]{label}: the stored copy in {escape(str(damaged.folder))} is damaged ({damaged.reason}); computing it again[/]"
+                )
+            elif stored is not None and not self.force:
+                self.console.print(f"[dim]{label}: stored without these validation scores, run again[/]")
+            named = set(stored.record.experiments) if stored is not None else set()
+            named |= {self.name} if self.name else set()
+            record, failure = _attempt(p, self.split, seed, self.device, self.evaluation, self.store, progress, sorted(named),
+                                       self.console, self.fits)  # fmt: skip
+        finally:
+            if lock is not True:
+                lock.release()
+        if failure is not None:
+            self.console.print(f"[red]{label} failed:[/] {escape(failure)}")
+            return "failed", failure
+        shown = ", ".join(f"{m} {record.metrics[m]:.4f}" for m in ("NDCG@10", "HR@10"))
+        reused = f", the fit of {record.reused_fit_of[:8]} reused" if record.reused_fit_of else ""
+        self.console.print(f"[green]{label}[/]: {shown} ({record.timing.total_s:.1f}s{reused})")
+        return "done", record
 
 
 def load_dataset(dataset: str, console, show_progress: bool = True) -> Split:
@@ -336,10 +279,12 @@ def _claim(store: RunStore, key: str, label: str, busy: str, console):
     return lock
 
 
-def _attempt(p, split, seed, device, evaluation, store, progress, experiments, console) -> tuple[RunRecord | None, str | None]:
+def _attempt(
+    p, split, seed, device, evaluation, store, progress, experiments, console, fits
+) -> tuple[RunRecord | None, str | None]:
     """(record, None) or (None, the failure in one sentence); a bug's trace is printed."""
     try:
-        return run_one(p, split, seed, device, evaluation, store, progress, experiments), None
+        return run_one(p, split, seed, device, evaluation, store, progress, experiments, fits), None
     except BenchError as exc:
         return None, str(exc)
     except Exception as exc:  # a bug in a method: keep the other runs going, show the trace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -58,3 +59,25 @@ def resolve_device(device: str) -> str:
             )
         return f"cuda:{local}"
     return "cuda" if device == "auto" else device
+
+
+@contextlib.contextmanager
+def seeded_aside(seed: int):
+    """Run the block seeded with `seed`, then give every random generator back the state it had:
+    work done aside (an assistant fitted inside another method's fit) leaves the outer run's
+    random stream as it would have been without it."""
+    states = (random.getstate(), np.random.get_state())
+    torch = sys.modules.get("torch")
+    torch_state = torch.random.get_rng_state() if torch is not None else None
+    cuda_states = torch.cuda.get_rng_state_all() if torch is not None and torch.cuda.is_available() else None
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch = sys.modules.get("torch")
+        if torch is not None and torch_state is not None:
+            torch.random.set_rng_state(torch_state)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)

@@ -16,8 +16,9 @@ from conftest import make_split
 from bench import registry
 from bench.errors import BenchError
 from bench.method import INSPECT, Context, Method, MethodError, Recommendations, ScoreMethod
+from bench.predict import Prediction, predict
 from bench.request import RunRequest
-from bench.runner import Prediction, predict, run_benchmark
+from bench.runner import run_benchmark
 from bench.store import RunStore
 
 MOD = __name__  # the module the test methods below live in, as their messages must name it
