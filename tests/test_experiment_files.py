@@ -398,3 +398,36 @@ def test_reproduce_uses_the_reference():
     result = reproduce(np.full(100, 0.05), ref)
     assert (result.metric, result.published, result.source) == ("NDCG@10", 0.053, "D3 README (https://example.org)")
     assert result.difference == pytest.approx(-0.003) and result.inside is False
+
+
+def test_bench_run_with_an_experiment_file_runs_what_is_missing(tmp_path, monkeypatch):
+    from test_store import assert_one_sentence_error, cli
+
+    from bench.store import RunStore
+
+    path = _write(
+        tmp_path,
+        """
+        name = "pop-smoke"
+        description = "Popularity on 20 random test samples, two seeds."
+        datasets = ["ml-100k"]
+        methods = ["pop"]
+        seeds = [0, 1]
+        [test]
+        limit = 20
+        [executor]
+        device = "cpu"
+        """,
+    )
+    code, text, _ = cli(monkeypatch, ["run", "--experiment", str(path)])
+    assert code == 0, text
+    assert "Experiment pop-smoke: Popularity on 20 random test samples, two seeds." in text
+    runs = RunStore().runs("ml-100k")
+    assert sorted(r.record.seed for r in runs) == [0, 1]
+    assert all(r.record.experiments == ["pop-smoke"] and r.record.n_test == 20 for r in runs)
+    code, text, _ = cli(monkeypatch, ["run", "--experiment", str(path)])  # resumable: nothing is computed again
+    assert code == 0 and text.count("stored already") == 2, text
+    code, text, result = cli(monkeypatch, ["run", "--experiment", str(path), "--methods", "sasrec"])
+    assert assert_one_sentence_error(code, text, result) == (
+        "--methods cannot be given with --experiment, which fixes it; change the experiment file instead."
+    )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from bench import cli
+from bench.errors import BenchError
 
 
 @cli.app.command()
 @cli.friendly
 def run(
-    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method names, e.g. cft,sft,sasrec."),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Comma-separated method names, e.g. cft,sft,sasrec."),
     dataset: str = typer.Option("ml-100k", "--dataset", "-d", help="A dataset card name (bench data list)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -55,26 +57,64 @@ def run(
         "--name",
         help="Experiment name stored with the runs (not part of their key); the leaderboard shows each experiment as its own table.",
     ),
+    experiment: Optional[Path] = typer.Option(
+        None, "--experiment", "-e", help="An experiment file (experiments/NAME.toml): run what it names that is not stored yet."
+    ),
 ):
     """Fit and evaluate methods on a dataset; stored runs are skipped (resume)."""
     from bench.jobs import Cluster
     from bench.request import RunRequest, parse_sbatch
-    from bench.runner import run_benchmark
 
+    cluster = Cluster(partition, gpus_per_job, time_min, cpus_per_job, parse_sbatch(sbatch))
+    if experiment is not None:
+        given = {"--methods": methods, "--set": set_, "--grid": grid, "--model": model, "--limit-test": limit_test,
+                 "--limit-valid": limit_valid, "--name": name, "--seeds": seeds != "0", "--dataset": dataset != "ml-100k",
+                 "--valid/--no-valid": valid is not None, "--test-subset": test_subset != "random", "--subset-seed": subset_seed}  # fmt: skip
+        clash = [option for option, value in given.items() if value]
+        if clash:
+            raise BenchError(f"{clash[0]} cannot be given with --experiment, which fixes it; change the experiment file instead.")
+        _run_experiment(experiment, device, force, busy, history, executor, jobs, cluster)
+        return
+    if methods is None:
+        raise BenchError("Name the methods to run with --methods, e.g. --methods pop,sasrec, or give an --experiment file.")
     request = RunRequest.from_options(
         methods, seeds=seeds, sets=set_, grid=grid, model=model, limit_test=limit_test, test_subset=test_subset,
         subset_seed=subset_seed, valid=valid, limit_valid=limit_valid, history=history,
         dataset=dataset, device=device, force=force, busy=busy, name=name,
     )  # fmt: skip
+    _execute(request, executor, jobs, cluster)
+
+
+def _execute(request, executor: str | None, n_jobs: int, cluster) -> None:
+    from bench.runner import run_benchmark
+
     if executor is not None:
-        cluster = Cluster(partition, gpus_per_job, time_min, cpus_per_job, parse_sbatch(sbatch))
-        _submit_jobs(request, executor, jobs, cluster)
+        _submit_jobs(request, executor, n_jobs, cluster)
         return
     records = run_benchmark(request, console=cli.console)
     from bench.distributed import is_main_process
 
     if is_main_process():  # a launched job: rank 0 reports
-        _print_runs(dataset, records)
+        _print_runs(request.dataset, records)
+
+
+def _run_experiment(path: Path, device: str, force: bool, busy: str, history, executor, n_jobs: int, cluster) -> None:
+    """Every dataset of an experiment file: its runs that are not stored yet, here or as jobs
+    (the file's executor hints apply where the command gives none)."""
+    from rich.text import Text
+
+    from bench.experiment import load
+    from bench.jobs import Cluster
+
+    exp = load(path)
+    cli.console.print(Text(exp.heading()), soft_wrap=True)
+    for spec in exp.runs():
+        fields = {"force": force, "busy": busy, "history": history} | ({"device": device} if device != "auto" else {})
+        request = spec.to_request(**fields)
+        chosen = executor or spec.executor.executor
+        hinted = cluster if cluster != Cluster() else spec.cluster()
+        cli.console.print(f"[bold]{request.dataset}[/]: {spec.command()}", highlight=False, soft_wrap=True)
+        _execute(request, chosen, n_jobs if n_jobs != 1 else spec.executor.jobs, hinted)
 
 
 def _submit_jobs(request, executor: str, n_jobs: int, cluster) -> None:
