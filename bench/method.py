@@ -3,7 +3,7 @@ computes a metric (the harness does, the same way for every method).
 
     class MyMethod(Method):
         name = "mine"
-        description = "one line for `bench methods`"
+        description = "one line for `bench methods`"  # a plugin's; built-ins have theirs in bench.registry
         version = "1"                      # bump when a change alters results
         Config = MyConfig                  # a dataclass; every field can be set with --set mine.field=value
 
@@ -85,6 +85,8 @@ class MethodError(BenchError):
 
 class Method(ABC):
     name: ClassVar[str] = ""
+    # one line for `bench methods`; a built-in method's is its registry entry (bench.registry), so
+    # only a plugin (whose entry point carries no description) sets it here
     description: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     Config: ClassVar[type] = NoConfig

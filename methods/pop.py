@@ -12,7 +12,6 @@ from bench.method import Context, ScoreMethod
 
 class Pop(ScoreMethod):
     name = "pop"
-    description = "Most popular items among the training targets (sanity floor)."
     version = "1"
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:

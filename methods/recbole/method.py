@@ -67,7 +67,6 @@ class RecBoleMethod(ScoreMethod):
     """A RecBole sequential model; subclasses (made by the registry) set `recbole_model`."""
 
     name = "recbole"
-    description = "A RecBole sequential model (set recbole_model)."
     version = "1"
     recbole_model: ClassVar[str] = ""
     Config = RecBoleConfig
