@@ -116,6 +116,8 @@ def _check_settings(cfg) -> None:
     model = getattr(cfg, "recbole_model", None)
     if model in ATTENTION_MODELS and cfg.hidden_size % cfg.n_heads:
         raise ValueError(f"hidden_size ({cfg.hidden_size}) must be a multiple of n_heads ({cfg.n_heads}) for {model}")
+    if not cfg.extra.strip():
+        return
     unknown = sorted(set(parse_extra(cfg.extra)) - known_parameters(model))
     if unknown:
         import difflib
