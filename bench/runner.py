@@ -59,25 +59,9 @@ def run_one(
     t2 = time.perf_counter()
     metrics = evaluate.summarize(prediction.ranks)
     t3 = time.perf_counter()
-    valid, valid_arrays = None, None
-    if evaluation.valid is not None:
-        valid_index = evaluation.valid.indices(len(split.valid))
-        scored = predict(method, split.valid.subset(valid_index))
-        valid = Score(
-            metrics=evaluate.summarize(scored.ranks),
-            invalid_total=int(scored.invalid.sum()),
-            n=len(valid_index),
-            subset=evaluation.valid.as_record(),
-            seconds=time.perf_counter() - t3,
-        )
-        valid_arrays = per_sample(valid_index, scored)
+    valid, valid_arrays = _score_valid(method, split, evaluation)
     t4 = time.perf_counter()
-    extra_parts, history = {}, {}
-    for condition in evaluation.history:  # the same fitted model, the histories changed
-        changed = change_history(split.test.subset(test_index), condition, seed=evaluation.test.seed)
-        under = predict(method, changed)
-        history[condition] = Score(metrics=evaluate.summarize(under.ranks), invalid_total=int(under.invalid.sum()))
-        extra_parts[f"history_{condition}"] = per_sample(test_index, under)
+    history, extra_parts = _score_history(method, split, evaluation, test_index)
     t5 = time.perf_counter()
     timing = Timing.of(
         fit_s=fit_s if reused_fit_of is None else 0.0, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4
@@ -117,6 +101,34 @@ def run_one(
         store.save(record, per_sample(test_index, prediction), valid_arrays, extra_parts)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
+
+
+def _score_valid(method, split: Split, evaluation: Evaluation) -> tuple[Score | None, dict | None]:
+    """The validation scores asked for, and their per-sample arrays."""
+    if evaluation.valid is None:
+        return None, None
+    started = time.perf_counter()
+    valid_index = evaluation.valid.indices(len(split.valid))
+    scored = predict(method, split.valid.subset(valid_index))
+    valid = Score(
+        metrics=evaluate.summarize(scored.ranks),
+        invalid_total=int(scored.invalid.sum()),
+        n=len(valid_index),
+        subset=evaluation.valid.as_record(),
+        seconds=time.perf_counter() - started,
+    )
+    return valid, per_sample(valid_index, scored)
+
+
+def _score_history(method, split: Split, evaluation: Evaluation, test_index) -> tuple[dict, dict]:
+    """The same fitted model on the test samples with their histories changed, per condition."""
+    history, parts = {}, {}
+    for condition in evaluation.history:
+        changed = change_history(split.test.subset(test_index), condition, seed=evaluation.test.seed)
+        under = predict(method, changed)
+        history[condition] = Score(metrics=evaluate.summarize(under.ranks), invalid_total=int(under.invalid.sum()))
+        parts[f"history_{condition}"] = per_sample(test_index, under)
+    return history, parts
 
 
 def run_benchmark(
