@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP = $(PY) -m pip
 STAMP := $(VENV)/.installed
 LOG = $(VENV)/install.log
-EXTRAS ?= dev,smollm2$(if $(WHEELHOUSE),$(comma)slurm)
+EXTRAS ?= dev,smollm2,slurm
 comma := ,
 
 # torch. A $(PYTHON) that already has a CUDA (or ROCm) build of torch, such as a cluster module or a

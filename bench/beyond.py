@@ -8,14 +8,16 @@ k columns count, and only their valid (>= 0) ids. Popularity comes from the trai
     n_train      number of training samples (= sum of pop)
 
 Per sample (one value per test sample, testable for significance like NDCG): avg_pop@K, tail@K,
-novelty@K. Per run (one number over all lists): coverage@K, gini@K, pop_ratio@K, with a seeded
-bootstrap over test samples for an interval.
+novelty@K. Per run (one number over all lists): coverage@K, gini@K, pop_ratio@K; gini and
+pop_ratio get a seeded bias-corrected bootstrap interval over test samples (bootstrap_interval),
+coverage none (see there why). A table row's values over its seeds: bench.leaderboard.analyses.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -28,6 +30,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("gini@K", "Gini coefficient of item exposure over the whole catalogue"),
 )
 TAIL_SHARE = 0.2  # the long tail holds this share of the training interactions
+WITH_INTERVAL = ("gini@K", "pop_ratio@K")  # list-level metrics with a bootstrap interval; coverage has none
 
 
 def metric_names(k: int) -> list[str]:
@@ -134,7 +137,7 @@ def popularity_ratio(avg_pop_of_recs: float, avg_pop_of_targets: float) -> float
     return float(avg_pop_of_recs / avg_pop_of_targets)
 
 
-def _nanmean(values: np.ndarray) -> float:
+def nanmean(values: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan (or empty) gives nan, which is meant
         return float(np.nanmean(values))
@@ -148,7 +151,7 @@ class BeyondMetrics:
 
     def summary(self) -> dict[str, float]:
         """Every metric as one number (per-sample ones averaged over samples with a valid item), in METRICS order."""
-        values = {**{name: _nanmean(v) for name, v in self.per_sample.items()}, **self.list_level}
+        values = {**{name: nanmean(v) for name, v in self.per_sample.items()}, **self.list_level}
         return {name: values[name] for name in metric_names(self.k)}
 
 
@@ -167,25 +170,33 @@ def beyond_metrics(arrays, popularity, tail_mask, n_items: int, n_train: int, te
         f"tail@{k}": long_tail_share(topk, tail_mask, k),
         f"novelty@{k}": novelty(topk, popularity, k, n_train),
     }
-    target_pop = _nanmean(np.asarray(popularity, dtype=np.float64)[targets])
+    target_pop = nanmean(np.asarray(popularity, dtype=np.float64)[targets])
     list_level = {
         f"coverage@{k}": coverage(topk, n_items, k),
         f"gini@{k}": gini_exposure(topk, n_items, k),
-        f"pop_ratio@{k}": popularity_ratio(_nanmean(avg_pop), target_pop),
+        f"pop_ratio@{k}": popularity_ratio(nanmean(avg_pop), target_pop),
     }
     return BeyondMetrics(k=k, per_sample=per_sample, list_level=list_level)
 
 
 def bootstrap_interval(
     list_metric, *per_sample_arrays, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """(low, high) percentile bootstrap interval of a list-level metric over resampled test samples.
+) -> tuple[float, float] | None:
+    """(low, high) bias-corrected (BC) bootstrap interval of a list-level metric over resampled
+    test samples, or None when the resamples cannot give one.
 
     Each resample draws n row indices with replacement and calls list_metric on those rows of every
     array in `per_sample_arrays` (the same rows for all), e.g.
-        bootstrap_interval(lambda t: coverage(t, n_items, 10), topk)
+        bootstrap_interval(lambda t: gini_exposure(t, n_items, 10), topk)
         bootstrap_interval(lambda r, t: popularity_ratio(np.nanmean(r), t.mean()), avg_pop, target_pop)
-    A resample can only lose distinct items, so coverage's interval lies at or below its point estimate.
+    A list-level metric is not a mean over samples, and its resamples can sit off-centre around the
+    value of the whole set; the BC interval (Efron 1987) shifts the percentiles by z0, the normal
+    quantile of the share of resamples below that value (ties count half):
+        low, high = percentiles Phi(2 z0 - z), Phi(2 z0 + z) of the resamples, z = Phi^-1((1 + confidence) / 2)
+    It holds the value whenever |z0| <= z. When |z0| > z the value lies outside the central
+    `confidence` share of its own resamples: the resamples do not describe its uncertainty and
+    there is no interval (None). Coverage is such a metric: a resample repeats samples, so it
+    almost always shows fewer distinct items than the whole set.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
@@ -193,45 +204,20 @@ def bootstrap_interval(
     n = len(arrays[0])
     if n == 0 or any(len(a) != n for a in arrays):
         raise ValueError(f"per-sample arrays must be non-empty and of equal length, got {[len(a) for a in arrays]}")
+    estimate = float(list_metric(*arrays))
     rng = np.random.default_rng(seed)
     values = np.empty(n_resamples)
     for r in range(n_resamples):  # list-level metrics do not vectorise over resamples: one call each
         idx = rng.integers(0, n, size=n)
         values[r] = list_metric(*(a[idx] for a in arrays))
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.nanpercentile(values, [tail, 100.0 - tail])
+    values = values[np.isfinite(values)]
+    if not values.size or not np.isfinite(estimate):
+        return None
+    below = np.mean(values < estimate) + 0.5 * np.mean(values == estimate)
+    below = min(max(below, 0.5 / len(values)), 1.0 - 0.5 / len(values))  # a finite z0 when all lie on one side
+    normal = NormalDist()
+    z0, z = normal.inv_cdf(below), normal.inv_cdf((1.0 + confidence) / 2.0)
+    if abs(z0) > z:
+        return None
+    low, high = np.percentile(values, [100.0 * normal.cdf(2 * z0 - z), 100.0 * normal.cdf(2 * z0 + z)])
     return float(low), float(high)
-
-
-def row_metrics(arrays: list[dict], popularity, tail_mask, n_items: int, n_train: int, test_targets, k: int,
-                n_resamples: int = 1000, seed: int = 0) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:  # fmt: skip
-    """One table row's metrics from the arrays of its seeds: per-sample ones averaged over samples,
-    then seeds; list-level ones averaged over seeds, with a bootstrap interval that draws the same
-    test samples for every seed (samples all seeds scored)."""
-    from bench.leaderboard.align import align
-
-    targets = np.asarray(test_targets, dtype=np.int64)
-    found = [beyond_metrics(a, popularity, tail_mask, n_items, n_train, targets, k) for a in arrays]
-    values = {name: _nanmean(np.asarray([m.summary()[name] for m in found])) for name in metric_names(k)}
-    common = np.asarray(arrays[0]["sample_index"])
-    for a in arrays[1:]:
-        common = np.intersect1d(common, a["sample_index"])
-    common = np.unique(common)
-    tops = [align(np.asarray(a["sample_index"]), np.asarray(a["topk"]), common) for a in arrays]
-    pops = [align(np.asarray(a["sample_index"]), m.per_sample[f"avg_pop@{k}"], common) for a, m in zip(arrays, found)]
-    target_pop = np.asarray(popularity, dtype=np.float64)[targets[common]]
-    metrics = {
-        f"coverage@{k}": (lambda *t: np.mean([coverage(x, n_items, k) for x in t]), tops),
-        f"gini@{k}": (lambda *t: np.mean([gini_exposure(x, n_items, k) for x in t]), tops),
-        f"pop_ratio@{k}": (
-            lambda tp, *ps: np.mean([popularity_ratio(_nanmean(p), _nanmean(tp)) for p in ps]),
-            [target_pop, *pops],
-        ),
-    }
-    intervals = {}
-    if len(common):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-padding resample has no mean
-            for name, (fn, parts) in metrics.items():
-                intervals[name] = bootstrap_interval(fn, *parts, n_resamples=n_resamples, seed=seed)
-    return values, intervals

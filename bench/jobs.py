@@ -5,16 +5,23 @@ from computing it twice.
 
     bench run --methods cft,sasrec --grid cft.alpha=0.05,0.1 --executor local --jobs 2
     bench run ... --executor slurm --partition gpu --gpus-per-job 1 --time 240 --sbatch 'account=abc'
-    bench jobs                      # pending, running, finished and failed jobs with their logs
+    bench jobs                      # pending, running, finished, failed and lost jobs with their logs
 
-Submitting again submits only what is neither stored nor pending/running. Job records and logs
-live under <results>/jobs/<dataset>/; a Slurm job's state is asked from Slurm (through submitit).
+Submitting again submits only what is neither stored nor pending/running; records and logs live
+under <results>/jobs/<dataset>/. A job's state is what its executor says now: a stored run is
+finished; a Slurm job is what Slurm reports (sacct through submitit, else squeue), lost once Slurm
+has no record of it; a local job is running while its process lives, lost once it has gone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import logging
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +38,14 @@ from bench.locks import lock_for
 
 EXECUTORS = ("local", "slurm")
 DONE, FAILED, PENDING, RUNNING, LOST = "finished", "failed", "pending", "running", "lost"
+UNKNOWN = "unknown"  # its executor cannot be asked from here (Slurm unreachable, a process on another machine)
+IN_FLIGHT = (PENDING, RUNNING, UNKNOWN)  # not submitted again: it may still store its run
+
+# Slurm's job states (sacct, squeue) by what they mean for a run not stored yet; every other state
+# (COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, ...) has ended
+SLURM_QUEUED = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "CONFIGURING"}
+SLURM_ACTIVE = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "SUSPENDED", "STOPPED"}
+NOT_KNOWN = ""  # what Slurm says of a job id it has no record of
 
 
 @dataclass
@@ -46,17 +61,30 @@ class Job:
     returncode: int | None = None
     submitted_at: str = ""
     ended_at: str = ""
+    host: str = ""  # the machine that submitted it (a local job's process id means something there only)
+    submitter: int = 0  # the process id of the submitting `bench run` (a local job waits in it)
+    gpus: str = ""  # a local job's CUDA_VISIBLE_DEVICES
+    detail: str = ""  # what its executor said when asked, e.g. Slurm's "CANCELLED by 0" (filled when asked, not kept)
 
 
 @dataclass
 class Cluster:
-    """Slurm settings of a submission (ignored by the local executor)."""
+    """Slurm settings of a submission (ignored by the local executor). Checked when made, so a
+    mistake is one sentence before anything is submitted."""
 
     partition: str | None = None
     gpus_per_job: int = 0
     time_min: int = 240
     cpus_per_job: int | None = None
     sbatch: dict = field(default_factory=dict)  # any other sbatch parameter
+
+    def __post_init__(self):
+        if self.gpus_per_job < 0:
+            raise BenchError(f"--gpus-per-job must be 0 (no GPU) or more, not {self.gpus_per_job}.")
+        if self.time_min < 1:
+            raise BenchError(f"--time must be at least 1 minute, not {self.time_min}.")
+        if self.cpus_per_job is not None and self.cpus_per_job < 1:
+            raise BenchError(f"--cpus-per-job must be at least 1, not {self.cpus_per_job}.")
 
 
 def job_command(request, gpus: int) -> list[str]:
@@ -97,17 +125,36 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def refresh(job: Job, stored: bool) -> Job:
-    """The job's state now: a stored key is finished; otherwise ask the process or Slurm."""
+def refresh(job: Job, stored: bool, slurm: dict[str, str] | None = None) -> Job:
+    """The job's state now: a stored key is finished; otherwise what its executor says (`slurm`:
+    what Slurm said of the Slurm jobs, from ask_slurm; a job missing there could not be asked)."""
     if stored:
         job.state = DONE
-    elif job.state in (PENDING, RUNNING) and job.executor == "slurm" and job.job_id:
-        job.state = _slurm_state(job)
-    elif job.state == RUNNING and job.executor == "local" and job.job_id and not _alive(int(job.job_id)):
-        job.state = LOST  # the submitting process died with its jobs
+    elif _asks_slurm(job):
+        job.state, job.detail = _slurm_meaning((slurm or {}).get(job.job_id))
+    elif job.state == PENDING and not job.job_id:  # waits in the process that submitted it, while that one lives
+        job.state = UNKNOWN if not _on_this_host(job) else PENDING if _waits_in_submitter(job) else LOST
+    elif job.state == RUNNING and job.executor == "local" and job.job_id:
+        if not _on_this_host(job):
+            job.state = UNKNOWN
+        elif not _alive(int(job.job_id)):
+            job.state = LOST  # the submitting process died with its jobs
     elif job.state == DONE:
         job.state = FAILED  # finished without storing: its log says why
     return job
+
+
+def _asks_slurm(job: Job) -> bool:
+    return job.executor == "slurm" and bool(job.job_id) and job.state in (PENDING, RUNNING)
+
+
+def _waits_in_submitter(job: Job) -> bool:
+    """Whether the submitting process lives and is not this one (which asks, so runs no submission)."""
+    return bool(job.submitter) and job.submitter != os.getpid() and _alive(job.submitter)
+
+
+def _on_this_host(job: Job) -> bool:
+    return not job.host or job.host == socket.gethostname()  # records without a host came from here
 
 
 def _alive(pid: int) -> bool:
@@ -118,38 +165,138 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _slurm_state(job: Job) -> str:
-    import submitit
+def _slurm_meaning(said: str | None) -> tuple[str, str]:
+    """(state, detail) of what Slurm said of a job not stored yet."""
+    if said is None:
+        return UNKNOWN, "Slurm could not be asked"
+    if said == NOT_KNOWN:
+        return LOST, "Slurm has no record of it"
+    word = said.split()[0].upper()  # sacct writes e.g. "CANCELLED by 1000"
+    if word in SLURM_QUEUED:
+        return PENDING, said
+    if word in SLURM_ACTIVE:
+        return RUNNING, said
+    return FAILED, said  # ended without a stored run (COMPLETED but not stored counts as failed)
 
-    state = submitit.SlurmJob(folder=Path(job.log).parent, job_id=job.job_id).state.upper()
-    if state in ("PENDING", "REQUEUED", "CONFIGURING"):
-        return PENDING
-    if state in ("RUNNING", "COMPLETING", "UNKNOWN"):
-        return RUNNING
-    return FAILED  # finished states without a stored run (COMPLETED but not stored counts as failed)
+
+def ask_slurm(jobs: list[Job]) -> dict[str, str]:
+    """What Slurm says of each job id: its state, or NOT_KNOWN; an id Slurm could not be asked
+    about is left out. Its accounting first (sacct, through submitit: one call for all); where that
+    has no answer (no accounting database, a job not recorded yet) its controller (squeue), which
+    knows queued and running jobs and those that ended in the last minutes (MinJobAge)."""
+    ids = list(dict.fromkeys(job.job_id for job in jobs))
+    said: dict[str, str] = {}
+    if not ids:
+        return said
+    try:
+        import submitit
+    except ImportError:
+        submitit = None
+    if submitit is not None:
+        with _quiet_submitit():
+            handles = {job.job_id: submitit.SlurmJob(folder=Path(job.log).parent, job_id=job.job_id) for job in jobs}
+            states = {job_id: str(handle.state) for job_id, handle in handles.items()}
+        said.update({job_id: state for job_id, state in states.items() if state.upper() != "UNKNOWN"})
+    rest = [job_id for job_id in ids if job_id not in said]
+    return {**said, **_ask_controller(rest)} if rest else said
 
 
-def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console) -> None:
-    """Run the jobs as `n_parallel` processes at a time, splitting the CPU threads between them."""
+def _ask_controller(ids: list[str]) -> dict[str, str]:
+    """squeue's state of each job id (NOT_KNOWN for ids it has no record of); {} when it cannot answer."""
+    command = ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if done.returncode != 0:  # one id it has never had (or no longer has) is an error, not an empty answer
+        return {job_id: NOT_KNOWN for job_id in ids} if "invalid job id" in done.stderr.lower() else {}
+    found = dict(line.split("|", 1) for line in done.stdout.split() if "|" in line)
+    return {job_id: found.get(job_id, NOT_KNOWN) for job_id in ids}
+
+
+@contextlib.contextmanager
+def _quiet_submitit():
+    """Without an accounting database sacct fails, writing to this process's stderr, and submitit
+    warns: expected (the controller is asked next), so both are kept off the terminal."""
+    logger = logging.getLogger("submitit")
+    level, saved, devnull = logger.level, os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    logger.setLevel(logging.ERROR)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        logger.setLevel(level)
+
+
+# ---- the local executor's GPUs ------------------------------------------------------------------
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs local jobs may use, as CUDA_VISIBLE_DEVICES entries, without importing torch:
+    those CUDA_VISIBLE_DEVICES names when it is set, else the indices `nvidia-smi -L` lists."""
+    chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if chosen is not None:  # CUDA ignores every entry from the first invalid one on (-1 hides them all)
+        return list(itertools.takewhile(lambda e: e and not e.startswith("-"), (e.strip() for e in chosen.split(","))))
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if listed.returncode != 0:
+        return []
+    return re.findall(r"^GPU (\d+):", listed.stdout, re.M)
+
+
+def gpu_slots(gpus: list[str], n_parallel: int) -> tuple[list[str], str]:
+    """The CUDA_VISIBLE_DEVICES of each of the `n_parallel` jobs running at a time, and one
+    sentence saying how the GPUs were split. A job runs as one process, which uses one GPU: each
+    job gets one of its own while there are enough, else jobs share them in turn. One GPU or none:
+    nothing to split ([], "")."""
+    n = len(gpus)
+    if n < 2:
+        return [], ""
+    slots = [gpus[i % n] for i in range(n_parallel)]
+    line = f"{n} GPUs, {n_parallel} job(s) at a time: "
+    if n_parallel <= n:
+        unused = f"; {n - n_parallel} stay unused (--jobs {n} uses them all)" if n_parallel < n else ""
+        return slots, line + f"one GPU each (CUDA_VISIBLE_DEVICES {', '.join(slots)}){unused}."
+    return slots, line + f"up to {-(-n_parallel // n)} jobs share each GPU (CUDA_VISIBLE_DEVICES {', '.join(gpus)})."
+
+
+def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console, gpus: list[str] = ()) -> None:
+    """Run the jobs as `n_parallel` processes at a time, splitting the CPU threads between them
+    and, with several GPUs, the GPUs (gpu_slots)."""
     threads = max(1, (os.cpu_count() or 1) // n_parallel)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    waiting, running = list(jobs), []
+    slots, split = gpu_slots(list(gpus), n_parallel)
+    if split:
+        console.print(split, highlight=False)
+        if "CUDA_VISIBLE_DEVICES" not in os.environ:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering, as nvidia-smi's
+    free, waiting, running = list(range(n_parallel)), list(jobs), []
     while waiting or running:
-        while waiting and len(running) < n_parallel:
-            job = waiting.pop(0)
+        while waiting and free:
+            job, slot = waiting.pop(0), free.pop(0)
+            job.gpus = slots[slot] if slots else ""
+            job_env = dict(env, CUDA_VISIBLE_DEVICES=job.gpus) if job.gpus else env
             log = open(job.log, "w", encoding="utf-8")  # noqa: SIM115 (closed when the job ends)
-            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=job_env)
             job.state, job.job_id, job.submitted_at = RUNNING, str(proc.pid), _now()
             book.update(job)
-            running.append((job, proc, log))
-            console.print(f"[dim]started {escape(job.label)} seed {job.seed} (log {job.log})[/]", highlight=False)
+            running.append((job, proc, log, slot))
+            on_gpu = f" on GPU {job.gpus}" if job.gpus else ""
+            console.print(f"[dim]started {escape(job.label)} seed {job.seed}{on_gpu} (log {job.log})[/]", highlight=False)
         time.sleep(0.2)
         for entry in list(running):
-            job, proc, log = entry
+            job, proc, log, slot = entry
             if proc.poll() is None:
                 continue
             log.close()
             running.remove(entry)
+            free = sorted(free + [slot])
             job.returncode, job.ended_at = proc.returncode, _now()
             job.state = DONE if proc.returncode == 0 else FAILED
             book.update(job)
@@ -159,10 +306,7 @@ def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console) -> None:
 
 
 def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> None:
-    try:
-        import submitit
-    except ImportError as exc:
-        raise BenchError("--executor slurm needs submitit; install it with `pip install submitit`.") from exc
+    submitit = _import_submitit()
     executor = submitit.AutoExecutor(folder=str(book.folder / "slurm"), cluster="slurm")
     params = dict(timeout_min=cluster.time_min, tasks_per_node=1, nodes=1, slurm_additional_parameters=dict(cluster.sbatch))
     if cluster.partition:
@@ -180,11 +324,22 @@ def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> N
         console.print(f"submitted {escape(job.label)} seed {job.seed}: Slurm job {job.job_id} (log {job.log})", highlight=False)
 
 
+def _import_submitit():
+    try:
+        import submitit
+    except ImportError as exc:
+        raise BenchError("--executor slurm needs submitit; install it with `pip install submitit`.") from exc
+    return submitit
+
+
 def check_executor(executor: str, n_parallel: int) -> None:
+    """The executor's options, checked before anything is planned, recorded or submitted."""
     if executor not in EXECUTORS:
         raise BenchError(f"Unknown executor '{executor}'; choose local or slurm.")
     if n_parallel < 1:
         raise BenchError(f"--jobs must be at least 1, not {n_parallel}.")
+    if executor == "slurm":
+        _import_submitit()
 
 
 def submit(request, planned, split, store, executor: str, n_parallel: int, cluster: Cluster, console) -> list[Job]:
@@ -192,29 +347,34 @@ def submit(request, planned, split, store, executor: str, n_parallel: int, clust
     check_executor(executor, n_parallel)
     book = JobBook(split.name, store.root)
     book.folder.mkdir(parents=True, exist_ok=True)
-    known = book.read()
-    todo, skipped = [], 0
     evaluation, force = request.evaluation, request.force
+    wanted, skipped = [], 0
     for p in planned:
         for seed in request.seeds:
             key = evaluation.key(p, split.hash, seed)
             stored, _ = store.find(split.name, p.name, key)
             if stored is not None and evaluation.valid_done(stored) and not force:
                 skipped += 1
-                continue
-            previous = known.get(key)
-            if previous is not None and _in_flight(previous):
-                shown = f"{escape(p.label)} seed {seed}: already submitted (job {previous.job_id}), not again"
-                console.print(f"[dim]{shown}[/]", highlight=False)
-                continue
-            log = str(book.folder / f"{key}.log")
-            command = job_command(request.for_job(p, seed), cluster.gpus_per_job if executor == "slurm" else 0)
-            todo.append(Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log))
+            else:
+                wanted.append((p, seed, key))
+    known = book.read()
+    previous = [known[key] for _, _, key in wanted if key in known]
+    slurm = ask_slurm([job for job in previous if _asks_slurm(job)])
+    todo, here = [], dict(host=socket.gethostname(), submitter=os.getpid())
+    for p, seed, key in wanted:
+        earlier = known.get(key)
+        if earlier is not None and refresh(earlier, False, slurm).state in IN_FLIGHT:
+            console.print(f"[dim]{escape(p.label)} seed {seed}: {_not_again(earlier)}[/]", highlight=False)
+            continue
+        log = str(book.folder / f"{key}.log")
+        command = job_command(request.for_job(p, seed), cluster.gpus_per_job if executor == "slurm" else 0)
+        todo.append(Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log, **here))
     console.print(f"{len(todo)} job(s) to run, {skipped} stored already.")
     if todo:
         book.update(*todo)
         if executor == "local":
-            run_local(todo, n_parallel, book, console)
+            # GPUs are split when a job may take any (not on CPU, nor when one is named: cuda:N)
+            run_local(todo, n_parallel, book, console, gpus=visible_gpus() if request.device in ("auto", "cuda") else [])
         else:
             submit_slurm(todo, cluster, book, console)
     failed = [job for job in todo if job.state == FAILED]
@@ -224,21 +384,16 @@ def submit(request, planned, split, store, executor: str, n_parallel: int, clust
     return todo
 
 
-def _in_flight(job: Job) -> bool:
-    """Whether a recorded job is still queued or running somewhere. A job never handed to an
-    executor (no id: the submission was interrupted or refused) is not; a local one is only while
-    its process lives."""
-    if not job.job_id:
-        return False
-    return refresh(job, False).state in (PENDING, RUNNING)
+def _not_again(job: Job) -> str:
+    """Why a recorded job is not submitted again."""
+    if job.state == UNKNOWN:
+        return f"job {job.job_id or '(not started)'} cannot be asked about ({job.detail or 'submitted on ' + job.host}), not submitted again"
+    return f"already submitted (job {job.job_id or 'waiting in process ' + str(job.submitter)}), not again"
 
 
 def status(dataset: str, store) -> list[Job]:
-    """Every recorded job of a dataset with its state now."""
-    book = JobBook(dataset, store.root)
-    jobs = []
-    for job in book.read().values():
-        method = job.label.split("[")[0]
-        stored, _ = store.find(dataset, method, job.key)
-        jobs.append(refresh(job, stored is not None))
-    return sorted(jobs, key=lambda j: (j.label, j.seed))
+    """Every recorded job of a dataset with its state now (the book itself is left as it is)."""
+    jobs = list(JobBook(dataset, store.root).read().values())
+    stored = {job.key: store.find(dataset, job.label.split("[")[0], job.key)[0] is not None for job in jobs}
+    slurm = ask_slurm([job for job in jobs if not stored[job.key] and _asks_slurm(job)])
+    return sorted((refresh(job, stored[job.key], slurm) for job in jobs), key=lambda j: (j.label, j.seed))

@@ -12,7 +12,7 @@ from bench.data.split import Catalogue, Samples, Split
 # `make test-fast` (the inner loop, under a minute) leaves them out with the tests marked slow.
 END_TO_END = {
     "test_analyses.py", "test_data.py", "test_distributed.py", "test_jobs.py", "test_llm_defaults.py",
-    "test_llm_engine.py", "test_recbole.py", "test_report.py", "test_store.py",
+    "test_llm_engine.py", "test_recbole.py", "test_report.py", "test_store.py", "test_slurm.py", "test_reliability.py",
 }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from bench import beyond
 from bench.data.prepare import load_split, prepare
 from bench.errors import BenchError
-from bench.leaderboard import build_leaderboards, print_leaderboard
+from bench.leaderboard import LeaderboardOptions, build_leaderboards, print_leaderboard
 from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
 from bench.store import RunStore
@@ -31,7 +31,7 @@ def ml100k_pop(tmp_path):
 
 
 def test_beyond_metrics_in_the_leaderboard_equal_the_module(ml100k_pop):
-    (board,) = build_leaderboards("ml-100k", store=ml100k_pop, beyond=10, n_resamples=100)
+    (board,) = build_leaderboards("ml-100k", LeaderboardOptions(beyond=10, n_resamples=100), store=ml100k_pop)
     split = load_split("ml-100k")
     popularity = beyond.item_popularity(split.train.targets, len(split.items))
     runs = ml100k_pop.runs("ml-100k")
@@ -50,7 +50,7 @@ def test_beyond_metrics_in_the_leaderboard_equal_the_module(ml100k_pop):
 
 
 def test_cost_columns_come_from_the_records(ml100k_pop):
-    (board,) = build_leaderboards("ml-100k", store=ml100k_pop, cost=True, n_resamples=100)
+    (board,) = build_leaderboards("ml-100k", LeaderboardOptions(cost=True, n_resamples=100), store=ml100k_pop)
     records = [r.record for r in ml100k_pop.runs("ml-100k")]
     (row,) = board.rows
     assert row.cost["fit_s"] == pytest.approx(np.mean([r.timing.fit_s for r in records]))
@@ -72,4 +72,4 @@ def test_beyond_needs_the_split_the_runs_used(ml100k_pop, monkeypatch):
 
     monkeypatch.setattr(prep, "load_split", other)
     with pytest.raises(BenchError, match=r"The prepared 'ml-100k' split \(0000000000000000\) is not the one these runs used"):
-        build_leaderboards("ml-100k", store=ml100k_pop, beyond=10, n_resamples=100)
+        build_leaderboards("ml-100k", LeaderboardOptions(beyond=10, n_resamples=100), store=ml100k_pop)

@@ -199,3 +199,33 @@ def test_on_a_prepared_split():
     by_hand = [(popularity[i % 5] + popularity[(i + 1) % 5]) / 2 for i in range(10)]
     assert result.per_sample["avg_pop@10"] == pytest.approx(by_hand)
     assert result.list_level["pop_ratio@10"] == pytest.approx(np.mean(by_hand) / popularity[split.test.targets].mean())
+
+
+def test_no_interval_when_the_resamples_do_not_bracket_the_value():
+    n_items, k = 2000, 10
+    topk = np.random.default_rng(3).integers(0, n_items, size=(200, k))  # 2,000 shown out of a large catalogue
+
+    def coverage_of(rows):
+        return coverage(rows, n_items, k)
+
+    # a resample repeats lists and so shows fewer distinct items: every resample lies below the value,
+    # and a percentile interval would exclude it; the bias-corrected bootstrap gives none
+    rng = np.random.default_rng(0)
+    below = [coverage_of(topk[rng.integers(0, len(topk), len(topk))]) < coverage_of(topk) for _ in range(50)]
+    assert all(below)
+    assert bootstrap_interval(coverage_of, topk, n_resamples=300, seed=0) is None
+    # the same list for every sample: every resample equals the value
+    same = np.tile(topk[:1], (len(topk), 1))
+    assert (
+        bootstrap_interval(lambda rows: gini_exposure(rows, n_items, k), same, n_resamples=50)
+        == (pytest.approx(gini_exposure(same, n_items, k)),) * 2
+    )
+
+
+def test_the_bias_corrected_interval_of_a_maximum_ends_at_it():
+    # max of a resample of 0..19 is 19 with probability 1 - (19/20)^20 = 0.64, else below: the
+    # value sits at the 68th percentile of its resamples (ties count half), z0 = 0.47, and the
+    # interval runs from the 16th to the 99.8th percentile, which is the maximum itself
+    values = np.arange(20.0)
+    low, high = bootstrap_interval(lambda x: x.max(), values, n_resamples=2000, seed=1)
+    assert high == 19.0 and 15.0 <= low < 19.0

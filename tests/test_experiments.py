@@ -10,7 +10,7 @@ from conftest import make_split
 from records import make_record, rank_arrays
 
 from bench.errors import BenchError
-from bench.leaderboard import Selection, build_leaderboards, parse_where
+from bench.leaderboard import LeaderboardOptions, Selection, build_leaderboards, parse_where
 from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
 from bench.store import RunStore
@@ -57,14 +57,14 @@ def test_each_experiment_is_a_table_of_its_own(tmp_path):
     _run(store, split, name="classic")
     _run(store, split, methods=("pop",), name="tiny-llm", limit_test=6)
     _run(store, split, methods=("pop",), overrides={"pop": {}}, name="tiny-llm")  # pop again, now also in tiny-llm
-    boards = build_leaderboards("tiny", store=store, n_resamples=100)
+    boards = build_leaderboards("tiny", LeaderboardOptions(n_resamples=100), store=store)
     assert [(b.experiment, b.n_samples) for b in boards] == [("classic", 10), ("tiny-llm", 10), ("tiny-llm", 6)]
     assert [b.title for b in boards] == [
         "tiny · classic: 10 test samples",
         "tiny · tiny-llm: 10 test samples",
         "tiny · tiny-llm: the first 6 test samples",
     ]
-    (only,) = build_leaderboards("tiny", store=store, n_resamples=100, selection=Selection(name="classic"))
+    (only,) = build_leaderboards("tiny", LeaderboardOptions(n_resamples=100, selection=Selection(name="classic")), store=store)
     assert only.experiment == "classic" and [r.label for r in only.rows] == ["pop"]
 
 
@@ -72,7 +72,7 @@ def test_runs_without_a_name_come_first_then_named_experiments(tmp_path):
     store, split = RunStore(tmp_path), make_split()
     _run(store, split, name="zeta", limit_test=5)
     _run(store, split, limit_test=4)
-    boards = build_leaderboards("tiny", store=store, n_resamples=100)
+    boards = build_leaderboards("tiny", LeaderboardOptions(n_resamples=100), store=store)
     assert [(b.experiment, b.n_samples) for b in boards] == [(None, 4), ("zeta", 5)]
     assert boards[0].title == "tiny: the first 4 test samples"
 
@@ -94,7 +94,7 @@ def test_runs_are_selected_by_method_and_setting(tmp_path):
     _save(store, "pop", {}, {})
 
     def labels(**kw):
-        (board,) = build_leaderboards("toys", store=store, n_resamples=100, selection=Selection(**kw))
+        (board,) = build_leaderboards("toys", LeaderboardOptions(n_resamples=100, selection=Selection(**kw)), store=store)
         return [r.label for r in board.rows], board.shared
 
     # the SmolLM2 rows form their own table; what they share moves to the settings line
@@ -103,6 +103,6 @@ def test_runs_are_selected_by_method_and_setting(tmp_path):
     assert labels(where={"epochs": "1.0", "lora": "false"}) == (["cft", "sft"], {"epochs": 1, "model": "smollm2-135m"})
     assert labels(methods=["sft", "pop"])[0] == ["pop", "sft", "sft[epochs=1,model=smollm2-135m]"]
     with pytest.raises(BenchError, match=r"No stored run of dataset 'toys' matches model=qwen; "):
-        build_leaderboards("toys", store=store, selection=Selection(where={"model": "qwen"}))
+        build_leaderboards("toys", LeaderboardOptions(selection=Selection(where={"model": "qwen"})), store=store)
     with pytest.raises(BenchError, match=r"Cannot read --where 'model'; write it as setting=value"):
         parse_where(["model"])

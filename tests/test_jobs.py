@@ -4,7 +4,9 @@ like any run.
 
 The local grid runs real `python -m bench.cli run` processes with a test plugin (a package with a
 `bench.methods` entry point under a temporary folder on PYTHONPATH) that kills itself on demand.
-The Slurm path runs against a fake `submitit` module: no Slurm is needed.
+The Slurm path runs here against a fake `submitit` module (and fake `squeue` and `nvidia-smi`
+programs): what a real cluster cannot show, such as Slurm that cannot be asked or a refused sbatch.
+tests/test_slurm.py runs the same path on a real single-node Slurm cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import types
@@ -30,9 +33,10 @@ from typer.testing import CliRunner
 from bench import cli, paths
 from bench import jobs as jobs_module
 from bench.errors import BenchError
-from bench.jobs import Cluster, Job, JobBook, job_command, run_local, status, submit_slurm
+from bench.jobs import Cluster, Job, JobBook, gpu_slots, job_command, run_local, status, submit_slurm, visible_gpus
 from bench.request import RunRequest, _texts
 from bench.runner import Evaluation
+from bench.store import RunStore
 from bench.subsets import SampleChoice
 
 # ---- a method plugin that subprocesses can load ----------------------------------------------------
@@ -134,7 +138,7 @@ def invoke(monkeypatch, *args: str):
 def row_pattern(label: str, seed: int, state: str, executor: str, job_id: str, log: str) -> re.Pattern:
     """One row of the `bench jobs` table: letter, method, seed, state, executor, id, log."""
     return re.compile(
-        rf"^\s*[a-z]+\s+{re.escape(label)}\s+{seed}\s+{state}\s+{executor}\s+{re.escape(job_id)}\s+{re.escape(log)}\s*$",
+        rf"^\s*[a-z]+\s+{re.escape(label)}\s+{seed}\s+{re.escape(state)}\s+{executor}\s+{re.escape(job_id)}\s+{re.escape(log)}\s*$",
         re.M,
     )
 
@@ -315,7 +319,7 @@ def test_bench_jobs_lists_every_state_with_its_log(tmp_path, monkeypatch):
         "pop[case=running]": "running",
         "pop[case=slurm-pending]": "pending",
         "pop[case=slurm-running]": "running",
-        "pop[case=slurm-completed]": "failed",
+        "pop[case=slurm-completed]": "failed (COMPLETED)",  # Slurm's word for why it ended without a run
         "pop[case=slurm-failed]": "failed",  # a failed Slurm job is not asked again
     }
 
@@ -412,11 +416,189 @@ def test_slurm_without_submitit_is_one_sentence(ml100k, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError
     result, text = invoke(monkeypatch, "run", "--methods", "pop", "--dataset", "ml-100k", "--executor", "slurm")
     assert result.exit_code == 2
-    assert text.strip().endswith("--executor slurm needs submitit; install it with `pip install submitit`.")
-    assert "Traceback" not in text
+    assert text.strip() == "error: --executor slurm needs submitit; install it with `pip install submitit`."
+    assert not (paths.results_dir() / "jobs").exists()  # said before anything was recorded: no job claimed
 
 
-# ---- 4. what a job is given ----------------------------------------------------------------------------
+def program(folder: Path, name: str, script: str) -> Path:
+    """An executable `name` in `folder` (a stand-in for squeue or nvidia-smi) running `script` (sh)."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def slurm_job(key: str, job_id: str, state: str = "pending", seed: int = 0) -> Job:
+    return Job(key=key, label=f"pop[case={key}]", seed=seed, command=["true"], executor="slurm", job_id=job_id,
+               log=str(JobBook("ml-100k").folder / "slurm" / f"{job_id}_0_log.out"), state=state)  # fmt: skip
+
+
+def test_a_job_sacct_cannot_tell_about_is_asked_of_squeue(tmp_path, monkeypatch):
+    """Without Slurm's accounting database sacct fails and submitit says UNKNOWN: the controller
+    (squeue) is asked instead, in one call; a job it has no record of is lost, and a job nobody can
+    be asked about is unknown, never running."""
+    rec = install_fake_submitit(monkeypatch)
+    rec.states.update({"1005": "UNKNOWN", "1006": "UNKNOWN", "1007": "UNKNOWN", "1008": "CANCELLED by 1000"})
+    JobBook("ml-100k").update(slurm_job("k5", "1005"), slurm_job("k6", "1006"), slurm_job("k7", "1007", "running"),
+                              slurm_job("k8", "1008"))  # fmt: skip
+    bin_dir = tmp_path / "bin"
+    squeue = program(bin_dir, "squeue", 'echo "$@" >>"$0.args"\nprintf "1005|RUNNING\\n1007|CANCELLED\\n"\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def told() -> dict[str, tuple[str, str]]:
+        return {job.job_id: (job.state, job.detail) for job in status("ml-100k", RunStore())}
+
+    assert told() == {
+        "1005": ("running", "RUNNING"), "1006": ("lost", "Slurm has no record of it"), "1007": ("failed", "CANCELLED"),
+        "1008": ("failed", "CANCELLED by 1000"),
+    }  # fmt: skip
+    assert sorted(rec.asked) == [(JobBook("ml-100k").folder / "slurm", i) for i in ("1005", "1006", "1007", "1008")]
+    assert Path(f"{squeue}.args").read_text() == "--noheader --states=all --jobs=1005,1006,1007 --format=%i|%T\n"
+
+    # squeue refuses the lone id it has never had, as Slurm does
+    program(bin_dir, "squeue", 'echo "slurm_load_jobs error: Invalid job id specified" >&2\nexit 1\n')
+    assert told()["1006"] == ("lost", "Slurm has no record of it")
+    # the controller cannot be reached: nobody knows
+    program(bin_dir, "squeue", 'echo "slurm_load_jobs error: Unable to contact slurm controller" >&2\nexit 1\n')
+    assert told() == {"1005": ("unknown", "Slurm could not be asked"), "1006": ("unknown", "Slurm could not be asked"),
+                      "1007": ("unknown", "Slurm could not be asked"), "1008": ("failed", "CANCELLED by 1000")}  # fmt: skip
+    # no squeue at all (a machine without Slurm's commands)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert told()["1005"] == ("unknown", "Slurm could not be asked")
+
+
+def test_lost_slurm_jobs_are_submitted_again_and_unknown_ones_are_not(ml100k, tmp_path, monkeypatch):
+    rec = install_fake_submitit(monkeypatch)
+    command = ["run", "--methods", "pop", "--seeds", "0,1", "--dataset", "ml-100k", "--limit-test", "5", "--executor", "slurm"]
+    result, text = invoke(monkeypatch, *command)
+    assert result.exit_code == 0 and "2 job(s) to run, 0 stored already." in text
+    rec.states.update({"1001": "UNKNOWN", "1002": "UNKNOWN"})  # sacct cannot tell
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # and there is no squeue to ask
+    result, text = invoke(monkeypatch, *command)
+    assert result.exit_code == 0 and "0 job(s) to run, 0 stored already." in text
+    assert "pop seed 0: job 1001 cannot be asked about (Slurm could not be asked), not submitted again" in text
+    assert [(j.job_id, j.state) for j in status("ml-100k", RunStore())] == [("1001", "unknown"), ("1002", "unknown")]
+
+    program(tmp_path / "bin", "squeue", "printf '1002|PENDING\\n'\n")  # 1001 is no longer known to Slurm
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    result, text = invoke(monkeypatch, *command)
+    assert result.exit_code == 0 and "1 job(s) to run, 0 stored already." in text
+    assert "pop seed 1: already submitted (job 1002), not again" in text
+    assert [value_after(cmd, "--seeds") for cmd in rec.commands] == ["0", "1", "0"]
+    assert [(j.seed, j.job_id, j.state) for j in status("ml-100k", RunStore())] == [
+        (0, "1003", "pending"),
+        (1, "1002", "pending"),
+    ]
+
+
+def test_a_job_waiting_in_its_submission_is_pending_while_that_process_lives(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = socket.gethostname()
+
+    def job(key, executor, submitter, host=here, state="pending", job_id=""):
+        return Job(key=key, label=f"pop[case={key}]", seed=0, command=["true"], executor=executor, log=str(tmp_path / key),
+                   state=state, job_id=job_id, host=host, submitter=submitter)  # fmt: skip
+
+    try:
+        JobBook("ml-100k").update(
+            job("waits", "local", sleeper.pid), job("orphan", "local", gone.pid), job("asker", "slurm", os.getpid()),
+            job("old-record", "local", 0), job("elsewhere", "local", sleeper.pid, host="other-machine"),
+            job("running-elsewhere", "local", 1, host="other-machine", state="running", job_id=str(sleeper.pid)),
+        )  # fmt: skip
+        assert {j.label: j.state for j in status("ml-100k", RunStore())} == {
+            "pop[case=waits]": "pending", "pop[case=orphan]": "lost", "pop[case=asker]": "lost",
+            "pop[case=old-record]": "lost", "pop[case=elsewhere]": "unknown", "pop[case=running-elsewhere]": "unknown",
+        }  # fmt: skip
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# ---- 4. the local executor's GPUs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n_gpus, n_parallel, slots, line",
+    [
+        (0, 4, [], ""),
+        (1, 4, [], ""),
+        (4, 4, ["0", "1", "2", "3"], "4 GPUs, 4 job(s) at a time: one GPU each (CUDA_VISIBLE_DEVICES 0, 1, 2, 3)."),
+        (4, 1, ["0"], "4 GPUs, 1 job(s) at a time: one GPU each (CUDA_VISIBLE_DEVICES 0); 3 stay unused (--jobs 4 uses them all)."),
+        (8, 3, ["0", "1", "2"],
+         "8 GPUs, 3 job(s) at a time: one GPU each (CUDA_VISIBLE_DEVICES 0, 1, 2); 5 stay unused (--jobs 8 uses them all)."),
+        (2, 5, ["0", "1", "0", "1", "0"], "2 GPUs, 5 job(s) at a time: up to 3 jobs share each GPU (CUDA_VISIBLE_DEVICES 0, 1)."),
+        (3, 6, ["0", "1", "2", "0", "1", "2"], "3 GPUs, 6 job(s) at a time: up to 2 jobs share each GPU (CUDA_VISIBLE_DEVICES 0, 1, 2)."),
+    ],
+)  # fmt: skip
+def test_gpus_are_split_between_local_jobs(n_gpus, n_parallel, slots, line):
+    assert gpu_slots([str(i) for i in range(n_gpus)], n_parallel) == (slots, line)
+
+
+def test_visible_gpus_without_torch(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert visible_gpus() == ["2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a1f,1,-1,2")  # CUDA stops at the first invalid entry
+    assert visible_gpus() == ["GPU-8a1f", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    listing = ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)\\n  MIG 3g.40gb     Device  0: (UUID: MIG-bbbb)\\n"
+               "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-cccc)\\nGPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-dddd)\\n")  # fmt: skip
+    program(tmp_path / "bin", "nvidia-smi", f'[ "$1" = -L ] && printf "{listing}"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    assert visible_gpus() == ["0", "1", "2"]
+    program(tmp_path / "bin", "nvidia-smi", 'echo "NVIDIA-SMI has failed: no driver"\nexit 9\n')
+    assert visible_gpus() == []
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert visible_gpus() == []
+    assert "torch" not in subprocess.run([sys.executable, "-c", "import sys, bench.jobs; print(sorted(sys.modules))"],
+                                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def test_each_local_job_runs_on_its_own_gpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    book = JobBook("ml-100k")
+    book.folder.mkdir(parents=True)
+    report = "import os, time; print(os.environ.get('CUDA_VISIBLE_DEVICES'), os.environ.get('CUDA_DEVICE_ORDER')); time.sleep(1)"
+    jobs = [Job(key=f"k{i}", label=f"fake[level={i}]", seed=0, command=[sys.executable, "-c", report], executor="local",
+                log=str(tmp_path / f"k{i}.log")) for i in range(3)]  # fmt: skip
+    out = io.StringIO()
+    run_local(jobs, 2, book, Console(file=out, width=250, color_system=None), gpus=["0", "1", "2", "3"])
+    seen = [Path(job.log).read_text().split() for job in jobs]
+    assert seen[0] == ["0", "PCI_BUS_ID"] and seen[1] == ["1", "PCI_BUS_ID"]  # the two running together differ
+    assert seen[2] in (["0", "PCI_BUS_ID"], ["1", "PCI_BUS_ID"])  # the third takes the GPU its predecessor freed
+    assert (
+        [job.gpus for job in jobs] == [s[0] for s in seen] == [j.gpus for j in sorted(book.read().values(), key=lambda j: j.key)]
+    )
+    text = out.getvalue()
+    assert text.count("4 GPUs, 2 job(s) at a time: one GPU each (CUDA_VISIBLE_DEVICES 0, 1); 2 stay unused") == 1
+    assert "started fake[level=0] seed 0 on GPU 0" in text and "started fake[level=1] seed 0 on GPU 1" in text
+
+
+def test_local_jobs_get_gpus_when_a_job_may_take_any(ml100k, tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    program(tmp_path / "bin", "nvidia-smi", 'printf "GPU 0: A (UUID: GPU-a)\\nGPU 1: B (UUID: GPU-b)\\n"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    command = ["run", "--methods", "pop", "--seeds", "0,1", "--dataset", "ml-100k", "--limit-test", "5", "--executor", "local",
+               "--jobs", "2"]  # fmt: skip
+    monkeypatch.setattr("bench.seeding.resolve_device", lambda device: "cpu")  # this machine's torch sees no GPU
+    given = []
+    with monkeypatch.context() as m:
+        m.setattr(jobs_module, "run_local", lambda jobs, n, book, console, gpus=(): given.append(gpus))
+        for device in ("cpu", "cuda:1", "auto"):
+            result, text = invoke(monkeypatch, *command, "--device", device)
+            assert result.exit_code == 0, text
+    assert given == [[], [], ["0", "1"]]  # split only where a job may take any GPU
+    result, text = invoke(monkeypatch, *command, "--device", "auto")
+    assert result.exit_code == 0, text
+    assert "2 GPUs, 2 job(s) at a time: one GPU each (CUDA_VISIBLE_DEVICES 0, 1)." in text
+    assert sorted(j.gpus for j in JobBook("ml-100k").read().values()) == ["0", "1"]
+
+
+# ---- 5. what a job is given ----------------------------------------------------------------------------
 
 
 def test_settings_are_written_back_as_texts_that_read_back():
@@ -479,7 +661,7 @@ def test_a_job_computes_the_key_it_was_submitted_for(fake_plugin, monkeypatch):
         assert read_back.evaluation.key(q, "0" * 16, 4) == request.evaluation.key(p, "0" * 16, 4)
 
 
-# ---- 5. bad input ---------------------------------------------------------------------------------------
+# ---- 6. bad input ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -490,6 +672,9 @@ def test_a_job_computes_the_key_it_was_submitted_for(fake_plugin, monkeypatch):
         (["--executor", "slurm", "--sbatch", "account"],
          "Cannot read --sbatch 'account'; write it as key=value, e.g. --sbatch account=abc."),
         (["--executor", "slurm", "--sbatch", "=abc"], "Cannot read --sbatch '=abc'; write it as key=value, e.g. --sbatch account=abc."),
+        (["--executor", "slurm", "--gpus-per-job", "-1"], "--gpus-per-job must be 0 (no GPU) or more, not -1."),
+        (["--executor", "slurm", "--time", "0"], "--time must be at least 1 minute, not 0."),
+        (["--executor", "slurm", "--cpus-per-job", "0"], "--cpus-per-job must be at least 1, not 0."),
     ],
 )  # fmt: skip
 def test_bad_job_options_are_one_sentence(ml100k, monkeypatch, extra, sentence):
@@ -535,9 +720,12 @@ def test_jobs_left_waiting_by_an_interrupted_local_submission_run_when_resumed(m
         (0, "pending", ""),
         (1, "pending", ""),
     ]
+    # recorded as waiting, but the submission that held them has ended: nothing will run them
+    assert [(j.seed, j.state) for j in status("ml-100k", RunStore())] == [(0, "lost"), (1, "lost")]
+    assert re.search(r"^\s*a\s+pop\s+0\s+lost\s+local\s+-", text, re.M), text
 
     started = []
-    monkeypatch.setattr(jobs_module, "run_local", lambda jobs, n, book, console: started.extend(jobs))
+    monkeypatch.setattr(jobs_module, "run_local", lambda jobs, n, book, console, **kw: started.extend(jobs))
     result, text = invoke(monkeypatch, *command)
     assert result.exit_code == 0, (result.output, text)
     assert sorted(j.seed for j in started) == [0, 1]

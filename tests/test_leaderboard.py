@@ -15,7 +15,7 @@ from scipy import stats as scipy_stats
 
 from bench import paths, stats
 from bench.errors import BenchError
-from bench.leaderboard import build_leaderboards, leaderboard_command, load_leaderboards
+from bench.leaderboard import LeaderboardOptions, Selection, build_leaderboards, leaderboard_command, load_leaderboards
 from bench.store import RunStore
 
 N = 50
@@ -166,7 +166,7 @@ def test_files_contain_the_numbers(toys):
 
 
 def test_baseline_intervals_match_the_bootstrap(toys, tmp_path):
-    boards = build_leaderboards("toys", baseline="B")
+    boards = build_leaderboards("toys", LeaderboardOptions(baseline="B"))
     a, b, c = boards[0].rows
     assert all(cell.vs_baseline is None for cell in b.cells.values())
     diff, low, high = stats.paired_bootstrap_ci(A_NDCG, np.zeros(N), seed=0)
@@ -176,7 +176,9 @@ def test_baseline_intervals_match_the_bootstrap(toys, tmp_path):
     assert c.cells["NDCG@10"].vs_baseline.low == pytest.approx(LOG3)  # a constant difference
 
     written = leaderboard_command(
-        "toys", baseline="B", out_dir=tmp_path / "lb", formats=("md", "csv"), console=Console(file=io.StringIO())
+        "toys",
+        LeaderboardOptions(baseline="B", out_dir=tmp_path / "lb", formats=("md", "csv")),
+        console=Console(file=io.StringIO()),
     )
     assert written == [tmp_path / "lb" / "toys.md", tmp_path / "lb" / "toys.csv"]
     md = written[0].read_text()
@@ -195,7 +197,9 @@ def test_two_evaluation_sets_give_two_tables(store, tmp_path):
     assert [(b.limit_test, b.n_samples) for b in boards] == [(None, 50), (20, 20)]
     assert boards[1].rows[0].cells["HR@10"].wins == ["b"]
     assert boards[1].caption.endswith("20 test samples.")
-    md, tex = leaderboard_command("games", out_dir=tmp_path / "lb", formats=("md", "tex"), console=Console(file=io.StringIO()))
+    md, tex = leaderboard_command(
+        "games", LeaderboardOptions(out_dir=tmp_path / "lb", formats=("md", "tex")), console=Console(file=io.StringIO())
+    )
     assert "## games: 50 test samples" in md.read_text() and "## games: the first 20 test samples" in md.read_text()
     assert tex.read_text().count(r"\begin{table}") == 2
     assert sorted(p.name for p in (tmp_path / "lb").iterdir()) == ["games.md", "games.tex"]
@@ -204,10 +208,10 @@ def test_two_evaluation_sets_give_two_tables(store, tmp_path):
 def test_older_split_is_ignored_unless_asked_for(toys):
     (board,) = build_leaderboards("toys")
     assert "Z" not in [r.label for r in board.rows]
-    (old,) = build_leaderboards("toys", split_hash=OLD)
+    (old,) = build_leaderboards("toys", LeaderboardOptions(selection=Selection(split_hash=OLD)))
     assert [r.label for r in old.rows] == ["Z"] and old.comparisons == []
     with pytest.raises(BenchError, match="stored splits: split-new, split-old"):
-        build_leaderboards("toys", split_hash="nope")
+        build_leaderboards("toys", LeaderboardOptions(selection=Selection(split_hash="nope")))
 
 
 def test_shared_labels_are_told_apart_and_escaped(store):
@@ -215,7 +219,7 @@ def test_shared_labels_are_told_apart_and_escaped(store):
     save_run(store, "books", "cft", np.full(N, -1), label="cft_x", config_key="3333bbbb4444")
     (board,) = build_leaderboards("books")
     assert [r.label for r in board.rows] == ["cft_x (1111aaaa)", "cft_x (3333bbbb)"]
-    (tex,) = leaderboard_command("books", formats=("tex",), console=Console(file=io.StringIO()))
+    (tex,) = leaderboard_command("books", LeaderboardOptions(formats=("tex",)), console=Console(file=io.StringIO()))
     assert r"cft\_x (1111aaaa)" in tex.read_text()
 
 
@@ -230,7 +234,9 @@ def test_a_seed_stored_twice_uses_the_newest_run(store):
     ("test", "name"), [("wilcoxon", "Wilcoxon signed-rank test"), ("randomization", "paired randomisation test")]
 )
 def test_other_tests_and_corrections(toys, test, name):
-    (board,) = build_leaderboards("toys", test=test, correction="bonferroni", alpha=0.01, seed=3, n_resamples=2_000)
+    (board,) = build_leaderboards(
+        "toys", LeaderboardOptions(test=test, correction="bonferroni", alpha=0.01, seed=3, n_resamples=2_000)
+    )
     assert f"({name}, Bonferroni correction, p < 0.01)" in board.caption
     a_vs_c = next(c for c in board.comparisons if c.metric == "HR@10" and (c.a, c.b) == ("a", "c"))
     p = stats.paired_pvalue(A_HR, np.ones(N), test, seed=3, n_resamples=2_000)
@@ -257,12 +263,12 @@ def test_no_runs_is_a_clear_error():
 )
 def test_bad_options_are_clear_errors(toys, kwargs, message):
     with pytest.raises(BenchError) as err:
-        leaderboard_command("toys", console=Console(file=io.StringIO()), **kwargs)
+        leaderboard_command("toys", LeaderboardOptions(**kwargs), console=Console(file=io.StringIO()))
     assert message in str(err.value)
 
 
 def test_metric_names_are_case_insensitive(toys):
-    (board,) = build_leaderboards("toys", metrics=["hr@5", "NDCG@50"])
+    (board,) = build_leaderboards("toys", LeaderboardOptions(metrics=["hr@5", "NDCG@50"]))
     assert board.metrics == ["HR@5", "NDCG@50"]
 
 
@@ -272,16 +278,20 @@ def test_settings_every_row_shares_leave_the_labels(store, tmp_path):
     save_run(
         store, "toys", "cft", np.ones(N), overrides=dict(same, alpha=0.2), label="cft[alpha=0.2,epochs=1,model=smollm2-135m]"
     )
-    (board,) = build_leaderboards("toys", baseline="sft[epochs=1,model=smollm2-135m]")  # the full label names it
+    (board,) = build_leaderboards(
+        "toys", LeaderboardOptions(baseline="sft[epochs=1,model=smollm2-135m]")
+    )  # the full label names it
     assert [r.label for r in board.rows] == ["cft[alpha=0.2]", "sft"]
     assert board.shared == {"epochs": 1, "model": "smollm2-135m"}
     assert board.caption.endswith("Every row with these settings: epochs=1, model=smollm2-135m.")
     assert board.baseline_label == "sft"
     assert board.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
-    (short,) = build_leaderboards("toys", baseline="sft")  # and so does the short one
+    (short,) = build_leaderboards("toys", LeaderboardOptions(baseline="sft"))  # and so does the short one
     assert short.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
     written = leaderboard_command(
-        "toys", baseline="sft", out_dir=tmp_path / "lb", formats=("md", "json"), console=Console(file=io.StringIO())
+        "toys",
+        LeaderboardOptions(baseline="sft", out_dir=tmp_path / "lb", formats=("md", "json")),
+        console=Console(file=io.StringIO()),
     )
     md = (tmp_path / "lb" / "toys.md").read_text()
     assert "| a  | cft[alpha=0.2] |" in md and "### Difference from sft" in md
@@ -318,12 +328,12 @@ def test_each_table_is_compared_with_its_own_baseline_row(store):
     save_run(store, "toys", "cft", np.ones(N), overrides={"model": "m"}, config_key="cft-m")
     save_run(store, "toys", "sft", np.ones(10), limit_test=10, config_key="sft-plain")
     save_run(store, "toys", "pop", np.full(10, -1), limit_test=10)
-    full, ten = build_leaderboards("toys", baseline="sft")
+    full, ten = build_leaderboards("toys", LeaderboardOptions(baseline="sft"))
     assert [r.label for r in full.rows] == ["cft", "sft"] and full.shared == {"model": "m"}
     assert full.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(LOG3 - 1.0)
     assert [r.label for r in ten.rows] == ["pop", "sft"] and ten.shared == {}
     assert ten.rows[0].cells["NDCG@10"].vs_baseline.diff == pytest.approx(-LOG3)
-    full, ten = build_leaderboards("toys", baseline="sft[model=m]")  # the full label: one table only
+    full, ten = build_leaderboards("toys", LeaderboardOptions(baseline="sft[model=m]"))  # the full label: one table only
     assert full.has_intervals() and not ten.has_intervals()
 
 
@@ -337,13 +347,13 @@ def test_a_baseline_naming_two_rows_of_a_table_is_an_error(store):
         match=r"Baseline 'sft' names 2 rows of the table 'toys: 50 test samples' "
         r"\(sft \(aaaa1111\); sft \(bbbb2222\)\); give the label as the table shows it.",
     ):
-        build_leaderboards("toys", baseline="sft")
-    (board,) = build_leaderboards("toys", baseline="sft (bbbb2222)")
+        build_leaderboards("toys", LeaderboardOptions(baseline="sft"))
+    (board,) = build_leaderboards("toys", LeaderboardOptions(baseline="sft (bbbb2222)"))
     assert board.row("sft (aaaa1111)").cells["NDCG@10"].vs_baseline.diff == pytest.approx(1.0 - LOG3)
 
 
 def test_version_1_json_without_shared_settings_loads(toys, tmp_path):
-    leaderboard_command("toys", out_dir=tmp_path, formats=("json",), console=Console(file=io.StringIO()))
+    leaderboard_command("toys", LeaderboardOptions(out_dir=tmp_path, formats=("json",)), console=Console(file=io.StringIO()))
     payload = json.loads((tmp_path / "toys.json").read_text())
     assert payload["schema"] == 3
     for table in payload["tables"]:

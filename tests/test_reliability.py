@@ -140,19 +140,28 @@ def test_a_full_disk_is_one_sentence_and_keeps_what_is_stored(stored, monkeypatc
 # ---- damaged arrays and hand-edited records ---------------------------------------------------------
 
 
+def _test_arrays(folder: Path) -> Path:
+    """The test arrays run.json names (per_sample.npz until the run is replaced in place)."""
+    return folder / json.loads((folder / "run.json").read_text()).get("arrays", {}).get("test", "per_sample.npz")
+
+
 def _truncate(folder: Path) -> None:
-    npz = folder / "per_sample.npz"
+    npz = _test_arrays(folder)
     npz.write_bytes(npz.read_bytes()[:200])
 
 
 def _corrupt_deflate(folder: Path) -> None:
     """Flip bytes inside a compressed member: the zip directory reads, inflating fails (zlib)."""
-    npz = folder / "per_sample.npz"
+    npz = _test_arrays(folder)
     data = bytearray(npz.read_bytes())
     with zipfile.ZipFile(npz) as z:
         info = z.getinfo("rank.npy")
-    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 4
-    data[start : start + 16] = b"\xff" * 16
+    name_len, extra_len = (
+        int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little"),
+        int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little"),
+    )  # the local header's own lengths (its extra field may differ from the central directory's)
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size
     npz.write_bytes(bytes(data))
 
 

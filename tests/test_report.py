@@ -9,6 +9,7 @@ import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ from typer.testing import CliRunner
 from bench import beyond, paths
 from bench.evaluate import summarize
 from bench.labels import run_label
-from bench.leaderboard import Selection
-from bench.report import build_report, curves, pareto_front, report_command
+from bench.leaderboard import LeaderboardOptions, Selection
+from bench.report import build_report, curves, pareto_front, report_command, write_report
 from bench.report.compute import row_curves
 from bench.store import RunStore
 
@@ -164,7 +165,7 @@ def toys(store):
 
 
 def test_page_parses_links_existing_files_and_names_every_row(toys):
-    written = report_command("toys", baseline="B", n_resamples=500)
+    written = report_command("toys", LeaderboardOptions.for_report(baseline="B", n_resamples=500))
     out = paths.results_dir() / "report" / "toys"
     assert written == [out / "index.html", out / "report.md"]
     page = (out / "index.html").read_text(encoding="utf-8")
@@ -240,8 +241,9 @@ def _grid(store, with_valid: bool, settings=("alpha", "beta")):
 
 def test_heatmap_appears_for_a_two_setting_grid_with_validation_scores(store, tmp_path):
     _grid(store, with_valid=True)
-    report = build_report("toys", tmp_path / "r", store, n_resamples=200)
-    (section,) = report.sections
+    report = build_report("toys", LeaderboardOptions.for_report(n_resamples=200), store)
+    write_report(report, tmp_path / "r")
+    (section,) = report.chapters
     grids = [p for p in section.pictures if p.kind == "grid"]
     assert [p.title for p in grids] == ["cft: alpha × beta"]
     assert (tmp_path / "r" / "t1-grid-cft.png").is_file()
@@ -255,14 +257,16 @@ def test_heatmap_appears_for_a_two_setting_grid_with_validation_scores(store, tm
     # a new report into the same folder removes the pictures it no longer draws, and nothing else
     keep = tmp_path / "r" / "notes.txt"
     keep.write_text("mine")
-    build_report("toys", tmp_path / "r", store, n_resamples=200, selection=Selection(methods=["pop"]))
+    options = LeaderboardOptions.for_report(n_resamples=200, selection=Selection(methods=["pop"]))
+    write_report(build_report("toys", options, store), tmp_path / "r")
     assert not (tmp_path / "r" / "t1-grid-cft.png").exists() and keep.is_file()
 
 
 def test_no_heatmap_without_validation_scores(store, tmp_path):
     _grid(store, with_valid=False)
-    report = build_report("toys", tmp_path / "r", store, n_resamples=200)
-    assert not [p for p in report.sections[0].pictures if p.kind == "grid"]
+    report = build_report("toys", LeaderboardOptions.for_report(n_resamples=200), store)
+    write_report(report, tmp_path / "r")
+    assert not [p for p in report.chapters[0].pictures if p.kind == "grid"]
     assert not list((tmp_path / "r").glob("*grid*"))
 
 
@@ -271,7 +275,7 @@ def test_no_grid_when_configurations_differ_in_one_setting(store):
     from bench.report.compute import find_grids
 
     _grid(store, with_valid=True, settings=("alpha", None))
-    (board,) = build_leaderboards("toys", n_resamples=200)
+    (board,) = build_leaderboards("toys", LeaderboardOptions(n_resamples=200))
     assert len(board.rows) == 7  # six cft configurations differing in alpha only, and pop
     assert find_grids(board, {r.key: r for r in store.runs("toys")}) == []
 
@@ -293,8 +297,8 @@ def test_beyond_metrics_on_the_prepared_split(store, tmp_path):
         save_run(store, "ml-100k", "rand", rng.integers(-1, 50, n), seed=seed, topk=rng.integers(0, n_items, size=(n, 50)),
                  split_hash=split.hash, sample_index=index)  # fmt: skip
     save_run(store, "ml-100k", "pop", rng.integers(-1, 50, n), topk=lists["pop"], split_hash=split.hash, sample_index=index)
-    report = build_report("ml-100k", tmp_path / "r", store, n_resamples=200, beyond_resamples=200)
-    rows = {row.label: row for row in report.sections[0].beyond}
+    report = build_report("ml-100k", LeaderboardOptions.for_report(n_resamples=200, beyond_resamples=200), store)
+    rows = {row["label"]: SimpleNamespace(**row) for row in report.chapters[0].board.beyond}
     popularity = beyond.item_popularity(split.train.targets, n_items)
     expected = beyond.beyond_metrics(
         dict(topk=lists["pop"], sample_index=index), popularity, beyond.long_tail_mask(popularity), n_items,
@@ -304,12 +308,17 @@ def test_beyond_metrics_on_the_prepared_split(store, tmp_path):
         assert rows["pop"].values[name] == pytest.approx(value), name
     assert rows["pop"].values["coverage@10"] == pytest.approx(10 / n_items)  # the same ten items in every list
     assert rows["pop"].values["pop_ratio@10"] > rows["rand"].values["pop_ratio@10"]
+    # coverage has no interval: a resample repeats samples, so it only loses distinct items; nor has
+    # rand's gini: 60 random lists over the catalogue, a resample repeating some of them always
+    # concentrates the exposure, so every resample lies above the value
+    assert set(rows["pop"].intervals) == {"gini@10", "pop_ratio@10"} and set(rows["rand"].intervals) == {"pop_ratio@10"}
     for row in rows.values():
-        assert set(row.intervals) == {"coverage@10", "gini@10", "pop_ratio@10"}
-        for low, high in row.intervals.values():
-            assert low <= high
-    low, high = rows["rand"].intervals["coverage@10"]
-    assert high <= rows["rand"].values["coverage@10"] + 1e-12  # a resample only loses distinct items
+        for name, (low, high) in row.intervals.items():
+            assert low <= row.values[name] <= high  # a bias-corrected interval holds its value
+    rand_top = next(r for r in store.runs("ml-100k") if r.record.method == "rand").arrays()["topk"]
+    assert beyond.bootstrap_interval(lambda t: beyond.coverage(t, n_items, 10), rand_top, n_resamples=200) is None
+    (section,) = [s for s in report.chapters[0].sections if s.kind == "beyond"]
+    assert "coverage has none, as a resample repeats samples" in section.caption_text
     assert report.beyond_note == ""
 
 
@@ -318,6 +327,39 @@ def test_report_of_a_split_prepared_again_says_why_beyond_metrics_are_missing(st
     from bench.data.prepare import prepare
 
     prepare("ml-100k")
-    report = build_report("ml-100k", tmp_path / "r", store, n_resamples=200)
-    assert report.sections[0].beyond is None and "an-older-split" in report.beyond_note
+    report = build_report("ml-100k", LeaderboardOptions.for_report(n_resamples=200), store)
+    write_report(report, tmp_path / "r")
+    assert report.chapters[0].board.beyond == [] and "an-older-split" in report.beyond_note
     assert Path(tmp_path / "r").is_dir()
+
+
+# ------------------------------------------------------------------------------ one source
+
+
+def test_the_report_scans_the_store_once_and_writes_only_when_asked(toys, monkeypatch):
+    scans = []
+    real = RunStore.scan
+    monkeypatch.setattr(RunStore, "scan", lambda self, dataset=None: scans.append(dataset) or real(self, dataset))
+    report = build_report("toys", LeaderboardOptions.for_report(baseline="B", n_resamples=200), RunStore())
+    assert scans == ["toys"]
+    assert not (paths.results_dir() / "report").exists()  # built in memory; write_report writes
+    (chapter,) = report.chapters
+    # the report's tables are the leaderboard's: the same sections, built from the same board
+    from bench.leaderboard import board_sections, build_leaderboards
+
+    # (toys is not prepared: the report leaves beyond accuracy out, the leaderboard is not asked for it)
+    (board,) = build_leaderboards("toys", LeaderboardOptions.for_report(baseline="B", n_resamples=200, beyond=None))
+    assert chapter.board == board and chapter.sections == board_sections(board)
+    assert [s.kind for s in chapter.sections] == ["board", "intervals", "history", "cost"]
+    # provenance: the same twelve fields for every run, in the page and in the Markdown
+    (a, *_) = chapter.provenance
+    assert [line.keys[0] for line in a.lines] == [
+        "run key", "created", "commit", "device", "split hash", "method version", "python", "platform", "processes",
+        "fit / total", "packages", "stored in",
+    ]  # fmt: skip
+    assert a.headers == ("seed 0", "seed 1") and a.lines[2].entries[0].text == PROVENANCE["git_commit"] + " (uncommitted changes)"
+    out = paths.results_dir() / "r"
+    write_report(report, out)
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("| fit / total ") == 3 and markdown.count("| stored in ") == 3  # one table per row
+    assert (out / "index.html").read_text().count('<td class="label">fit / total</td>') == 3

@@ -14,7 +14,7 @@ from rich.console import Console
 from bench.errors import BenchError
 from bench.evaluate import summarize
 from bench.labels import run_label
-from bench.leaderboard import build_leaderboards
+from bench.leaderboard import LeaderboardOptions, build_leaderboards
 from bench.plan import parse_grid, plan_methods
 from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
@@ -185,17 +185,19 @@ def grid(tmp_path):
 
 
 def test_the_validation_best_configuration_is_reported_on_test(grid):
-    (board,) = build_leaderboards("toys", store=grid, select_on="valid", n_resamples=100)
+    (board,) = build_leaderboards("toys", LeaderboardOptions(select_on="valid", n_resamples=100), store=grid)
     assert [r.label for r in board.rows] == ["cft[alpha=0.1]", "pop"]
     assert board.rows[0].cells["NDCG@10"].mean == pytest.approx(1 / np.log2(5))  # test rank 3, not alpha 0.2's rank 0
     assert board.title == "toys: 40 test samples, configurations chosen on validation NDCG@10"
     assert "cft: best of 3 configurations on validation NDCG@10 (1.0000)." in board.caption
     # significance on test only: cft (rank 3 on every sample) beats pop (never ranked)
     assert board.rows[0].cells["NDCG@10"].wins == ["b"]
-    chosen, every = build_leaderboards("toys", store=grid, select_on="valid", all_configs=True, n_resamples=100)
+    chosen, every = build_leaderboards(
+        "toys", LeaderboardOptions(select_on="valid", all_configs=True, n_resamples=100), store=grid
+    )
     assert chosen.view.startswith("configurations chosen") and every.view == "every configuration"
     assert [r.label for r in every.rows] == ["cft", "cft[alpha=0.05]", "cft[alpha=0.2]", "pop"]
-    (hr,) = build_leaderboards("toys", store=grid, select_on="valid", select_metric="hr@50", n_resamples=100)
+    (hr,) = build_leaderboards("toys", LeaderboardOptions(select_on="valid", select_metric="hr@50", n_resamples=100), store=grid)
     assert [r.label for r in hr.rows] == ["cft[alpha=0.1]", "pop"]  # HR@50: 1.0 (0.1) = 1.0 (0.2): the first config key wins
 
 
@@ -206,14 +208,14 @@ def test_choosing_without_validation_scores_is_one_sentence(tmp_path):
     with pytest.raises(
         BenchError, match=r"1 of the 2 configurations of 'cft' have no validation scores; run them again with --valid"
     ):
-        build_leaderboards("toys", store=store, select_on="valid")
+        build_leaderboards("toys", LeaderboardOptions(select_on="valid"), store=store)
     with pytest.raises(BenchError, match=r"chosen on valid only, not 'test' \(never on test\)"):
-        build_leaderboards("toys", store=store, select_on="test")
+        build_leaderboards("toys", LeaderboardOptions(select_on="test"), store=store)
 
 
 def test_each_row_against_the_baseline_is_a_smaller_family(grid):
-    every = build_leaderboards("toys", store=grid, n_resamples=100)[0]
-    against = build_leaderboards("toys", store=grid, baseline="pop", pairs="baseline", n_resamples=100)[0]
+    every = build_leaderboards("toys", LeaderboardOptions(n_resamples=100), store=grid)[0]
+    against = build_leaderboards("toys", LeaderboardOptions(baseline="pop", pairs="baseline", n_resamples=100), store=grid)[0]
     assert len({(c.a, c.b) for c in every.comparisons}) == 6  # 4 rows: all pairs
     assert sorted({(c.a, c.b) for c in against.comparisons}) == [("a", "d"), ("b", "d"), ("c", "d")]  # m - 1 = 3
     assert "Holm correction over the 3 comparisons with pop" in against.caption
@@ -222,4 +224,4 @@ def test_each_row_against_the_baseline_is_a_smaller_family(grid):
     for c in against.comparisons:
         assert c.p_adjusted <= p_every[(c.metric, c.a, c.b)] + 1e-12
     with pytest.raises(BenchError, match=r"--pairs baseline compares each row with the baseline; name it with --baseline"):
-        build_leaderboards("toys", store=grid, pairs="baseline")
+        build_leaderboards("toys", LeaderboardOptions(pairs="baseline"), store=grid)

@@ -1,127 +1,131 @@
-"""`bench leaderboard` and `bench report`: tables and pages rebuilt from the stored runs alone."""
+"""`bench leaderboard` and `bench report`: tables and pages rebuilt from the stored runs alone.
+
+Both commands read their options into one bench.leaderboard.LeaderboardOptions (checked once,
+each mistake one sentence) and pass it whole; an option both offer is declared once below.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from bench import cli
 
+Dataset = Annotated[str, typer.Option("--dataset", "-d")]
+Metrics = Annotated[str, typer.Option("--metrics", help="Columns, e.g. NDCG@10,HR@10; the report's pictures use the first.")]
+Test = Annotated[str, typer.Option("--test", help="Paired test: t, wilcoxon or randomization.")]
+Correction = Annotated[str, typer.Option("--correction", help="Multiple-comparison correction: holm, bonferroni or none.")]
+Alpha = Annotated[float, typer.Option("--alpha", help="Significance threshold.")]
+Baseline = Annotated[
+    Optional[str], typer.Option("--baseline", help="Row label to report paired bootstrap intervals of differences against.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the randomisation test and the bootstraps.")]
+Name = Annotated[
+    Optional[str],
+    typer.Option("--name", help="Only the runs of this experiment (bench run --name); files are named <dataset>-<name>."),
+]
+Methods = Annotated[Optional[str], typer.Option("--methods", "-m", help="Only these methods, e.g. sft,cft.")]
+Where = Annotated[list[str], typer.Option("--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable).")]
+Pairs = Annotated[
+    str,
+    typer.Option(
+        "--pairs", help="The family of tests corrected together: all (every pair of rows) or baseline (each row vs --baseline)."
+    ),
+]
+SelectOn = Annotated[
+    Optional[str],
+    typer.Option("--select-on", help="valid: one row per method, its configuration chosen on the validation split."),
+]
+SelectMetric = Annotated[str, typer.Option("--select-metric", help="The validation metric --select-on maximises.")]
+AllConfigs = Annotated[bool, typer.Option("--all-configs", help="With --select-on, also show every configuration.")]
+Beyond = Annotated[
+    Optional[int],
+    typer.Option(
+        "--beyond",
+        help="Beyond-accuracy metrics of the top-K lists (coverage, popularity, tail, novelty, Gini) at this K, 1 to 50.",
+    ),
+]
+OutDir = Annotated[Optional[Path], typer.Option("--out-dir", help="Where the files go (default under <results>).")]
+
+METRICS = "NDCG@10,HR@10,NDCG@20,HR@20"
+
+
+def _options(ctx: typer.Context, **fixed):
+    """(dataset, the command's options as one checked object)."""
+    from bench.leaderboard import LeaderboardOptions
+
+    params = dict(ctx.params)
+    dataset = params.pop("dataset")
+    return dataset, LeaderboardOptions.from_options(**(fixed | params))
+
 
 @cli.app.command()
 @cli.friendly
 def leaderboard(
-    dataset: str = typer.Option("ml-100k", "--dataset", "-d"),
-    metrics: str = typer.Option("NDCG@10,HR@10,NDCG@20,HR@20", "--metrics", help="Columns, e.g. NDCG@10,HR@10."),
-    test: str = typer.Option("t", "--test", help="Paired test: t, wilcoxon or randomization."),
-    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction: holm, bonferroni or none."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Significance threshold."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Row label to report bootstrap CIs of differences against."),
-    formats: str = typer.Option("md,tex,csv,json", "--format", help="Output formats."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Default: <results>/leaderboard."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstrap."),
-    name: Optional[str] = typer.Option(
-        None, "--name", help="Only the runs of this experiment (bench run --name); files are <dataset>-<name>.*"
-    ),
-    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
-    where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
-    pairs: str = typer.Option(
-        "all",
-        "--pairs",
-        help="The family of tests corrected together: all (every pair of rows) or baseline (each row vs --baseline).",
-    ),
-    select_on: Optional[str] = typer.Option(
-        None, "--select-on", help="valid: one row per method, its configuration chosen on the validation split."
-    ),
-    select_metric: str = typer.Option("NDCG@10", "--select-metric", help="The validation metric --select-on maximises."),
-    all_configs: bool = typer.Option(False, "--all-configs", help="With --select-on, also show every configuration."),
-    cost: bool = typer.Option(
-        False, "--cost", help="Also show what each row cost: times, samples/s, GPU-hours, memory, parameters."
-    ),
-    history: bool = typer.Option(
-        False, "--history", help="Also show how each row changes with the history removed, shuffled or cut to the last item."
-    ),
-    beyond: Optional[int] = typer.Option(
-        None,
-        "--beyond",
-        help="Also show beyond-accuracy metrics of the top-K lists (coverage, popularity, tail, novelty, Gini) at this K.",
-    ),
+    ctx: typer.Context,
+    dataset: Dataset = "ml-100k",
+    metrics: Metrics = METRICS,
+    test: Test = "t",
+    correction: Correction = "holm",
+    alpha: Alpha = 0.05,
+    baseline: Baseline = None,
+    formats: Annotated[str, typer.Option("--format", help="Output formats: md, tex, csv, json.")] = "md,tex,csv,json",
+    out_dir: OutDir = None,
+    seed: Seed = 0,
+    name: Name = None,
+    methods: Methods = None,
+    where: Where = [],  # noqa: B006 (typer reads the default; it is never changed)
+    pairs: Pairs = "all",
+    select_on: SelectOn = None,
+    select_metric: SelectMetric = "NDCG@10",
+    all_configs: AllConfigs = False,
+    cost: Annotated[
+        bool, typer.Option("--cost", help="Also show what each row cost: times, samples/s, GPU-hours, memory, parameters.")
+    ] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history", help="Also show how each row changes with the history removed, shuffled or cut to the last item."
+        ),
+    ] = False,
+    beyond: Beyond = None,
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
-    from bench.leaderboard import Selection, leaderboard_command, parse_where
-    from bench.store import check_experiment_name
+    from bench.leaderboard import leaderboard_command
 
-    selection = Selection(
-        methods=cli.csv(methods or ""), where=parse_where(where), name=check_experiment_name(name) if name is not None else None
-    )
-    paths = leaderboard_command(
-        dataset,
-        metrics=cli.csv(metrics),
-        test=test,
-        correction=correction,
-        alpha=alpha,
-        baseline=baseline,
-        out_dir=out_dir,
-        formats=tuple(cli.csv(formats)),
-        seed=seed,
-        console=cli.console,
-        selection=selection,
-        pairs=pairs,
-        select_on=select_on,
-        select_metric=select_metric,
-        all_configs=all_configs,
-        cost=cost,
-        history=history,
-        beyond=beyond,
-    )
-    for path in paths:
+    dataset, options = _options(ctx)
+    for path in leaderboard_command(dataset, options, console=cli.console):
         cli.console.print(f"[dim]wrote {escape(str(path))}[/]")
 
 
 @cli.app.command()
 @cli.friendly
 def report(
-    dataset: str = typer.Option("ml-100k", "--dataset", "-d"),
-    name: Optional[str] = typer.Option(None, "--name", help="Only the runs of this experiment (bench run --name)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Row label to compare every row with (forest plot)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Default: <results>/report/<dataset>[-<name>]."),
-    metrics: str = typer.Option("NDCG@10,HR@10,NDCG@20,HR@20", "--metrics", help="Columns; the first is the pictures' metric."),
-    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Only these methods, e.g. sft,cft."),
-    where: list[str] = typer.Option([], "--where", help="Only runs with this setting, e.g. model=smollm2-135m (repeatable)."),
-    test: str = typer.Option("t", "--test", help="Paired test: t, wilcoxon or randomization."),
-    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction: holm, bonferroni or none."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Significance threshold."),
-    pairs: str = typer.Option("all", "--pairs", help="The family of tests: all (every pair of rows) or baseline."),
-    select_on: Optional[str] = typer.Option(None, "--select-on", help="valid: one row per method, chosen on validation."),
-    select_metric: str = typer.Option("NDCG@10", "--select-metric", help="The validation metric --select-on maximises."),
-    all_configs: bool = typer.Option(False, "--all-configs", help="With --select-on, also show every configuration."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the randomisation test and the bootstraps."),
+    ctx: typer.Context,
+    dataset: Dataset = "ml-100k",
+    name: Name = None,
+    baseline: Baseline = None,
+    out_dir: OutDir = None,
+    metrics: Metrics = METRICS,
+    methods: Methods = None,
+    where: Where = [],  # noqa: B006 (typer reads the default; it is never changed)
+    test: Test = "t",
+    correction: Correction = "holm",
+    alpha: Alpha = 0.05,
+    pairs: Pairs = "all",
+    select_on: SelectOn = None,
+    select_metric: SelectMetric = "NDCG@10",
+    all_configs: AllConfigs = False,
+    beyond: Beyond = 10,
+    seed: Seed = 0,
 ):
     """Write an HTML page (self-contained) and Markdown with the tables, pictures, beyond-accuracy metrics and provenance."""
-    from bench.leaderboard import Selection, parse_where
+    from bench.leaderboard.options import REPORT
     from bench.report import report_command
-    from bench.store import check_experiment_name
 
-    selection = Selection(
-        methods=cli.csv(methods or ""), where=parse_where(where), name=check_experiment_name(name) if name is not None else None
-    )
-    written = report_command(
-        dataset,
-        out_dir=out_dir,
-        selection=selection,
-        metrics=cli.csv(metrics),
-        test=test,
-        correction=correction,
-        alpha=alpha,
-        baseline=baseline,
-        seed=seed,
-        pairs=pairs,
-        select_on=select_on,
-        select_metric=select_metric,
-        all_configs=all_configs,
-    )
-    for path in written:
+    dataset, options = _options(ctx, **REPORT)
+    for path in report_command(dataset, options, console=cli.console):
         cli.console.print(f"[dim]wrote {escape(str(path))}[/]")

@@ -46,7 +46,7 @@ def run(
     executor: Optional[str] = typer.Option(
         None, "--executor", help="Run each (method, configuration, seed) as a job: local (processes) or slurm (submitit)."
     ),
-    jobs: int = typer.Option(1, "--jobs", help="Local executor: jobs at a time (CPU threads are split between them)."),
+    jobs: int = typer.Option(1, "--jobs", help="Local executor: jobs at a time (CPU threads and GPUs are split between them)."),
     partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
     gpus_per_job: int = typer.Option(0, "--gpus-per-job", help="Slurm: GPUs per job; above 1 the job runs under torchrun."),
     time_min: int = typer.Option(240, "--time", help="Slurm: time limit of a job in minutes."),
@@ -151,7 +151,9 @@ def _print_jobs(dataset: str) -> None:
         shown = short_name(job.label, job.label.split("[")[0], NAME_MAX)
         if shown != job.label:
             legend.append(f"{mark} = {job.label}")
-        rows.append(([mark, shown], [str(job.seed), job.state, job.executor, job.job_id or "-", job.log]))
+        # why a job ended or cannot be followed, in Slurm's own words (e.g. CANCELLED by 0)
+        state = f"{job.state} ({job.detail})" if job.detail and job.state in ("failed", "lost", "unknown") else job.state
+        rows.append(([mark, shown], [str(job.seed), state, job.executor, job.job_id or "-", job.log]))
     print_table(cli.console, f"{dataset}: {len(found)} job(s)", ["", "method"], ["seed", "state", "executor", "id", "log"], rows,
                 legend=legend, value_justify=["right", "left", "left", "right", "left"])  # fmt: skip
 

@@ -1,25 +1,38 @@
 """Leaderboard tables, rebuilt from the run store alone (no model, no GPU).
 
+options.py   LeaderboardOptions: what the tables show and how they are tested, checked once
 select.py    which runs form which table (method, setting, experiment; split; evaluation set)
-labels.py    row names: full labels, settings shared by every row, letters
-compare.py   per-sample values, paired tests, corrections, bootstrap intervals -> Leaderboard
+source.py    the store scanned once, the prepared split loaded once
+rows.py      per-sample values of each row's seeds, the cells' means and spreads
+compare.py   paired tests, corrections, bootstrap intervals -> Leaderboard
+analyses.py  cost, history influence and beyond-accuracy rows beside the accuracy table
 model.py     the Leaderboard records (reloadable from JSON)
-cells.py     how a cell reads in every format
-terminal.py  rich tables for a terminal or a log, at any width from 60 columns
-markdown.py, latex.py, export.py (CSV, JSON)   the files
-command.py   `bench leaderboard`: build, print, write <dataset>[-<experiment>].<format>
+cells.py     how each number reads, in every format
+sections.py  every table a board shows, as headers, rows of cells and a caption
+provenance.py  where each row's runs came from, as tables
+terminal.py, markdown.py, latex.py   lay the sections out; export.py: CSV and JSON
+command.py   `bench leaderboard`: build, print, then write <dataset>[-<experiment>].<format>
+
+Names are imported when first used, so that importing one module here (select, options) does not
+import the statistics (scipy) with it.
 """
 
-from bench.leaderboard.command import FORMATS, leaderboard_command
-from bench.leaderboard.compare import DEFAULT_METRICS, build_leaderboards
-from bench.leaderboard.export import load_leaderboards, to_csv, to_json
-from bench.leaderboard.latex import latex_escape, to_latex
-from bench.leaderboard.markdown import to_markdown
-from bench.leaderboard.model import Leaderboard
-from bench.leaderboard.select import Selection, parse_where
-from bench.leaderboard.terminal import print_leaderboard
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_METRICS", "FORMATS", "Leaderboard", "Selection", "build_leaderboards", "latex_escape", "leaderboard_command",
-    "load_leaderboards", "parse_where", "print_leaderboard", "to_csv", "to_json", "to_latex", "to_markdown",
-]  # fmt: skip
+import importlib
+
+_WHERE = {
+    "DEFAULT_METRICS": "options", "FORMATS": "options", "LeaderboardOptions": "options", "Leaderboard": "model",
+    "Selection": "select", "parse_where": "select", "Source": "source", "build_leaderboards": "compare",
+    "build_tables": "compare", "leaderboards_of": "compare", "leaderboard_command": "command",
+    "write_leaderboards": "command", "load_leaderboards": "export", "to_csv": "export", "to_json": "export",
+    "latex_escape": "latex", "to_latex": "latex", "to_markdown": "markdown", "print_leaderboard": "terminal",
+    "board_sections": "sections", "Section": "sections", "provenance_sections": "provenance",
+}  # fmt: skip
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench.leaderboard' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"bench.leaderboard.{_WHERE[name]}"), name)

@@ -1,5 +1,6 @@
-"""LaTeX (booktabs): one table environment per table, its caption naming the test and the
-correction; bold for the best mean, superscript letters for significant wins."""
+"""LaTeX (booktabs): every section of a board (bench.leaderboard.sections) as a table environment,
+its caption naming the test and the correction; bold for the best mean, superscript letters for
+significant wins."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import re
 
 from tabulate import DataRow, Line, TableFormat, tabulate
 
-from bench.leaderboard import cells
 from bench.leaderboard.model import Leaderboard
+from bench.leaderboard.sections import Entry, Section, board_sections
 
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$",
+    "Δ": r"$\Delta$", "·": r"$\cdot$", "…": r"\dots{}",
 }  # fmt: skip
 
 _BOOKTABS = TableFormat(
@@ -31,26 +33,32 @@ def latex_escape(text: str) -> str:
     return "".join(_SPECIAL.get(ch, ch) for ch in text)
 
 
-def _table(board: Leaderboard, index: int) -> str:
-    body = []
-    for r in board.rows:
-        shown = []
-        for m in board.metrics:
-            c = r.cells[m]
-            text = latex_escape(cells.value(c))
-            text = rf"\textbf{{{text}}}" if c.best else text
-            shown.append(text + (f"$^{{{cells.wins(c)}}}$" if c.wins else ""))
-        body.append([r.letter, latex_escape(r.label), *shown])
-    headers = ["", "Method", *(latex_escape(m) for m in board.metrics)]
+def entry_tex(entry: Entry) -> str:
+    text = latex_escape(entry.text)
+    text = rf"\textbf{{{text}}}" if entry.bold else text
+    text += f"$^{{{entry.wins}}}$" if entry.wins else ""
+    return text + (" " + latex_escape(entry.detail) if entry.detail else "")
+
+
+def _caption(section: Section) -> str:
+    """The board's own caption; a further section's starts with its title, and says what its columns mean."""
+    said = [f"{section.title}." if section.kind != "board" else "", section.caption_text]
+    said += [f"{name}: {meaning}." for name, meaning in section.legend]
+    return " ".join(filter(None, said))
+
+
+def table_tex(section: Section, label: str) -> str:
+    body = [[latex_escape(k) for k in line.keys] + [entry_tex(e) for e in line.entries] for line in section.lines]
+    headers = [latex_escape(h) for h in (*section.key_headers, *section.headers)]
     tabular = tabulate(body, headers=headers, tablefmt=_BOOKTABS, disable_numparse=True)
-    name = "-".join(filter(None, [board.dataset, board.experiment]))
+    columns = "l" * len(section.key_headers) + "".join("l" if h in section.left else "r" for h in section.headers)
     return "\n".join(
         [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{{latex_escape(board.caption)}}}",
-            rf"\label{{tab:{re.sub('[^A-Za-z0-9]+', '-', name)}-{index}}}",
-            rf"\begin{{tabular}}{{ll{'r' * len(board.metrics)}}}",
+            rf"\caption{{{latex_escape(_caption(section))}}}",
+            rf"\label{{{label}}}",
+            rf"\begin{{tabular}}{{{columns}}}",
             tabular,
             r"\end{tabular}",
             r"\end{table}",
@@ -59,4 +67,10 @@ def _table(board: Leaderboard, index: int) -> str:
 
 
 def to_latex(boards: list[Leaderboard]) -> str:
-    return "\n\n".join(_table(b, k + 1) for k, b in enumerate(boards)) + "\n"
+    tables = []
+    for index, board in enumerate(boards, start=1):
+        name = re.sub("[^A-Za-z0-9]+", "-", "-".join(filter(None, [board.dataset, board.experiment])))
+        for section in board_sections(board):
+            suffix = "" if section.kind == "board" else f"-{section.kind}"
+            tables.append(table_tex(section, f"tab:{name}-{index}{suffix}"))
+    return "\n\n".join(tables) + "\n"

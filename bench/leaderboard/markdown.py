@@ -1,63 +1,48 @@
-"""Markdown (GitHub tables): one section per table, its caption, and the intervals against the
-baseline when asked."""
+"""Markdown (GitHub tables): a board's sections (bench.leaderboard.sections), each as a heading,
+its table and its caption. The report's Markdown lays its tables out with the same functions."""
 
 from __future__ import annotations
 
+import re
+
 from tabulate import tabulate
 
-from bench.leaderboard import cells
-from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
+from bench.leaderboard.model import Leaderboard
+from bench.leaderboard.sections import Entry, Section, board_sections
+
+# characters that would start markup: a table break, code, emphasis, an escape, an HTML tag
+_SPECIAL = re.compile(r"[\\|`*>]|<(?=[A-Za-z/!?])")
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
+def md(text) -> str:
+    """Text that Markdown shows as written (no table break, code, emphasis or HTML)."""
+    return _SPECIAL.sub(lambda m: "\\" + m.group(0), str(text))
 
 
-def _table(board: Leaderboard) -> str:
-    body = []
-    for r in board.rows:
-        shown = []
-        for m in board.metrics:
-            c = r.cells[m]
-            text = f"**{cells.value(c)}**" if c.best else cells.value(c)
-            shown.append(text + (f"<sup>{cells.wins(c)}</sup>" if c.wins else ""))
-        body.append([r.letter, _escape(r.label), *shown])
-    return tabulate(body, headers=["", "Method", *board.metrics], tablefmt="github", disable_numparse=True)
+def entry_md(entry: Entry) -> str:
+    text = f"**{md(entry.text)}**" if entry.bold else md(entry.text)
+    text += f"<sup>{md(entry.wins)}</sup>" if entry.wins else ""
+    return text + (f" {md(entry.detail)}" if entry.detail else "")
 
 
-def _intervals(board: Leaderboard) -> str:
-    others = [r for r in board.rows if r.label != board.baseline_label]
-    body = [[_escape(r.label), *(cells.interval(r.cells[m].vs_baseline) for m in board.metrics)] for r in others]
-    return tabulate(body, headers=["Method", *board.metrics], tablefmt="github", disable_numparse=True)
+def table_md(section: Section) -> str:
+    headers = [md(h) for h in (*section.key_headers, *section.headers)]
+    body = [[md(k) for k in line.keys] + [entry_md(e) for e in line.entries] for line in section.lines]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def legend_md(section: Section) -> list[str]:
+    return [f"- `{name}`: {md(meaning)}" for name, meaning in section.legend] + ([""] if section.legend else [])
+
+
+def section_md(section: Section, level: str = "###") -> list[str]:
+    """A section as lines: heading, table, caption, legend."""
+    return [f"{level} {md(section.title)}", "", table_md(section), "", md(section.caption_text), "", *legend_md(section)]
 
 
 def to_markdown(boards: list[Leaderboard]) -> str:
     parts = [f"# Leaderboard: {boards[0].dataset}", "", f"Split `{boards[0].split_hash}`.", ""]
     for board in boards:
-        parts += [f"## {board.title}", "", _table(board), "", board.caption, ""]
-        if board.history:
-            headers, entries = cells.history_table(board)
-            body = [[letter, _escape(label), *shown] for letter, label, shown in entries]
-            parts += [f"### History influence on {board.history_metric}", "", cells.history_caption(board), "",
-                      tabulate(body, headers=["", "Method", *headers], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
-        if board.beyond:
-            headers, entries = cells.beyond_table(board)
-            body = [[letter, _escape(label), *shown] for letter, label, shown in entries]
-            parts += ["### Beyond accuracy", "", cells.beyond_caption(board), "",
-                      tabulate(body, headers=["", "Method", *headers], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
-        if board.show_cost:
-            body = [[r.letter, _escape(r.label), *cells.cost(r)] for r in board.rows]
-            headers = ["", "Method", *(header for _, header in cells.COST)]
-            parts += ["### Cost", "", "Mean over seeds; GPU-hours summed over seeds; peak memory is the GPU's, or the process's on a CPU.", "",
-                      tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
-        if board.has_intervals():
-            parts += [
-                f"### Difference from {board.baseline_label}",
-                "",
-                f"Mean of (row - {_escape(board.baseline_label)}) with its paired bootstrap {CI_CONFIDENCE:.0%} interval "
-                f"({board.n_resamples:,} resamples, seed {board.seed}).",
-                "",
-                _intervals(board),
-                "",
-            ]
+        for k, section in enumerate(board_sections(board)):
+            parts += section_md(section, "##" if k == 0 else "###")
     return "\n".join(parts)

@@ -1,6 +1,7 @@
 """What a leaderboard is, as plain records: rows of cells, the pairwise comparisons behind their
-letters, and the settings that describe the table. Built by compare.py, rendered by render_*.py,
-reloaded from JSON by export.py."""
+letters, and the settings that describe the table. Built by compare.py, laid out as sections by
+sections.py (which the terminal, Markdown, LaTeX and HTML renderers show), reloaded from JSON by
+export.py."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Leaderboard:
     notes: list[str] = field(default_factory=list)  # what the reader must know about the rows (choices made)
     pairs: str = "all"  # the family of tests: every pair of rows, or each row against the baseline
     show_cost: bool = False  # show what each row cost beside its quality
-    history: list[dict] = field(default_factory=list)  # per row: the metric with the history changed (compare.history_rows)
+    history: list[dict] = field(default_factory=list)  # per row: the metric with the history changed (analyses.history_rows)
     history_metric: str = ""
     beyond: list[dict] = field(default_factory=list)  # per row: beyond-accuracy metrics of the top-K lists (analyses.beyond_rows)
 

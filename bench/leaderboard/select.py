@@ -11,6 +11,7 @@ stored runs of a dataset
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -20,13 +21,17 @@ from bench.store import StoredRun
 from bench.subsets import SampleChoice
 
 
-@dataclass
+@dataclass(frozen=True)
 class Selection:
     """What the user asked the leaderboard to show; empty fields select everything."""
 
-    methods: list[str] = field(default_factory=list)
+    methods: tuple[str, ...] = ()
     where: dict[str, str] = field(default_factory=dict)  # setting -> value, as written on the command line
     name: str | None = None  # one experiment only
+    split_hash: str | None = None  # None: the split of the most recently created run
+
+    def __post_init__(self):
+        object.__setattr__(self, "methods", tuple(self.methods))
 
     @property
     def empty(self) -> bool:
@@ -91,16 +96,32 @@ def current_split(runs: list[StoredRun], dataset: str, split_hash: str | None) -
     return split_hash, chosen
 
 
+NUMBER = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)(?![A-Za-z])")  # 128, 0.5, 1k, 2M
+SCALE = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def natural_key(name: str) -> tuple:
+    """Experiment names in the order a reader expects: digits compared as numbers, with a k or M
+    suffix as thousands or millions (smollm2-128, smollm2-512, smollm2-1k)."""
+    parts, at = [], 0
+    for match in NUMBER.finditer(name):
+        parts.append((1, name[at : match.start()].lower()))
+        parts.append((0, float(match.group(1)) * SCALE[match.group(2).lower()]))
+        at = match.end()
+    parts.append((1, name[at:].lower()))
+    return tuple(parts), name
+
+
 def experiment_groups(runs: list[StoredRun], name: str | None) -> list[tuple[str | None, list[StoredRun]]]:
     """(experiment, runs): the one asked for, or every experiment (runs without a name first, then
-    names in order; a run asked for under two names is in both)."""
+    names in natural order; a run asked for under two names is in both)."""
     if name is not None:
         return [(name, runs)]
     groups: dict[str | None, list[StoredRun]] = defaultdict(list)
     for run in runs:
         for experiment in run.record.experiments or [None]:
             groups[experiment].append(run)
-    return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+    return sorted(groups.items(), key=lambda kv: (kv[0] is not None, natural_key(kv[0] or "")))
 
 
 def test_choice(record: RunRecord) -> SampleChoice:

@@ -1,23 +1,32 @@
-"""The leaderboard on a terminal or in a log: row letters and short names, numbers never cut (see
-bench.tables), the caption and the shared settings under the table, and a legend line for every
-row whose full label is too long for the name column."""
+"""The leaderboard on a terminal or in a log: each of a board's sections (bench.leaderboard.sections)
+as a table with row letters and short names, numbers never cut (see bench.tables), the caption and
+the shared settings under it, and a legend line for every row whose full label is too long for the
+name column."""
 
 from __future__ import annotations
+
+import string
 
 from rich.text import Text
 
 from bench.labels import short_name
-from bench.leaderboard import cells
-from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
+from bench.leaderboard.model import Leaderboard
+from bench.leaderboard.sections import Entry, Section, board_sections
 from bench.tables import NAME_MAX, print_table, table_width, width_of
 
+SUPERSCRIPT = dict(zip(string.ascii_lowercase + ",", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ˒"))
 
-def _metric_cells(board: Leaderboard, row) -> list[Text]:
-    out = []
-    for m in board.metrics:
-        c = row.cells[m]
-        out.append(Text.assemble((cells.value(c), "bold" if c.best else ""), (cells.superscript(cells.wins(c)), "cyan")))
-    return out
+
+def superscript(text: str) -> str:
+    return "".join(SUPERSCRIPT[ch] for ch in text)
+
+
+def entry_text(entry: Entry) -> Text:
+    """A cell: the text (bold when best), the letters it beats in superscript, then its interval."""
+    shown = Text.assemble((entry.text, "bold" if entry.bold else ""), (superscript(entry.wins), "cyan"))
+    if entry.detail:
+        shown.append(" " + entry.detail)
+    return shown
 
 
 def name_limit(rows_letters: list[str], value_cells: list[list], width: int, floor: int) -> int:
@@ -36,32 +45,25 @@ def shown_names(board: Leaderboard, value_cells: list[list], width: int) -> tupl
     return names, legend
 
 
+def print_section(console, section: Section, names: dict[str, str], legend: list[str] = ()) -> None:
+    """One section, each row named by its letter and the board's short name for it."""
+    rows = []
+    for line in section.lines:
+        keys = list(line.keys)
+        if len(keys) == 2:
+            keys[1] = names.get(keys[0], keys[1])
+        rows.append((keys, [entry_text(e) for e in line.entries]))
+    notes = list(section.caption) + [f"{name}: {meaning}" for name, meaning in section.legend]
+    justify = ["left" if h in section.left else "right" for h in section.headers]
+    print_table(console, section.title, list(section.key_headers), list(section.headers), rows, notes=notes,
+                legend=legend, value_justify=justify)  # fmt: skip
+
+
 def print_leaderboard(console, board: Leaderboard) -> None:
-    values = [_metric_cells(board, r) for r in board.rows]
+    sections = board_sections(board)
+    values = [[entry_text(e) for e in line.entries] for line in sections[0].lines]
     names, legend = shown_names(board, values, console.width)
-    rows = [([r.letter, n], v) for r, n, v in zip(board.rows, names, values)]
-    notes = [board.significance_line] + ([board.settings_line] if board.shared else []) + board.notes
-    print_table(console, board.title, ["", "method"], board.metrics, rows, notes=notes, legend=legend)
-    if board.history:
-        headers, entries = cells.history_table(board)
-        by_letter = dict(zip((r.letter for r in board.rows), names))
-        rows = [([letter, by_letter.get(letter, label)], shown) for letter, label, shown in entries]
-        print_table(console, f"History influence on {board.history_metric}", ["", "method"], headers, rows,
-                    notes=[cells.history_caption(board)])  # fmt: skip
-    if board.beyond:
-        headers, entries = cells.beyond_table(board)
-        by_letter = dict(zip((r.letter for r in board.rows), names))
-        rows = [([letter, by_letter.get(letter, label)], shown) for letter, label, shown in entries]
-        print_table(console, "Beyond accuracy", ["", "method"], headers, rows, notes=[cells.beyond_caption(board)])
-    if board.show_cost:
-        rows = [([r.letter, n], cells.cost(r)) for r, n in zip(board.rows, names)]
-        headers = [header for _, header in cells.COST]
-        print_table(console, "Cost (mean over seeds; GPU-hours summed)", ["", "method"], headers, rows,
-                    value_justify=["right"] * (len(headers) - 1) + ["left"])  # fmt: skip
-    if board.has_intervals():
-        baseline = board.baseline_label
-        others = [(r, n) for r, n in zip(board.rows, names) if r.label != baseline]
-        rows = [([r.letter, n], [cells.interval(r.cells[m].vs_baseline) for m in board.metrics]) for r, n in others]
-        title = f"Difference from {baseline} (paired bootstrap {CI_CONFIDENCE:.0%} interval)"
-        print_table(console, title, ["", "method"], board.metrics, rows)
+    by_letter = dict(zip((r.letter for r in board.rows), names))
+    for k, section in enumerate(sections):
+        print_section(console, section, by_letter, legend if k == 0 else ())
     console.print()

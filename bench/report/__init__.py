@@ -1,14 +1,28 @@
-"""`bench report`: the leaderboard tables with pictures, beyond-accuracy metrics and provenance, as
-one self-contained HTML page and the same content as Markdown.
+"""`bench report`: the leaderboard's tables with pictures, as one self-contained HTML page and the
+same content as Markdown. Every number comes from the leaderboard (bench.leaderboard); the report
+adds pictures.
 
-compute.py   curves over K, the Pareto front, two-setting grids, beyond-accuracy rows, provenance
-plots.py     the pictures (matplotlib, Agg, Okabe-Ito), written as PNG and SVG
+build.py     the report in memory: the leaderboard's sections and provenance, pictures rendered
+compute.py   what only the pictures need: curves over K, the Pareto front, two-setting grids
+plots.py     the pictures (matplotlib, Agg, Okabe-Ito); cost_plot.py: quality against cost
+model.py     Report, Chapter, Picture
 html.py      the page (inline stylesheet, pictures embedded as SVG)
 markdown.py  the Markdown (pictures linked as PNG files)
-command.py   build the report from the store and write the folder
+command.py   write the folder; `bench report`
 """
 
-from bench.report.command import Report, build_report, report_command
-from bench.report.compute import curves, find_grids, pareto_front
+from __future__ import annotations
 
-__all__ = ["Report", "build_report", "curves", "find_grids", "pareto_front", "report_command"]
+import importlib
+
+_WHERE = {
+    "Report": "model", "build_report": "build", "report_of": "build", "write_report": "command", "report_command": "command",
+    "curves": "compute", "find_grids": "compute", "pareto_front": "compute",
+}  # fmt: skip
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'bench.report' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"bench.report.{_WHERE[name]}"), name)

@@ -3,19 +3,18 @@
 curves       NDCG@K and HR@K for K = 1..50 from per-sample ranks, per seed, then averaged
 pareto_front the rows no other row beats on both quality and cost
 find_grids   a method's configurations differing in exactly two settings, with validation scores
-beyond_rows  beyond-accuracy metrics of each row from its stored top-50 lists and the training split
-provenance   where each run came from (commit, packages, device, split, seed, key)
+
+Every number of the tables (cells, intervals, history, beyond accuracy, cost, provenance) comes
+from the leaderboard (bench.leaderboard); these are what only the pictures need.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench import beyond
 from bench.leaderboard.model import Leaderboard, Row
 from bench.leaderboard.select import valid_score
 from bench.record import RunRecord
@@ -127,58 +126,3 @@ def find_grids(board: Leaderboard, runs: dict[str, StoredRun], metric: str | Non
         best = np.unravel_index(int(np.nanargmax(valid)), valid.shape)
         grids.append(Grid(method, metric, x, y, x_values, y_values, valid, test, letters, (int(best[0]), int(best[1]))))
     return grids
-
-
-@dataclass
-class BeyondRow:
-    letter: str
-    label: str
-    values: dict[str, float]  # metric -> mean over seeds
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # list-level metrics: bootstrap (low, high)
-
-
-PER_SAMPLE = ("avg_pop", "tail", "novelty")
-LIST_LEVEL = ("coverage", "gini", "pop_ratio")
-
-
-def _nanmean(values) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(values))
-
-
-def beyond_rows(board: Leaderboard, runs: dict[str, StoredRun], split, k: int = 10, n_resamples: int = 1000, seed: int = 0):
-    """Beyond-accuracy metrics of every row at k (bench.beyond.row_metrics of its seeds)."""
-    n_items = len(split.items)
-    popularity = beyond.item_popularity(split.train.targets, n_items)
-    tail = beyond.long_tail_mask(popularity)
-    out = []
-    for row in board.rows:
-        arrays = [runs[key].arrays() for key in row.run_keys]
-        values, intervals = beyond.row_metrics(arrays, popularity, tail, n_items, len(split.train), split.test.targets, k,
-                                               n_resamples, seed)  # fmt: skip
-        out.append(BeyondRow(row.letter, row.label, values, intervals))
-    return out
-
-
-def provenance(run: StoredRun) -> dict:
-    """What the report says about where one run came from."""
-    r = run.record
-    p = r.provenance
-    return {
-        "seed": r.seed,
-        "key": r.key,
-        "created_at": r.created_at,
-        "commit": p.git_commit,
-        "dirty": p.git_dirty,
-        "packages": {k: v for k, v in p.packages.items() if v},
-        "python": p.python,
-        "platform": p.platform,
-        "device": p.device,
-        "processes": p.processes,
-        "split_hash": r.split_hash,
-        "method_version": r.method_version,
-        "fit_s": r.timing.fit_s,
-        "total_s": r.timing.total_s,
-        "folder": str(run.folder),
-    }

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 
-from bench import beyond, stats
-from bench.leaderboard import cells
-from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
+from bench.leaderboard.sections import Entry, Section
+from bench.report.model import Picture
 
 STYLE = """
 :root {
@@ -59,7 +57,6 @@ th.group { text-align: center; border-bottom: 1px solid var(--line); background:
 td.bar { background-image: linear-gradient(to right, rgba(0, 114, 178, 0.45) var(--w), transparent var(--w));
   background-size: 100% 3px; background-position: 0 100%; background-repeat: no-repeat; }
 td.best { font-weight: 700; }
-.sd { color: var(--muted); font-weight: 400; font-size: 0.88em; }
 sup.wins { color: var(--accent-2); font-weight: 700; margin-left: 2px; font-size: 0.75em; }
 .ci { display: block; color: var(--muted); font-size: 0.8em; }
 .pos { color: var(--good); } .neg { color: var(--accent-2); }
@@ -81,10 +78,9 @@ summary { cursor: pointer; padding: 8px 12px; font-size: 0.92rem; }
 summary .letter { color: var(--accent); font-weight: 700; margin-right: 6px; }
 summary .meta { color: var(--muted); font-size: 0.86em; margin-left: 8px; }
 details .inner { padding: 0 12px 10px; }
-table.kv td:first-child { color: var(--muted); white-space: nowrap; width: 1%; }
-.pkgs { display: flex; flex-wrap: wrap; gap: 4px 6px; }
-.pkg { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 0 6px; font-size: 0.82em; }
-.dirty { color: var(--accent-2); font-weight: 600; }
+table.provenance td.label { color: var(--muted); font-family: inherit; font-size: 1em; white-space: nowrap; width: 1%; }
+table.provenance td.left { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.84em;
+  word-break: break-word; }
 footer { color: var(--muted); font-size: 0.82rem; text-align: center; padding: 10px 0 30px; }
 @media print {
   body { background: white; } header.top { background: none; color: black; border-bottom: 2px solid black; }
@@ -100,128 +96,52 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+def entry_html(entry: Entry, left: bool) -> str:
+    """A cell: its text (strong when best, coloured by tone), superscript wins, then its interval;
+    the page draws a faint bar of the value against its column's best."""
+    text = esc(entry.text)
+    text = f"<strong>{text}</strong>" if entry.bold else text
+    text = f'<span class="{"pos" if entry.tone == "up" else "neg"}">{text}</span>' if entry.tone else text
+    if entry.wins:
+        text += f'<sup class="wins" title="significantly better than row(s) {esc(entry.wins)}">{esc(entry.wins)}</sup>'
+    if entry.detail:
+        text += f' <span class="ci">{esc(entry.detail)}</span>'
+    classes = ["left" if left else "num"] + (["bar"] if entry.fill is not None else []) + (["best"] if entry.bold else [])
+    bar = f' style="--w:{100.0 * entry.fill:.1f}%"' if entry.fill is not None else ""
+    return f'<td class="{" ".join(classes)}"{bar}>{text}</td>'
 
 
-def _bar_width(value: float, top: float) -> str:
-    if not top or top <= 0 or value is None or math.isnan(value) or value <= 0:
-        return "0%"
-    return f"{min(100.0, 100.0 * value / top):.1f}%"
+def _key_td(position: int, text: str, keys: int) -> str:
+    if keys == 2 and position == 0:
+        return f'<td class="letter">{esc(text)}</td>'
+    return f'<td class="label{" long" if len(text) > 40 else ""}">{esc(text)}</td>'
 
 
-def _label_td(label: str) -> str:
-    """A label cell: kept on one line unless it is long."""
-    return f'<td class="label{" long" if len(label) > 40 else ""}">{esc(label)}</td>'
-
-
-def board_table(board: Leaderboard) -> str:
-    """The leaderboard: letter, label, one cell per metric (mean ± std, bold best, superscript wins,
-    a faint bar of the value against the column's best)."""
-    head = "".join(f'<th class="num">{esc(m)}</th>' for m in board.metrics)
-    tops = {m: max((r.cells[m].mean for r in board.rows), default=0.0) for m in board.metrics}
+def table_html(section: Section) -> str:
+    keys = len(section.key_headers)
+    head = "".join(f"<th>{esc(h)}</th>" for h in section.key_headers)
+    head += "".join(f'<th class="{"left" if h in section.left else "num"}">{esc(h)}</th>' for h in section.headers)
     body = []
-    for r in board.rows:
-        tds = []
-        for m in board.metrics:
-            c = r.cells[m]
-            sd = f' <span class="sd">± {esc(_num(c.std))}</span>' if c.std is not None else ""
-            wins = f'<sup class="wins" title="significantly better than row(s) {esc(cells.wins(c))}">{esc(cells.wins(c))}</sup>' if c.wins else ""  # fmt: skip
-            value = f"<strong>{esc(_num(c.mean))}</strong>" if c.best else esc(_num(c.mean))
-            cls = "num bar best" if c.best else "num bar"
-            tds.append(f'<td class="{cls}" style="--w:{_bar_width(c.mean, tops[m])}">{value}{sd}{wins}</td>')
-        body.append(f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}{"".join(tds)}</tr>')
-    return (
-        f'<div class="scroll"><table class="leaderboard"><thead><tr><th></th><th>Method</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
+    for line in section.lines:
+        tds = "".join(_key_td(k, text, keys) for k, text in enumerate(line.keys))
+        tds += "".join(entry_html(e, h in section.left) for e, h in zip(line.entries, section.headers))
+        body.append(f"<tr>{tds}</tr>")
+    return f'<div class="scroll"><table class="{section.kind}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def intervals_table(board: Leaderboard) -> str:
-    base = board.baseline_label
-    rows = []
-    for r in board.rows:
-        if r.label == base:
-            continue
-        tds = []
-        for m in board.metrics:
-            iv = r.cells[m].vs_baseline
-            if iv is None:
-                tds.append('<td class="num">–</td>')
-                continue
-            cls = "pos" if iv.low > 0 else "neg" if iv.high < 0 else ""
-            tds.append(f'<td class="num"><span class="{cls}">{iv.diff:+.4f}</span><span class="ci">[{iv.low:+.4f}, {iv.high:+.4f}]</span></td>')  # fmt: skip
-        rows.append(f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}{"".join(tds)}</tr>')
-    head = "".join(f'<th class="num">{esc(m)}</th>' for m in board.metrics)
-    return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-
-
-def history_table(board: Leaderboard) -> str:
-    """Per row: the full-history value, then per condition its value, the change with its interval
-    (* significant) and the share of samples whose target rank moved."""
-    conditions = [c for c in ("none", "shuffled", "last") if any(e["condition"] == c for e in board.history)]
-    top = "".join(f'<th class="num group" colspan="3">history: {esc(c)}</th>' for c in conditions)
-    head = "".join('<th class="num">value</th><th class="num">Δ [95% CI]</th><th class="num">rank moved</th>' for _ in conditions)
-    body = []
-    for letter in dict.fromkeys(e["letter"] for e in board.history):
-        entries = {e["condition"]: e for e in board.history if e["letter"] == letter}
-        first = next(iter(entries.values()))
-        tds = [f'<td class="num">{_num(first["full"])}</td>']
-        for c in conditions:
-            e = entries.get(c)
-            if e is None:
-                tds.append('<td class="num">–</td>' * 3)
-                continue
-            cls = "" if not e.get("significant") else "pos" if e["diff"] > 0 else "neg"
-            star = "*" if e.get("significant") else ""
-            tds.append(
-                f'<td class="num">{_num(e["mean"])}</td><td class="num"><span class="{cls}">{e["diff"]:+.4f}{star}</span>'
-                f'<span class="ci">[{e["low"]:+.4f}, {e["high"]:+.4f}]</span></td><td class="num">{e["changed"]:.0%}</td>'
-            )
-        body.append(f'<tr><td class="letter">{esc(letter)}</td>{_label_td(first["label"])}{"".join(tds)}</tr>')
-    return (
-        f'<div class="scroll"><table><thead><tr><th class="group" colspan="3"></th>{top}</tr>'
-        f'<tr><th></th><th>Method</th><th class="num">full history</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-    )
-
-
-def cost_table(board: Leaderboard) -> str:
-    head = "".join(f'<th class="num">{esc(h)}</th>' for _, h in cells.COST)
-    body = "".join(
-        f'<tr><td class="letter">{esc(r.letter)}</td>{_label_td(r.label)}'
-        + "".join(f'<td class="num">{esc(v)}</td>' for v in cells.cost(r))
-        + "</tr>"
-        for r in board.rows
-    )
-    return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def beyond_table(rows, k: int) -> str:
-    names = beyond.metric_names(k)
-    head = "".join(f'<th class="num">{esc(n)}</th>' for n in names)
-    body = []
-    for row in rows:
-        tds = []
-        for n in names:
-            value = row.values.get(n)
-            digits = 1 if n.startswith("avg_pop") else 4 if not n.startswith("novelty") else 2
-            iv = row.intervals.get(n)
-            ci = f'<span class="ci">[{_num(iv[0], digits)}, {_num(iv[1], digits)}]</span>' if iv else ""
-            tds.append(f'<td class="num">{esc(_num(value, digits))}{ci}</td>')
-        body.append(f'<tr><td class="letter">{esc(row.letter)}</td>{_label_td(row.label)}{"".join(tds)}</tr>')
-    return f'<div class="scroll"><table><thead><tr><th></th><th>Method</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def beyond_legend(k: int) -> str:
-    items = "".join(f"<dt>{esc(name.replace('@K', f'@{k}'))}</dt><dd>{esc(text)}</dd>" for name, text in beyond.METRICS)
-    return f'<dl class="legend">{items}</dl>'
+def section_html(section: Section, anchor: str, heading: bool = True) -> str:
+    """A section: heading, table, caption, and what its columns mean."""
+    out = [f'<h3 id="{esc(anchor)}">{esc(section.title)}</h3>' if heading else f'<div id="{esc(anchor)}"></div>']
+    out.append(table_html(section) + f'<p class="caption">{esc(section.caption_text)}</p>')
+    if section.legend:
+        items = "".join(f"<dt>{esc(name)}</dt><dd>{esc(text)}</dd>" for name, text in section.legend)
+        out.append(f'<dl class="legend">{items}</dl>')
+    return "\n".join(out)
 
 
 def figure(picture, anchor: str) -> str:
     data = base64.b64encode(picture.svg_data).decode("ascii")
-    narrow = ' class="narrow"' if picture.kind in ("forest", "cost", "history") else ""
+    narrow = ' class="narrow"' if picture.kind in ("forest", "history") else ""
     return (
         f'<figure id="{esc(anchor)}"{narrow}><img src="data:image/svg+xml;base64,{data}" alt="{esc(picture.title)}">'
         f"<figcaption><strong>{esc(picture.title)}.</strong> {esc(picture.caption)} "
@@ -230,142 +150,61 @@ def figure(picture, anchor: str) -> str:
     )
 
 
-def _commit(p: dict) -> str:
-    if not p.get("commit"):
-        return "not recorded"
-    dirty = ' <span class="dirty">(uncommitted changes)</span>' if p.get("dirty") else ""
-    return f'<code title="{esc(p["commit"])}">{esc(p["commit"][:12])}</code>{dirty}'
-
-
-def _packages(p: dict) -> str:
-    shown = "".join(f'<span class="pkg">{esc(k)} {esc(v)}</span>' for k, v in sorted(p["packages"].items()))
-    return f'<div class="pkgs">{shown}</div>' if shown else "not recorded"
-
-
-def _seconds(value) -> str:
-    return "–" if value is None else f"{value:,.1f} s"
-
-
-def provenance_block(row, runs: list[dict]) -> str:
-    commits = sorted({(p.get("commit") or "")[:8] for p in runs} - {""})
-    devices = sorted({p.get("device") for p in runs if p.get("device")})
-    meta = " · ".join(
-        filter(None, [f"{len(runs)} run{'s' * (len(runs) != 1)}", f"commit {', '.join(commits)}" if commits else "", *devices])
-    )
-    fields = [
-        ("run key", lambda p: f"<code>{esc(p['key'])}</code>"),
-        ("created", lambda p: esc(p.get("created_at") or "–")),
-        ("commit", _commit),
-        ("device", lambda p: esc(p.get("device") or "not recorded")),
-        ("split hash", lambda p: f"<code>{esc(p.get('split_hash'))}</code>"),
-        ("method version", lambda p: esc(p.get("method_version") or "–")),
-        ("python", lambda p: esc(p.get("python") or "–")),
-        ("platform", lambda p: esc(p.get("platform") or "–")),
-        ("processes", lambda p: esc(p.get("processes") or "–")),
-        ("fit / total", lambda p: f"{esc(_seconds(p.get('fit_s')))} / {esc(_seconds(p.get('total_s')))}"),
-        ("packages", _packages),
-        ("stored in", lambda p: f"<code>{esc(p['folder'])}</code>"),
-    ]
-    head = "".join(f"<th>seed {esc(p['seed'])}</th>" for p in runs)
-    body = "".join(f"<tr><td>{name}</td>{''.join(f'<td>{shown(p)}</td>' for p in runs)}</tr>" for name, shown in fields)
-    parts = [f'<div class="scroll"><table class="kv"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table></div>']
+def provenance_html(section: Section) -> str:
+    """One row's runs, folded: the summary names the row, the table lists each run."""
+    letter, _, label = section.title.partition(" · ")
     return (
-        f'<details><summary><span class="letter">{esc(row.letter)}</span><span class="mono">{esc(row.label)}</span>'
-        f'<span class="meta">{esc(meta)}</span></summary><div class="inner">{"".join(parts)}</div></details>'
+        f'<details><summary><span class="letter">{esc(letter)}</span><span class="mono">{esc(label)}</span>'
+        f'<span class="meta">{esc(section.caption_text)}</span></summary><div class="inner">{table_html(section)}</div></details>'
     )
 
 
-def _parts(section) -> list[tuple[str, str]]:
-    """(anchor, heading) of a section's parts, in page order (the table of contents)."""
-    a = section.anchor
-    out = [(f"{a}-table", "Table")]
-    if section.board.has_intervals():
-        out.append((f"{a}-baseline", f"Intervals against {section.board.baseline_label}"))
-    out += [(f"{a}-{p.kind}-{i}", p.title) for i, p in enumerate(section.pictures)]
-    if section.board.history:
-        out.append((f"{a}-history-table", "History influence"))
-    out += [(f"{a}-cost-table", "Cost"), (f"{a}-beyond", "Beyond accuracy"), (f"{a}-provenance", "Provenance")]
-    return out
-
-
-def section_html(report, section) -> str:
-    board, a = section.board, section.anchor
-    out = [f'<section class="board" id="{a}"><h2><span class="num">{section.number}</span>{esc(board.title)}</h2>']
-    out.append(
-        f'<p class="sub">{len(board.rows)} rows · {esc(board.samples_text)} · {esc(stats.TESTS[board.test])}, '
-        f"{esc(stats.CORRECTIONS[board.correction])}, p &lt; {board.alpha:g}</p>"
-    )
-    out.append(f'<div id="{a}-table">{board_table(board)}</div><p class="caption">{esc(board.caption)}</p>')
-    for note in section.notes:
-        out.append(f'<p class="note">{esc(note)}</p>')
-    if board.has_intervals():
-        out.append(f'<h3 id="{a}-baseline">Intervals against {esc(board.baseline_label)}</h3>')
-        out.append(
-            f'<p class="caption">Mean of (row − {esc(board.baseline_label)}) with its paired bootstrap {CI_CONFIDENCE:.0%} '
-            f"interval ({board.n_resamples:,} resamples, seed {board.seed}); green: the interval lies above zero, red: below.</p>"
-        )
-        out.append(intervals_table(board))
-    if section.pictures:
-        out.append(f'<h3 id="{a}-pictures">Pictures</h3><div class="figures">')
-        out += [figure(p, f"{a}-{p.kind}-{i}") for i, p in enumerate(section.pictures)]
-        out.append("</div>")
-    if board.history:
-        out.append(f'<h3 id="{a}-history-table">History influence on {esc(board.history_metric)}</h3>')
-        out.append(history_table(board) + f'<p class="caption">{esc(cells.history_caption(board))}</p>')
-    out.append(f'<h3 id="{a}-cost-table">Cost</h3>{cost_table(board)}')
-    out.append('<p class="caption">Mean over seeds; GPU-hours summed over seeds; peak memory is the GPU\'s, or the process\'s on a CPU.</p>')  # fmt: skip
-    out.append(f'<h3 id="{a}-beyond">Beyond accuracy @{report.beyond_k}</h3>')
-    if section.beyond is None:
-        out.append(f'<p class="note">{esc(report.beyond_note)}</p>')
-    else:
-        out.append(beyond_table(section.beyond, report.beyond_k))
-        out.append(
-            '<p class="caption">From each run\'s stored top-50 lists (first '
-            f"{report.beyond_k}) and the training split's targets. avg_pop, tail and novelty: mean over samples, then seeds; "
-            "coverage, gini and pop_ratio: mean over seeds with a percentile bootstrap 95% interval over test samples "
-            "(the same samples for every seed; coverage's lies at or below its value, as a resample repeats samples and so shows "
-            "fewer distinct items). Long tail: the least popular items holding 20% of the training interactions.</p>"
-        )
-        out.append(beyond_legend(report.beyond_k))
+def chapter_html(chapter) -> str:
+    board, a = chapter.board, chapter.anchor
+    out = [f'<section class="board" id="{a}"><h2><span class="num">{chapter.number}</span>{esc(board.title)}</h2>']
+    out.append(f'<p class="sub">{len(board.rows)} rows · {esc(board.samples_text)}</p>')
+    pictures = False
+    for anchor, item in chapter.page():
+        if isinstance(item, Picture):
+            if not pictures:
+                out.append(f'<h3 id="{a}-pictures">Pictures</h3><div class="figures">')
+                pictures = True
+            out.append(figure(item, anchor))
+            continue
+        if pictures:
+            out.append("</div>")
+            pictures = False
+        out.append(section_html(item, anchor, heading=item.kind != "board"))
+        if item.kind == "board":
+            out += [f'<p class="note">{esc(note)}</p>' for note in chapter.notes]
+    out.append("</div>" if pictures else "")
     out.append(f'<h3 id="{a}-provenance">Provenance</h3>')
-    out += [provenance_block(r, section.provenance.get(r.letter, [])) for r in board.rows]
+    out += [provenance_html(s) for s in chapter.provenance]
     out.append("</section>")
     return "\n".join(out)
 
 
-def _when(iso: str) -> str:
-    return iso.replace("T", " ").replace("+00:00", " UTC")
+ABOUT = (
+    "Full ranking over the whole catalogue, no negative sampling. Rank r (0-based) is a hit at K when r < K; "
+    "NDCG@K = 1/log2(r + 2) for a hit. Cells are the mean over seeds of each seed's mean over its test samples "
+    "(± the standard deviation across seeds); tests are paired over the test samples rows share, on per-sample values "
+    "averaged over seeds. Everything on this page is rebuilt from the stored runs alone."
+)
 
 
 def to_html(report) -> str:
-    title = f"{report.dataset}" + (f" · {report.experiment}" if report.experiment else "")
-    o = report.options
-    facts = [
-        ("Dataset", esc(report.dataset)),
-        ("Experiment", esc(report.experiment or "all")),
-        ("Split hash", f"<code>{esc(report.split_hash)}</code>"),
-        ("Generated", esc(_when(report.generated_at))),
-        ("Tables", str(len(report.sections))),
-        ("Runs", str(report.n_runs)),
-        ("Test", esc(f"{stats.TESTS[o['test']]}, {stats.CORRECTIONS[o['correction']]}, p < {o['alpha']:g}")),
-    ]
-    if o.get("baseline"):
-        facts.append(("Baseline", esc(o["baseline"])))
-    if o.get("selection"):
-        facts.append(("Selection", esc(o["selection"])))
+    title = report.dataset + (f" · {report.experiment}" if report.experiment else "")
+    facts = "".join(
+        f"<div><dt>{esc(k)}</dt><dd>{f'<code>{esc(v)}</code>' if k == 'Split hash' else esc(v)}</dd></div>"
+        for k, v in report.facts
+    )
     toc = []
-    for s in report.sections:
-        subs = "".join(f'<li><a href="#{esc(anchor)}">{esc(text)}</a></li>' for anchor, text in _parts(s))
-        toc.append(f'<li><a href="#{s.anchor}">{esc(s.board.title)}</a><ol>{subs}</ol></li>')
+    for c in report.chapters:
+        subs = "".join(f'<li><a href="#{esc(anchor)}">{esc(text)}</a></li>' for anchor, text in c.contents())
+        toc.append(f'<li><a href="#{c.anchor}">{esc(c.board.title)}</a><ol>{subs}</ol></li>')
     toc.append('<li><a href="#about">About the numbers</a></li>')
     damaged = "".join(f'<p class="note">Left out: {esc(d.sentence())}</p>' for d in report.damaged)
-    about = (
-        '<section class="about" id="about"><h2>About the numbers</h2>'
-        '<p class="caption">Full ranking over the whole catalogue, no negative sampling. Rank r (0-based) is a hit at K '
-        "when r &lt; K; NDCG@K = 1/log2(r + 2) for a hit. Cells are the mean over seeds of each seed's mean over its test "
-        "samples (± the standard deviation across seeds); tests are paired over the test samples rows share, on per-sample "
-        "values averaged over seeds. Everything on this page is rebuilt from the stored runs alone.</p></section>"
-    )
+    exp = f' <span class="exp">· {esc(report.experiment)}</span>' if report.experiment else ""
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -374,17 +213,15 @@ def to_html(report) -> str:
             f"<title>bench report · {esc(title)}</title>",
             f"<style>{STYLE}</style></head><body>",
             '<header class="top"><div class="wrap"><p class="kicker">bench report</p>',
-            f"<h1>{esc(report.dataset)}"
-            + (f' <span class="exp">· {esc(report.experiment)}</span>' if report.experiment else "")
-            + "</h1>",
-            '<dl class="facts">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in facts) + "</dl></div></header>",
+            f"<h1>{esc(report.dataset)}{exp}</h1>",
+            f'<dl class="facts">{facts}</dl></div></header>',
             '<main class="wrap">',
             f'<nav class="toc"><h2>Contents</h2><ol>{"".join(toc)}</ol></nav>',
             damaged,
-            *(section_html(report, s) for s in report.sections),
-            about,
+            *(chapter_html(c) for c in report.chapters),
+            f'<section class="about" id="about"><h2>About the numbers</h2><p class="caption">{esc(ABOUT)}</p></section>',
             "</main>",
-            f"<footer>bench report · {esc(report.dataset)} · split {esc(report.split_hash)} · {esc(_when(report.generated_at))}</footer>",
+            f"<footer>bench report · {esc(report.dataset)} · split {esc(report.split_hash)} · {esc(report.generated_at)}</footer>",
             "</body></html>",
             "",
         ]

@@ -2,25 +2,24 @@
 backend switch): Okabe-Ito colours with line styles, markers and hatches as well, so that every
 picture also reads in greyscale print; rows are named by the table's letters and labels.
 
-Each function returns a Figure, or None when there is nothing to draw; `save` writes it as PNG
-and SVG beside the page and keeps the SVG to embed.
+Each function returns a Figure, or None when there is nothing to draw; `render` turns it into SVG
+and PNG data in memory (the report writes them beside the page later). The quality-against-cost
+picture is in cost_plot.py.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from bench.atomic import atomic_file
 from bench.labels import short_name
 from bench.leaderboard.model import Leaderboard, Row
-from bench.report.compute import Grid, pareto_front, row_seconds
+from bench.leaderboard.sections import history_conditions
+from bench.report.compute import Grid
 
 # Okabe & Ito (2008), a palette distinguishable with every common colour-vision deficiency;
 # yellow last (faint on white)
@@ -48,16 +47,6 @@ STYLE = {
 DPI = 150
 
 
-@dataclass
-class Picture:
-    kind: str  # curves, forest, grid, cost, history
-    title: str
-    caption: str
-    png: str  # file names beside the page
-    svg: str
-    svg_data: bytes  # embedded in the page
-
-
 def row_style(index: int) -> dict:
     """The colour, line style and marker of the index-th row of a table, the same in every picture."""
     return {
@@ -76,19 +65,17 @@ def row_name(row: Row, limit: int = LABEL_LIMIT) -> str:
     return plain(f"{row.letter}  {short_name(row.label, row.method, limit)}")
 
 
-def save(fig: Figure, folder: Path, stem: str, kind: str, title: str, caption: str) -> Picture:
+def render(fig: Figure) -> tuple[bytes, bytes]:
+    """(SVG, PNG) of a figure."""
     with matplotlib.rc_context(STYLE):
         svg = io.BytesIO()
         fig.savefig(svg, format="svg", metadata={"Date": None})
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=DPI, facecolor="white")
-    for name, data in ((f"{stem}.svg", svg.getvalue()), (f"{stem}.png", png.getvalue())):
-        with atomic_file(folder / name) as tmp:
-            tmp.write_bytes(data)
-    return Picture(kind, title, caption, f"{stem}.png", f"{stem}.svg", svg.getvalue())
+    return svg.getvalue(), png.getvalue()
 
 
-def _figure(width: float, height: float) -> Figure:
+def figure(width: float, height: float) -> Figure:
     with matplotlib.rc_context(STYLE):
         return Figure(figsize=(width, height), layout="constrained")
 
@@ -99,7 +86,7 @@ def curves_figure(board: Leaderboard, curves: dict[str, dict[str, np.ndarray]]) 
     if not rows:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(10.0, 4.0 + 0.22 * ((len(rows) + 1) // 2))
+        fig = figure(10.0, 4.0 + 0.22 * ((len(rows) + 1) // 2))
         axes = fig.subplots(1, 2)
         for ax, name in zip(axes, ("NDCG", "HR")):
             for index, row in enumerate(board.rows):
@@ -126,7 +113,7 @@ def forest_figure(board: Leaderboard, metric: str) -> Figure | None:
     if not rows:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(8.0, max(2.4, 1.3 + 0.42 * len(rows)))
+        fig = figure(8.0, max(2.4, 1.3 + 0.42 * len(rows)))
         ax = fig.subplots()
         for y, row in enumerate(reversed(rows)):
             iv = row.cells[metric].vs_baseline
@@ -157,7 +144,7 @@ def grid_figure(grid: Grid) -> Figure:
     """The metric over the two settings, on validation and on test, with the validation best boxed."""
     with matplotlib.rc_context(STYLE):
         width = max(8.0, 2.6 + 1.3 * len(grid.x_values) * 2)
-        fig = _figure(width, 1.6 + 0.75 * len(grid.y_values))
+        fig = figure(width, 1.6 + 0.75 * len(grid.y_values))
         axes = fig.subplots(1, 2)
         for ax, values, part in zip(axes, (grid.valid, grid.test), ("validation", "test")):
             finite = values[np.isfinite(values)]
@@ -187,39 +174,6 @@ def grid_figure(grid: Grid) -> Figure:
     return fig
 
 
-def cost_figure(board: Leaderboard, metric: str) -> tuple[Figure | None, list[str]]:
-    """Quality (metric) against fit + evaluation seconds (log scale), the Pareto front marked.
-    Returns the figure and the letters of the rows on the front."""
-    points = [(index, r, row_seconds(r)) for index, r in enumerate(board.rows)]
-    points = [(index, r, s) for index, r, s in points if s is not None and metric in r.cells]
-    if not points:
-        return None, []
-    seconds = np.array([max(s, 1e-3) for _, _, s in points])  # a log axis has no zero
-    quality = np.array([r.cells[metric].mean for _, r, _ in points])
-    front = pareto_front(seconds, quality)
-    with matplotlib.rc_context(STYLE):
-        fig = _figure(8.0, 5.0 + 0.2 * ((len(points) + 2) // 2))
-        ax = fig.subplots()
-        if len(front) > 1:
-            xs, ys = seconds[front], quality[front]
-            ax.step(xs, ys, where="post", color="black", linewidth=1.2, linestyle="--", label="Pareto front", zorder=1)
-        for k, (index, row, _) in enumerate(points):
-            on = k in front
-            style = row_style(index)
-            ax.plot([seconds[k]], [quality[k]], linestyle="none", marker=style["marker"], markersize=10 if on else 8,
-                    color=style["color"], markeredgecolor="black" if on else "white", markeredgewidth=1.8 if on else 0.8,
-                    zorder=3, label=row_name(row) + ("  (front)" if on else ""))  # fmt: skip
-            ax.annotate(row.letter, (seconds[k], quality[k]), xytext=(7, 5), textcoords="offset points", fontsize=10,
-                        fontweight="bold" if on else "normal")  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_xlabel("fit + evaluation time (s, log scale; mean over seeds)")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} against cost")
-        ax.margins(x=0.15, y=0.15)
-        fig.legend(loc="outside lower center", ncol=2)
-    return fig, [points[k][1].letter for k in front]
-
-
 CONDITION_STYLE = {
     "full": (GREY, ""),
     "none": (OKABE_ITO[1], "///"),
@@ -234,11 +188,11 @@ def history_figure(board: Leaderboard) -> Figure | None:
     if not board.history:
         return None
     letters = list(dict.fromkeys(e["letter"] for e in board.history))
-    conditions = [c for c in ("none", "shuffled", "last") if any(e["condition"] == c for e in board.history)]
+    conditions = history_conditions(board)
     bars = ["full", *conditions]
     by_row = {r.letter: r for r in board.rows}
     with matplotlib.rc_context(STYLE):
-        fig = _figure(max(7.0, 1.6 + 1.5 * len(letters) * len(bars) / 3), 4.6)
+        fig = figure(max(7.0, 1.6 + 1.5 * len(letters) * len(bars) / 3), 4.6)
         ax = fig.subplots()
         width = 0.8 / len(bars)
         for b, name in enumerate(bars):

@@ -1,0 +1,189 @@
+"""Every table a leaderboard shows, built once as headers, rows of cells and a caption; the
+terminal, Markdown, LaTeX and HTML renderers only lay these out, so a number reads the same in each.
+
+    board_sections(board) -> [the accuracy table, differences from the baseline, history influence,
+                              beyond accuracy, cost]   (those the board holds, in this order)
+
+A cell (`Entry`) is its text, plus what a format may mark: bold for the best of a column, the
+letters of the rows it beats (superscript), an interval shown after it, a tone (an interval above
+or below zero) and a fill (its share of the column's best, which the page draws as a bar).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench import stats
+from bench.history import CONDITIONS
+from bench.leaderboard import cells
+from bench.leaderboard.model import CI_CONFIDENCE, Leaderboard
+
+ROW_KEYS = ("", "Method")  # the row letter and label head every row of a board's tables
+
+
+@dataclass(frozen=True)
+class Entry:
+    text: str
+    bold: bool = False
+    wins: str = ""
+    detail: str = ""  # an interval, "[low, high]", shown after the text
+    tone: str = ""  # "up" or "down": an interval that lies above or below zero
+    fill: float | None = None
+
+    @property
+    def plain(self) -> str:
+        """The cell as plain text, as every format reads once its markup is taken away."""
+        return " ".join(filter(None, [self.text + self.wins, self.detail]))
+
+
+@dataclass(frozen=True)
+class Line:
+    """A table row: its key cells (letter and label, or a field name) and its value cells."""
+
+    keys: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    method: str = ""  # the row's method: a narrow column shows a long label as method[…]
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: str  # board, intervals, history, beyond, cost, provenance
+    title: str
+    key_headers: tuple[str, ...]
+    headers: tuple[str, ...]
+    lines: tuple[Line, ...]
+    caption: tuple[str, ...]  # sentences of the caption; a paragraph joins them with spaces
+    legend: tuple[tuple[str, str], ...] = ()  # (column, what it means)
+    left: tuple[str, ...] = ()  # value columns of text, aligned left (the others are numbers)
+
+    @property
+    def caption_text(self) -> str:
+        return " ".join(filter(None, self.caption))
+
+
+def _line(row, entries) -> Line:
+    return Line((row.letter, row.label), tuple(entries), row.method)
+
+
+def board_section(board: Leaderboard) -> Section:
+    tops = {m: max((r.cells[m].mean for r in board.rows), default=0.0) for m in board.metrics}
+    lines = []
+    for r in board.rows:
+        entries = []
+        for m in board.metrics:
+            c = r.cells[m]
+            fill = c.mean / tops[m] if tops[m] > 0 and c.mean > 0 else 0.0
+            entries.append(Entry(cells.value(c), bold=c.best, wins=cells.wins(c), fill=min(1.0, fill)))
+        lines.append(_line(r, entries))
+    caption = (board.significance_line, board.settings_line, *board.notes)
+    return Section("board", board.title, ROW_KEYS, tuple(board.metrics), tuple(lines), tuple(filter(None, caption)))
+
+
+def intervals_section(board: Leaderboard) -> Section:
+    base = board.baseline_label
+    lines = []
+    for r in board.rows:
+        if r.label == base:
+            continue
+        entries = []
+        for m in board.metrics:
+            iv = r.cells[m].vs_baseline
+            if iv is None:
+                entries.append(Entry("-"))
+                continue
+            diff, detail = cells.interval(iv)
+            entries.append(Entry(diff, detail=detail, tone="up" if iv.low > 0 else "down" if iv.high < 0 else ""))
+        lines.append(_line(r, entries))
+    caption = (
+        f"Mean of (row - {base}) with its paired bootstrap {CI_CONFIDENCE:.0%} interval "
+        f"({board.n_resamples:,} resamples, seed {board.seed}).",
+    )
+    return Section("intervals", f"Difference from {base}", ROW_KEYS, tuple(board.metrics), tuple(lines), caption)
+
+
+def history_conditions(board: Leaderboard) -> list[str]:
+    return [c for c in CONDITIONS if any(e["condition"] == c for e in board.history)]
+
+
+def history_section(board: Leaderboard) -> Section:
+    """The full-history value, then per condition the value, its difference from full with the
+    bootstrap interval (* when the corrected paired test finds it significant) and the share of
+    samples whose target rank changed."""
+    conditions = history_conditions(board)
+    headers = ["full"] + [h for c in conditions for h in (c, f"Δ {c} [95% CI]", f"{c}: rank moved")]
+    by_row = {r.letter: r for r in board.rows}
+    lines = []
+    for letter in dict.fromkeys(e["letter"] for e in board.history):
+        found = {e["condition"]: e for e in board.history if e["letter"] == letter}
+        first = next(iter(found.values()))
+        entries = [Entry(f"{first['full']:.4f}")]
+        for c in conditions:
+            e = found.get(c)
+            if e is None:
+                entries += [Entry("-")] * 3
+                continue
+            star = "*" if e.get("significant") else ""
+            tone = "" if not star else "up" if e["diff"] > 0 else "down"
+            detail = cells.bracket(cells.signed(e["low"]), cells.signed(e["high"]))
+            entries += [Entry(f"{e['mean']:.4f}"), Entry(cells.signed(e["diff"]) + star, detail=detail, tone=tone),
+                        Entry(cells.share(e["changed"]))]  # fmt: skip
+        row = by_row.get(letter)
+        lines.append(Line((letter, first["label"]), tuple(entries), row.method if row else ""))
+    caption = (
+        f"{board.history_metric} with the history changed (none: no history; shuffled: its order destroyed; last: the "
+        f"last item only) by the same fitted model. Δ: mean difference from the full history with its paired bootstrap "
+        f"95% interval; * marks a significant change ({stats.TESTS[board.test]}, {stats.CORRECTIONS[board.correction]} over the "
+        f"table's row-condition pairs, p < {board.alpha:g}); rank moved: share of samples whose target rank changed.",
+    )
+    return Section("history", f"History influence on {board.history_metric}", ROW_KEYS, tuple(headers), tuple(lines), caption)
+
+
+def beyond_caption(k: int) -> tuple[str, ...]:
+    from bench.beyond import TAIL_SHARE
+    from bench.store import TOP_N
+
+    return (
+        f"Who gets recommended, from the first {k} items of each run's stored top-{TOP_N} lists and the training split's targets.",
+        "avg_pop, tail and novelty: mean over test samples, then over seeds; coverage, gini and pop_ratio: one value per "
+        "run, mean over seeds.",
+        "gini and pop_ratio carry a bias-corrected bootstrap 95% interval over test samples (the same samples for every "
+        "seed; none where the resamples do not bracket the value); coverage has none, as a resample repeats samples and "
+        "so shows fewer distinct items than the test set: its resamples would not describe its uncertainty.",
+        f"Long tail: the least popular items holding {TAIL_SHARE:.0%} of the training interactions.",
+    )
+
+
+def beyond_section(board: Leaderboard) -> Section:
+    from bench.beyond import METRICS, metric_names
+
+    k = board.beyond[0]["k"]
+    names = metric_names(k)
+    lines = []
+    by_row = {r.letter: r for r in board.rows}
+    for entry in board.beyond:
+        shown = []
+        for name in names:
+            iv = entry["intervals"].get(name)
+            detail = cells.bracket(cells.beyond(name, iv[0]), cells.beyond(name, iv[1])) if iv else ""
+            shown.append(Entry(cells.beyond(name, entry["values"].get(name)), detail=detail))
+        row = by_row.get(entry["letter"])
+        lines.append(Line((entry["letter"], entry["label"]), tuple(shown), row.method if row else ""))
+    legend = tuple((name, text) for name, (_, text) in zip(names, METRICS))
+    return Section("beyond", f"Beyond accuracy @{k}", ROW_KEYS, tuple(names), tuple(lines), beyond_caption(k), legend)
+
+
+def cost_section(board: Leaderboard) -> Section:
+    lines = [_line(r, [Entry(cells.cost(key, r.cost.get(key))) for key, _ in cells.COST]) for r in board.rows]
+    caption = ("Mean over seeds; GPU-hours summed over seeds; peak memory is the GPU's, or the process's on a CPU.",)
+    headers = tuple(header for _, header in cells.COST)
+    return Section("cost", "Cost", ROW_KEYS, headers, tuple(lines), caption, left=("device",))
+
+
+def board_sections(board: Leaderboard) -> list[Section]:
+    """The tables of one board, in the order every format shows them."""
+    found = [board_section(board)]
+    found += [intervals_section(board)] if board.has_intervals() else []
+    found += [history_section(board)] if board.history else []
+    found += [beyond_section(board)] if board.beyond else []
+    found += [cost_section(board)] if board.show_cost else []
+    return found
