@@ -15,7 +15,7 @@ from bench import registry
 from bench.data.split import Samples
 from bench.errors import BenchError
 from bench.history import change_history, check_conditions
-from bench.leaderboard import build_leaderboards, print_leaderboard
+from bench.leaderboard import LeaderboardOptions, build_leaderboards, print_leaderboard
 from bench.method import Method, Recommendations
 from bench.request import Evaluation, RunRequest
 from bench.runner import run_benchmark
@@ -108,7 +108,7 @@ def test_history_conditions_are_stored_and_reported(tmp_path, echo):
     assert echo_run.arrays("history_none")["rank"].tolist() == [-1] * 12
     assert echo_run.record.history["none"].metrics["HR@10"] == 0.0
 
-    (board,) = build_leaderboards("tiny", store=store, history=True, n_resamples=200)
+    (board,) = build_leaderboards("tiny", LeaderboardOptions(history=True, n_resamples=200), store=store)
     found = {(e["label"], e["condition"]): e for e in board.history}
     none, last = found[("echo", "none")], found[("echo", "last")]
     assert none["full"] == pytest.approx(1.0) and none["mean"] == 0.0 and none["diff"] == pytest.approx(-1.0)

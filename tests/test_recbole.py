@@ -373,7 +373,7 @@ def test_user_errors_end_in_a_bench_error(tmp_path):
 
 @pytest.mark.slow
 def test_a_short_run_is_stored_and_read_by_the_leaderboard():
-    from bench.leaderboard import build_leaderboards
+    from bench.leaderboard import LeaderboardOptions, build_leaderboards
     from bench.request import Evaluation, RunRequest
     from bench.runner import run_benchmark
     from bench.subsets import SampleChoice
@@ -395,7 +395,7 @@ def test_a_short_run_is_stored_and_read_by_the_leaderboard():
     assert record.method == "sasrec" and record.n_test == 30
     assert record.info["epochs_trained"] == 1 and record.config["epochs"] == 1
     assert 0.0 <= record.metrics["NDCG@10"] <= record.metrics["HR@10"] <= 1.0
-    (board,) = build_leaderboards(split.name, n_resamples=100)
+    (board,) = build_leaderboards(split.name, LeaderboardOptions(n_resamples=100))
     (row,) = board.rows
     assert row.method == "sasrec"
     assert row.cells["NDCG@10"].mean == pytest.approx(record.metrics["NDCG@10"])
