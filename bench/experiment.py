@@ -15,7 +15,8 @@ and `bench report --experiment FILE` build its tables.
     alpha = [0.05, 0.1]
     [test]       limit, subset ("random" or "first"), subset_seed (also the validation subset's seed)
     [valid]      score (true/false; on by default with a grid or select_on), limit
-    [leaderboard] metrics, test, correction, alpha, baseline, pairs, select_on, select_metric, all_configs, seed
+    [leaderboard] metrics, test, correction, alpha, baseline, pairs, select_on, select_metric, all_configs, seed,
+                 power (true: each comparison's minimum detectable effect under the tables)
     [executor]   device, executor, jobs, partition, gpus_per_job, time (minutes), cpus_per_job, sbatch
     [[references]] row, dataset, values = {"NDCG@10" = 0.053}, source, table, doi, url
 
@@ -71,11 +72,12 @@ class TableOptions:
     select_metric: str = "NDCG@10"
     all_configs: bool = False
     seed: int = 0
+    power: bool = False  # show each comparison's minimum detectable effect (bench leaderboard --power)
 
     def as_kwargs(self) -> dict[str, Any]:
-        """The leaderboard options the experiment fixes, by the names of `bench leaderboard`'s options
-        (the fields of the leaderboard's options object); the experiment's name and methods select
-        its runs."""
+        """The fields of bench.leaderboard.options.LeaderboardOptions the experiment fixes, to feed
+        `LeaderboardOptions(**table.as_kwargs())` (or `dataclasses.replace` of the command's options);
+        the experiment's name and methods select its runs (LeaderboardOptions.selection)."""
         return {
             "metrics": tuple(self.metrics),
             "test": self.test,
@@ -87,6 +89,7 @@ class TableOptions:
             "select_metric": self.select_metric,
             "all_configs": self.all_configs,
             "seed": self.seed,
+            "power": self.power,
         }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from bench.describe import default_text
 from bench.errors import BenchError
 from bench.experiment_settings import check_grids, check_settings
+from bench.leaderboard.options import PAIRS, SELECT_ON  # the choices of `bench leaderboard --pairs` and `--select-on`
 from bench.toml_checks import (
     Mistakes,
     expect_choice,
@@ -36,12 +37,11 @@ TOP_KEYS = (
 )  # fmt: skip
 TEST_KEYS = ("limit", "subset", "subset_seed")
 VALID_KEYS = ("score", "limit")
-TABLE_KEYS = ("metrics", "test", "correction", "alpha", "baseline", "pairs", "select_on", "select_metric", "all_configs", "seed")
+TABLE_KEYS = (
+    "metrics", "test", "correction", "alpha", "baseline", "pairs", "select_on", "select_metric", "all_configs", "seed", "power",
+)  # fmt: skip
 EXECUTOR_KEYS = ("device", "executor", "jobs", "partition", "gpus_per_job", "time", "cpus_per_job", "sbatch")
 REFERENCE_KEYS = ("row", "dataset", "values", "source", "table", "doi", "url")
-# the choices of `bench leaderboard --pairs` and `--select-on` (bench.leaderboard.compare.PAIRS, SELECT_ON)
-PAIRS = ("all", "baseline")
-SELECT_ON = ("valid",)
 
 
 def check_experiment(raw: dict, m: Mistakes) -> dict[str, Any]:
@@ -219,9 +219,11 @@ def _check_table(m: Mistakes, table: dict, methods: list[str]):
             'leaderboard.pairs = "baseline" compares each row with the baseline; name it with baseline = "METHOD".',
         )
     select_metric = _check_metric(m, where + ("select_metric",), table.get("select_metric", "NDCG@10"))
-    all_configs = table.get("all_configs", False)
-    if not isinstance(all_configs, bool):
-        m.add(where + ("all_configs",), f"leaderboard.all_configs must be true or false, not {toml_text(all_configs)}.")
+    flags = {}
+    for key in ("all_configs", "power"):
+        flags[key] = table.get(key, False)
+        if not isinstance(flags[key], bool):
+            m.add(where + (key,), f"leaderboard.{key} must be true or false, not {toml_text(flags[key])}.")
     return TableOptions(
         metrics=tuple(chosen),
         test=expect_choice(m, where + ("test",), table.get("test", "t"), tuple(stats.TESTS)) or "t",
@@ -231,8 +233,9 @@ def _check_table(m: Mistakes, table: dict, methods: list[str]):
         pairs=pairs,
         select_on=expect_choice(m, where + ("select_on",), table.get("select_on"), SELECT_ON),
         select_metric=select_metric or "NDCG@10",
-        all_configs=all_configs is True,
+        all_configs=flags["all_configs"] is True,
         seed=expect_int(m, where + ("seed",), table.get("seed", 0), 0, "seed = 0") or 0,
+        power=flags["power"] is True,
     )
 
 

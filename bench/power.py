@@ -88,7 +88,10 @@ def t_power(effect: float, sd: float, n: int, level: float) -> float:
     df = n - 1
     critical = scipy_stats.t.ppf(1.0 - level / 2.0, df)
     shift = effect * math.sqrt(n) / sd
-    return float(scipy_stats.nct.sf(critical, df, shift) + scipy_stats.nct.cdf(-critical, df, shift))
+    # P(T < -c) as P(T' > c) with the noncentrality negated: scipy's nct.cdf returns nan deep in the
+    # lower tail (e.g. df 7, noncentrality 8), where the tail is below 1e-15; its sf there gives 0
+    lower = scipy_stats.nct.sf(critical, df, -shift)
+    return float(scipy_stats.nct.sf(critical, df, shift) + (0.0 if math.isnan(lower) else lower))
 
 
 def t_mde(sd: float, n: int, level: float, power: float = POWER) -> float:
@@ -272,7 +275,8 @@ class PairPower:
     mde: float  # in the metric's units
     method: str  # "noncentral t" or "simulation"
     effect: float | None = None  # a target effect asked about
-    needed: int | None = None  # test samples that effect needs
+    needed: int | None = None  # test samples that effect needs; None when not asked, or not reachable
+    needed_note: str = ""  # why no number of samples reaches the effect ("" when one does)
 
 
 def table_power(differences: Mapping[tuple[str, str], np.ndarray], test: str = "t", correction: str = "holm",
@@ -289,15 +293,19 @@ def table_power(differences: Mapping[tuple[str, str], np.ndarray], test: str = "
         sd = float(d.std(ddof=1))
         if test == "t":
             mde, method = t_mde(sd, len(d), level, power), "noncentral t"
-            needed = t_samples_needed(sd, target_effect, level, power) if target_effect else None
         else:
             mde, method = simulated_mde(d, test, level, power, n_simulations, n_flips, seed), "simulation"
-            needed = (
-                simulated_samples_needed(d, target_effect, test, level, power, n_simulations, n_flips, seed)
-                if target_effect
-                else None
-            )
-        found.append(PairPower(row, other, test, len(d), float(d.mean()), sd, level, power, mde, method, target_effect, needed))
+        needed, note = None, ""
+        if target_effect:
+            try:
+                if test == "t":
+                    needed = t_samples_needed(sd, target_effect, level, power)
+                else:
+                    needed = simulated_samples_needed(d, target_effect, test, level, power, n_simulations, n_flips, seed)
+            except ValueError as exc:  # an effect out of reach is an answer about this pair, not a failure of the table
+                note = str(exc)
+        found.append(PairPower(row, other, test, len(d), float(d.mean()), sd, level, power, mde, method, target_effect,
+                               needed, note))  # fmt: skip
     return found
 
 

@@ -63,6 +63,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--dtype", choices=DTYPES, default="auto", help="auto: bfloat16 on a GPU (as the methods decode), float32 on a CPU"
     )
+    parser.add_argument(
+        "--layout",
+        choices=("quoted", "title-close"),
+        default="quoted",
+        help="label layout (the methods' label_layout; default theirs)",
+    )
     parser.add_argument("--prompts", type=int, default=16, help="test samples to decode")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per decoding batch")
@@ -95,6 +101,7 @@ def main(argv=None) -> dict:
     from methods.llm.decode import TitleTrie, constrained_beam_search, generate_beams
     from methods.llm.examples import inference_prompts
     from methods.llm.ground import embed_texts, ground_by_l2
+    from methods.llm.prompts import PromptFormat
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,12 +116,13 @@ def main(argv=None) -> dict:
     texts = models.tiny_training_texts(split.card, titles) if args.model == models.TINY else None
     loaded = models.load_model(args.model, device, cache_dir=paths.cache_dir(), tiny_texts=texts)
     model, tokenizer = loaded.model.to(device=device, dtype=dtype).eval(), loaded.tokenizer
-    prompts = inference_prompts(tokenizer, split.card, titles, split.test.head(args.prompts), cutoff=1024)
-    trie = TitleTrie(tokenizer, titles)  # the method builds it once per run, as here
+    fmt = PromptFormat(tokenizer, split.card, args.layout, 1024)  # the methods' default cutoff
+    prompts = inference_prompts(fmt, titles, split.test.head(args.prompts))
+    trie = TitleTrie(fmt, titles)  # the method builds it once per run, as here
     item_vectors = embed_texts(model, tokenizer, titles, batch_size=32)  # once per run in a method: untimed
 
     def constrained(search, which):
-        items, _ = constrained_beam_search(model, tokenizer, which, titles, num_beams=10, max_new_tokens=args.max_new_tokens,
+        items, _ = constrained_beam_search(model, fmt, which, titles, num_beams=10, max_new_tokens=args.max_new_tokens,
                                            batch_size=args.batch_size, trie=trie, search=search)  # fmt: skip
         return [row[row >= 0].tolist() for row in items]
 
@@ -129,7 +137,7 @@ def main(argv=None) -> dict:
         if not result:
             return None
         if leg == "constrained":
-            return P.response_ids(tokenizer, titles[result[0]])
+            return fmt.response_ids(titles[result[0]])
         return tokenizer(result[0], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
     def timed(fn, search):

@@ -4,6 +4,7 @@ on a model built from a published config with random weights (no download).
     .venv/bin/python benchmarks/llm_throughput.py --shape qwen2-0.5b --device cuda --json gpu.json
     .venv/bin/python benchmarks/llm_throughput.py --shape tiny --device cpu --threads 1
     .venv/bin/python benchmarks/llm_throughput.py --quick          # dry run: tiny sizes, one repeat pair
+    .venv/bin/python benchmarks/llm_throughput.py --shape tiny --device cpu --threads 1 --legs engine,gradcraft
 
 Legs, each one epoch over the same synthetic examples with the same model (a fresh AdamW each time):
     engine     what methods.llm.train runs: micro-batches grouped by length (EpochBatches), the
@@ -15,16 +16,23 @@ Legs, each one epoch over the same synthetic examples with the same model (a fre
                label positions line up), model(...).logits (the LM head over the full vocabulary
                at every position) and the loss computed from those full logits (cross-entropy at
                every position, -100 outside the response)
-Both legs build their micro-batches on the host, as a data loader does, and copy them to the device
-the same way (pinned memory, non-blocking on a GPU); neither leg reads a device value on the host
-inside its step. Before timing, both legs' losses on the same micro-batch must agree to 1e-2
-(asserted, printed).
+    gradcraft  the engine with balance=gradcraft (methods.llm.gradcraft): the same batches and
+               forward, L_f and L_cf back-propagated apart (the graph kept for the second), each
+               term's gradients collected, the update crafted and written before the step; its
+               cost against the `engine` leg (balance=fixed) is the ratio gradcraft/engine.
+`--legs` chooses them (default engine,reference). Every leg builds its micro-batches on the host,
+as a data loader does, and copies them to the device the same way (pinned memory, non-blocking on
+a GPU); no leg reads a device value on the host inside its step. Before timing, the engine's and
+the reference's losses on the same micro-batch must agree to 1e-2 (asserted, printed).
 
 Timing: a warm-up round (--warmup micro-batches of each leg, untimed), then --repeats rounds that
-each time one epoch of both legs, alternating which goes first. Reported per leg, median [min-max]
+each time one epoch of every leg, the order reversed every other round. Reported per leg, median [min-max]
 over the rounds: samples/s, tokens/s (real tokens through the model, factual + counterfactual), ms
 per micro-batch, MFU; the padded share of the computed positions; peak CUDA memory, allocated and
-reserved (max over the rounds). Then the ratios engine/reference, one per round, median [min-max].
+reserved (max over the rounds), or on a CPU the peak resident memory of the process during the
+epoch and its rise over the epoch's start (Linux: freed memory is returned to the system and the
+peak reset before each epoch). Then the ratios engine/reference and gradcraft/engine, one per
+round, median [min-max], and the legs' peak memory ratios.
 
 MFU = model FLOPs of the leg / seconds / peak FLOP/s, the model FLOPs counted per real token
 (padding is counted nowhere: it is the waste the padding column shows):
@@ -37,7 +45,8 @@ MFU = model FLOPs of the leg / seconds / peak FLOP/s, the model FLOPs counted pe
                training: 6 x layers x d x s(s+1) (half the non-causal 12 x layers x hidden x s^2)
 The peak is --peak-flops, else the bf16 dense peak of the GPU named by torch.cuda.get_device_name
 (H100 SXM 989.4, H100 PCIe 756, H100 NVL 835, H200 SXM 989.4, H200 NVL 835, GH200 989.4, A100 312
-TFLOP/s); any other device is an "unknown peak" and gets no MFU. --precision auto trains as the
+TFLOP/s); any other device is an "unknown peak" and gets no MFU. The gradcraft leg is counted as
+the engine (its second backward through the factual pass is the overhead, not model FLOPs). --precision auto trains as the
 engine does by default: bf16-mixed on a GPU (float32 weights and AdamW state, bf16 autocast), fp32
 on a CPU.
 
@@ -51,10 +60,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import gc
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -201,8 +214,32 @@ class Flops:
 # ------------------------------------------------------------------------------ the engine's leg
 
 
-def engine_leg(model, examples, cf_prompt, args):
-    """(micro-batch index lists in the engine's order, step(index, device) -> loss, counts(index) -> dict)."""
+@dataclass
+class Leg:
+    """One way of training: its micro-batches in order, the loss of one (for the loss check), what
+    one costs (counts), and `start()`, called before each epoch, giving the step's forward and
+    backward: backward(index, device, autocast) leaves the gradients in the parameters."""
+
+    order: list
+    loss_of: Callable | None
+    counts: Callable
+    start: Callable
+
+
+def plain_backward(loss_of):
+    def start():
+        def backward(index, device, autocast):
+            with autocast():
+                loss = loss_of(index, device)
+            loss.backward()
+
+        return backward
+
+    return start
+
+
+def engine_leg(model, examples, cf_prompt, args) -> Leg:
+    """The engine's order, collate and loss (balance=fixed)."""
     from methods.llm import loss as engine_loss
     from methods.llm.batching import EpochBatches, collate
     from methods.llm.loss import LabelLogits, cft_loss
@@ -229,7 +266,38 @@ def engine_leg(model, examples, cf_prompt, args):
         labels = sum(len(e.response) for e in exs) * (2 if use_cf else 1)
         return {"lengths": f + cf, "computed": computed, "head_positions": labels}
 
-    return order, loss_of, counts
+    return Leg(order, loss_of, counts, plain_backward(loss_of))
+
+
+def gradcraft_leg(model, examples, cf_prompt, args) -> Leg:
+    """The engine with balance=gradcraft (GradCraft's reference settings): the engine's order,
+    collate and forward, then methods.llm.train's crafted pass and step."""
+    from methods.llm.batching import collate
+    from methods.llm.gradcraft import TaskGradients
+    from methods.llm.loss import LabelLogits, pass_terms
+    from methods.llm.objective import GradCraftSettings, Objective
+
+    fixed = engine_leg(model, examples, cf_prompt, argparse.Namespace(**dict(vars(args), alpha=args.alpha or 1.0)))
+    objective = Objective(1.0, args.beta, balance="gradcraft", gradcraft=GradCraftSettings())
+    module = LabelLogits(model)
+
+    def start():
+        tasks = TaskGradients([p for p in model.parameters() if p.requires_grad], 2, objective.gradcraft)
+
+        def backward(index, device, autocast):
+            batch = to_device(collate([examples[i] for i in index], cf_prompt, pad_id=0, counterfactual=True), device)
+            with autocast():
+                z_f, z_cf = module(batch, counterfactual=True)
+            l_f, l_cf = pass_terms(z_f, z_cf, batch, objective)
+            l_f.backward(retain_graph=True)
+            tasks.collect(0)
+            l_cf.backward()
+            tasks.collect(1)
+            tasks.write_update()
+
+        return backward
+
+    return Leg(fixed.order, None, fixed.counts, start)
 
 
 # --------------------------------------------------------------------------- the reference leg
@@ -266,8 +334,8 @@ def reference_batch(examples, cf_prompt, use_cf: bool, beta: float):
     return factual, cf, weights
 
 
-def reference_leg(model, examples, cf_prompt, args):
-    """(micro-batch index lists in plain shuffled order, step(index, device) -> loss, counts(index) -> dict)."""
+def reference_leg(model, examples, cf_prompt, args) -> Leg:
+    """The reference code's order, padding and full-vocabulary loss."""
     import torch.nn.functional as F
 
     from methods.llm.batching import EpochBatches
@@ -302,10 +370,31 @@ def reference_leg(model, examples, cf_prompt, args):
         computed = len(exs) * max(f) * (2 if use_cf else 1)
         return {"lengths": f + cf, "computed": computed, "head_positions": sum(f) + sum(cf)}
 
-    return order, loss_of, counts
+    return Leg(order, loss_of, counts, plain_backward(loss_of))
 
 
-LEGS = {"engine": engine_leg, "reference": reference_leg}
+LEGS = {"engine": engine_leg, "reference": reference_leg, "gradcraft": gradcraft_leg}
+RATIOS = (("engine", "reference"), ("gradcraft", "engine"))  # (numerator leg, denominator leg) when both run
+
+
+def _status_bytes(key: str) -> int:
+    """A size from /proc/self/status (Linux), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {key} in /proc/self/status")
+
+
+def reset_peak_rss() -> int | None:
+    """Return freed memory to the system and reset the process's peak resident size to the
+    current one (Linux); the current size in bytes, None where this cannot be done."""
+    try:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_bytes("VmRSS")
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------- timing
@@ -316,9 +405,10 @@ class Runner:
 
     def __init__(self, name, model, examples, cf_prompt, args, device, autocast, flops: Flops):
         self.name, self.model, self.device, self.autocast = name, model, device, autocast
-        self.order, self.loss_of, counts = LEGS[name](model, examples, cf_prompt, args)
+        self.leg = LEGS[name](model, examples, cf_prompt, args)
+        self.order = self.leg.order
         self.n_examples = len(examples)
-        per_step = [counts(index) for index in self.order]
+        per_step = [self.leg.counts(index) for index in self.order]
         self.tokens = sum(sum(c["lengths"]) for c in per_step)
         self.computed = sum(c["computed"] for c in per_step)
         self.flops = sum(flops.step(c["lengths"], c["head_positions"]) for c in per_step)
@@ -327,14 +417,13 @@ class Runner:
         import torch
 
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+        backward = self.leg.start()
         self.model.train()
         for index in batches:
-            with self.autocast():
-                loss = self.loss_of(index, self.device)
-            loss.backward()
+            backward(index, self.device, self.autocast)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        del optimizer  # its moments go before the next leg measures its peak
+        del optimizer, backward  # their state goes before the next leg measures its peak
 
     def warm_up(self, steps: int) -> None:
         self._steps(self.order[:steps])
@@ -343,10 +432,13 @@ class Runner:
         import torch
 
         cuda = self.device.type == "cuda"
+        start_rss = None
         if cuda:
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            start_rss = reset_peak_rss()
         t0 = time.perf_counter()
         self._steps(self.order)
         if cuda:
@@ -357,18 +449,22 @@ class Runner:
             out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
             out["peak_reserved_gib"] = torch.cuda.max_memory_reserved(self.device) / 2**30
             torch.cuda.empty_cache()
+        elif start_rss is not None:
+            peak = _status_bytes("VmHWM")
+            out["peak_rss_gib"] = peak / 2**30
+            out["peak_rss_rise_gib"] = (peak - start_rss) / 2**30
         return out
 
 
 def same_batch_losses(model, examples, cf_prompt, args, device, autocast):
-    """Both legs' losses on the reference order's first micro-batch, weights untouched."""
+    """The engine's and the reference's losses on the reference order's first micro-batch, weights untouched."""
     import torch
 
-    index = reference_leg(model, examples, cf_prompt, args)[0][0]
+    index = reference_leg(model, examples, cf_prompt, args).order[0]
     model.eval()
     with torch.no_grad(), autocast():
-        engine = float(engine_leg(model, examples, cf_prompt, args)[1](index, device))
-        reference = float(reference_leg(model, examples, cf_prompt, args)[1](index, device))
+        engine = float(engine_leg(model, examples, cf_prompt, args).loss_of(index, device))
+        reference = float(reference_leg(model, examples, cf_prompt, args).loss_of(index, device))
     return engine, reference
 
 
@@ -401,7 +497,12 @@ def parse_args(argv=None):
         "--steps", type=int, default=20, help="micro-batches per leg and epoch (the epoch: steps x micro-batch examples)"
     )
     parser.add_argument("--warmup", type=int, default=3, help="untimed micro-batches of each leg before the first timed round")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds, each one epoch of both legs, the order alternating")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds, each one epoch of every leg, the order alternating")
+    parser.add_argument(
+        "--legs",
+        default="engine,reference",
+        help=f"comma-separated legs to time, of {', '.join(LEGS)} (default engine,reference)",
+    )
     parser.add_argument("--prompt-len", type=int, default=200, help="longest factual prompt, tokens")
     parser.add_argument("--min-prompt-len", type=int, default=80, help="shortest factual prompt, tokens")
     parser.add_argument("--response-len", type=int, default=20, help="longest response (title + EOS), tokens")
@@ -424,7 +525,82 @@ def parse_args(argv=None):
         parser.error("need 1 <= --min-prompt-len <= --prompt-len and --response-len >= 2")
     if args.repeats < 1 or args.steps < 1:
         parser.error("--repeats and --steps must be at least 1")
+    args.legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
+    unknown = [leg for leg in args.legs if leg not in LEGS]
+    if unknown or not args.legs:
+        parser.error(f"--legs names {', '.join(unknown) or 'nothing'}; choose from {', '.join(LEGS)}")
     return args
+
+
+def time_rounds(runners: dict, args) -> dict[str, list[dict]]:
+    """A warm-up, then --repeats rounds of one timed epoch per leg, the order reversed every other round."""
+    for runner in runners.values():
+        runner.warm_up(args.warmup)
+    rounds: dict[str, list[dict]] = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(args.repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            out = runners[name].epoch()
+            rounds[name].append(out)
+            print(f"  round {r + 1}: {name:9s} {out['seconds']:8.3f} s", flush=True)
+    return rounds
+
+
+MEMORY_KEYS = ("peak_allocated_gib", "peak_reserved_gib", "peak_rss_gib", "peak_rss_rise_gib")
+
+
+def leg_summary(runner: Runner, rounds: list[dict], peak_flops: float | None) -> dict:
+    seconds = [o["seconds"] for o in rounds]
+    leg = {
+        "samples_per_s": spread([runner.n_examples / s for s in seconds]),
+        "tokens_per_s": spread([runner.tokens / s for s in seconds]),
+        "ms_per_step": spread([1000 * s / len(runner.order) for s in seconds]),
+        "mfu": spread([runner.flops / s / peak_flops for s in seconds]) if peak_flops else None,
+        "padding": 1 - runner.tokens / runner.computed,
+        "tokens": runner.tokens,
+        "model_flops_per_epoch": runner.flops,
+    }
+    for key in MEMORY_KEYS:
+        if all(key in o for o in rounds):
+            leg[key] = max(o[key] for o in rounds)
+    return leg
+
+
+def leg_ratios(runners: dict, rounds: dict, legs: dict, a: str, b: str, peak_flops: float | None) -> dict:
+    """Leg a against leg b: samples/s (and MFU) per round, median [min-max], and peak memory."""
+    a_s = [o["seconds"] for o in rounds[a]]
+    b_s = [o["seconds"] for o in rounds[b]]
+    out: dict = {"samples_per_s": spread([sb / sa for sa, sb in zip(a_s, b_s)])}
+    if peak_flops:
+        a_f, b_f = runners[a].flops, runners[b].flops
+        out["mfu"] = spread([(a_f / sa) / (b_f / sb) for sa, sb in zip(a_s, b_s)])
+    for key in MEMORY_KEYS:
+        if key in legs[a] and key in legs[b] and legs[b][key] > 0:
+            out[key] = legs[a][key] / legs[b][key]
+    return out
+
+
+def print_table(legs: dict, ratios: dict, repeats: int, peak_flops: float | None, cuda: bool) -> None:
+    print(f"  median [min-max] of {repeats} rounds" + ("" if peak_flops else "; MFU: unknown peak (give --peak-flops)"))
+    memory_head = "peak GiB alloc/reserved" if cuda else "peak RSS GiB (rise)"
+    print(f"  {'leg':10s} {'samples/s':>24s} {'ms/step':>24s} {'MFU':>24s} {'padding':>8s} {memory_head:>24s}")
+    for name, leg in legs.items():
+        mfu = None if leg["mfu"] is None else {k: 100 * v for k, v in leg["mfu"].items() if k != "values"}
+        if cuda:
+            memory = f"{leg['peak_allocated_gib']:.2f}/{leg['peak_reserved_gib']:.2f}"
+        elif "peak_rss_gib" in leg:
+            memory = f"{leg['peak_rss_gib']:.3f} ({leg['peak_rss_rise_gib']:+.3f})"
+        else:
+            memory = "-"
+        print(
+            f"  {name:10s} {_fmt(leg['samples_per_s'], '.2f'):>24s} {_fmt(leg['ms_per_step'], '.1f'):>24s} "
+            f"{_fmt(mfu, '.2f') + ('%' if mfu else ''):>24s} {leg['padding']:8.1%} {memory:>24s}"
+        )
+    for pair, values in ratios.items():
+        print(
+            f"  {pair}: "
+            + ", ".join(f"{k} x{_fmt(v, '.2f')}" if isinstance(v, dict) else f"{k} x{v:.2f}" for k, v in values.items())
+        )
 
 
 def main(argv=None) -> dict:
@@ -471,57 +647,11 @@ def main(argv=None) -> dict:
     print(f"loss on the same micro-batch: engine {engine_loss:.5f}, reference {reference_loss:.5f} (|diff| {gap:.1e})")
     assert gap <= LOSS_TOLERANCE, f"the legs' losses differ by {gap:.3g} > {LOSS_TOLERANCE}"
 
-    runners = {name: Runner(name, model, examples, cf_prompt, args, device, autocast, flops) for name in LEGS}
-    for runner in runners.values():
-        runner.warm_up(args.warmup)
-    rounds: dict[str, list[dict]] = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(args.repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            out = runners[name].epoch()
-            rounds[name].append(out)
-            print(f"  round {r + 1}: {name:9s} {out['seconds']:8.3f} s", flush=True)
-
-    legs = {}
-    for name, runner in runners.items():
-        seconds = [o["seconds"] for o in rounds[name]]
-        leg = {
-            "samples_per_s": spread([runner.n_examples / s for s in seconds]),
-            "tokens_per_s": spread([runner.tokens / s for s in seconds]),
-            "ms_per_step": spread([1000 * s / len(runner.order) for s in seconds]),
-            "mfu": spread([runner.flops / s / peak_flops for s in seconds]) if peak_flops else None,
-            "padding": 1 - runner.tokens / runner.computed,
-            "tokens": runner.tokens,
-            "model_flops_per_epoch": runner.flops,
-        }
-        if cuda:
-            leg["peak_allocated_gib"] = max(o["peak_allocated_gib"] for o in rounds[name])
-            leg["peak_reserved_gib"] = max(o["peak_reserved_gib"] for o in rounds[name])
-        legs[name] = leg
-
-    e_s = [o["seconds"] for o in rounds["engine"]]
-    r_s = [o["seconds"] for o in rounds["reference"]]
-    e_f, r_f = runners["engine"].flops, runners["reference"].flops
-    ratios = {"samples_per_s": spread([r / e for e, r in zip(e_s, r_s)])}
-    if peak_flops:
-        ratios["mfu"] = spread([(e_f / e) / (r_f / r) for e, r in zip(e_s, r_s)])
-    if cuda:
-        for key in ("peak_allocated_gib", "peak_reserved_gib"):
-            ratios[key] = legs["engine"][key] / legs["reference"][key]
-
-    print(f"  median [min-max] of {args.repeats} rounds" + ("" if peak_flops else "; MFU: unknown peak (give --peak-flops)"))
-    print(f"  {'leg':10s} {'samples/s':>24s} {'ms/step':>24s} {'MFU':>24s} {'padding':>8s} {'peak GiB alloc/reserved':>24s}")
-    for name, leg in legs.items():
-        mfu = None if leg["mfu"] is None else {k: 100 * v for k, v in leg["mfu"].items() if k != "values"}
-        memory = f"{leg['peak_allocated_gib']:.2f}/{leg['peak_reserved_gib']:.2f}" if cuda else "-"
-        print(
-            f"  {name:10s} {_fmt(leg['samples_per_s'], '.2f'):>24s} {_fmt(leg['ms_per_step'], '.1f'):>24s} "
-            f"{_fmt(mfu, '.2f') + ('%' if mfu else ''):>24s} {leg['padding']:8.1%} {memory:>24s}"
-        )
-    print(
-        "  engine/reference: "
-        + ", ".join(f"{k} x{_fmt(v, '.2f')}" if isinstance(v, dict) else f"{k} x{v:.2f}" for k, v in ratios.items())
-    )
+    runners = {name: Runner(name, model, examples, cf_prompt, args, device, autocast, flops) for name in args.legs}
+    rounds = time_rounds(runners, args)
+    legs = {name: leg_summary(runner, rounds[name], peak_flops) for name, runner in runners.items()}
+    ratios = {f"{a}/{b}": leg_ratios(runners, rounds, legs, a, b, peak_flops) for a, b in RATIOS if a in legs and b in legs}
+    print_table(legs, ratios, args.repeats, peak_flops, cuda)
 
     result = {
         "benchmark": "llm_throughput",
@@ -537,7 +667,8 @@ def main(argv=None) -> dict:
         "non_embedding_parameters": flops.non_embedding,
         "losses": {"engine": engine_loss, "reference": reference_loss},
         "legs": legs,
-        "ratios": ratios,
+        "ratios": ratios.get("engine/reference"),  # engine/reference, as before the gradcraft leg existed
+        "all_ratios": ratios,
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

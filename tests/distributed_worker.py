@@ -72,18 +72,18 @@ def train_tiny(micro_batch: int, grad_accum: int, device_batch: int = 0) -> dict
     loop joins the launched job's process group through accelerate, data-parallel when launched);
     the trained weights by name."""
     from conftest import make_split
-    from test_llm_engine import cf_prompt_of, encoded, tiny_model
+    from test_llm_engine import cf_prompt_of, encoded, run_train, tiny_model
 
-    from methods.llm import train as engine
+    from methods.llm.cft import CFTConfig
 
     split = make_split()
     loaded = tiny_model(split)
     examples = encoded(split, loaded.tokenizer)[:32]
-    config = engine.TrainConfig(
-        epochs=1, micro_batch=micro_batch, grad_accum=grad_accum, device_batch=device_batch, alpha=0.1, beta=0.25, lr=1e-3,
-        warmup_steps=1, seed=0,
+    config = CFTConfig(
+        model="tiny", epochs=1, micro_batch=micro_batch, grad_accum=grad_accum, device_batch=device_batch, alpha=0.1, beta=0.25,
+        lr=1e-3, warmup_steps=1,
     )  # fmt: skip
-    model, result = engine.train(loaded.model, loaded.tokenizer, examples, [], cf_prompt_of(split, loaded.tokenizer), config)
+    model, result = run_train(loaded, examples, [], cf_prompt_of(split, loaded.tokenizer), config, seed=0)
     return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()}, "steps": result.optimizer_steps}
 
 

@@ -10,38 +10,37 @@ import dataclasses
 import pytest
 import torch
 from conftest import make_split
-from test_llm_engine import cf_prompt_of, encoded, tiny_model
+from test_llm_engine import cf_prompt_of, encoded, run_train, tiny_model
 
 from bench import registry
 from bench.errors import BenchError
 from bench.plan import plan_methods
 from bench.store import run_key
 from bench.syncs import count_host_syncs
-from methods.llm import sizing
-from methods.llm import train as engine
+from methods.llm import setup, sizing
 from methods.llm.batching import EpochBatches, collate
-from methods.llm.loss import LabelLogits, Objective, cft_loss, pass_loss
+from methods.llm.cft import CFTConfig
+from methods.llm.loss import LabelLogits, cft_loss, pass_loss
+from methods.llm.objective import Objective
 from methods.llm.precision import Precision
 
 torch.set_num_threads(1)
 
 
-def _train(split, config: engine.TrainConfig, n: int = 32, valid: int = 0):
+def _train(split, config: CFTConfig, n: int = 32, valid: int = 0):
     loaded = tiny_model(split)
     loaded.model.to(Precision.resolve(config.precision, "cpu").weights_dtype)  # as the LLM methods load it
     before = {k: v.detach().clone().float() for k, v in loaded.model.named_parameters()}
     examples = encoded(split, loaded.tokenizer)[:n]
     valid_examples = encoded(split, loaded.tokenizer, "valid")[:valid]
-    model, result = engine.train(
-        loaded.model, loaded.tokenizer, examples, valid_examples, cf_prompt_of(split, loaded.tokenizer), config
-    )
+    model, result = run_train(loaded, examples, valid_examples, cf_prompt_of(split, loaded.tokenizer), config)
     after = {k: v.detach().float() for k, v in model.named_parameters()}
     return before, after, result
 
 
-def _config(**kw) -> engine.TrainConfig:
-    base = dict(epochs=1, micro_batch=4, grad_accum=2, alpha=0.1, beta=0.25, lr=1e-4, warmup_steps=0, seed=0)
-    return engine.TrainConfig(**dict(base, **kw))
+def _config(**kw) -> CFTConfig:
+    base = dict(model="tiny", epochs=1, micro_batch=4, grad_accum=2, alpha=0.1, beta=0.25, lr=1e-4, warmup_steps=0)
+    return CFTConfig(**dict(base, **kw))
 
 
 # ------------------------------------------------------------------------------------ precision
@@ -161,13 +160,14 @@ def test_device_batch_trains_the_model_single_micro_batches_train():
 
 def test_device_batch_must_be_whole_micro_batches_dividing_grad_accum():
     with pytest.raises(
-        BenchError,
+        ValueError,
         match=r"device_batch=6 is not a whole number of micro-batches of 4 dividing grad_accum=4; choose one of 4, 8, 16",
     ):
-        engine.passes_per_micro_batch(_config(device_batch=6, grad_accum=4), None, [], 0, "cpu")
-    with pytest.raises(BenchError, match=r"choose one of 4, 12"):
-        engine.passes_per_micro_batch(_config(device_batch=8, grad_accum=3), None, [], 0, "cpu")
-    assert engine.passes_per_micro_batch(_config(device_batch=0), None, [], 0, "cpu") == 1  # a CPU: one micro-batch
+        _config(device_batch=6, grad_accum=4)  # the one config checks it when it is made
+    with pytest.raises(ValueError, match=r"choose one of 4, 12"):
+        _config(device_batch=8, grad_accum=3)
+    assert setup.passes_per_micro_batch(_config(device_batch=0), None, [], 0, "cpu") == 1  # a CPU: one micro-batch
+    assert setup.passes_per_micro_batch(_config(device_batch=8, grad_accum=4), None, [], 0, "cpu") == 2
     with pytest.raises(BenchError, match=r"Method 'cft': device_batch=6 is not a whole number .* choose one of 16, 32, 64"):
         plan_methods(["cft"], {"cft": {"device_batch": "6"}})  # when the run is planned, before anything loads
 
@@ -210,7 +210,7 @@ def test_training_waits_for_the_device_at_most_once_per_optimiser_step(alpha, de
     examples = encoded(split, loaded.tokenizer)[:32]
     config = _config(alpha=alpha, device_batch=device_batch, lr=1e-3)
     with count_host_syncs() as counts:
-        _, result = engine.train(loaded.model, loaded.tokenizer, examples, [], cf_prompt_of(split, loaded.tokenizer), config)
+        _, result = run_train(loaded, examples, [], cf_prompt_of(split, loaded.tokenizer), config)
     assert result.optimizer_steps == 4
     assert counts.syncs <= 1, dict(counts.by_sync)
 
@@ -222,9 +222,7 @@ def test_training_with_progress_reads_the_loss_once_per_step():
     loaded = tiny_model(split)
     examples = encoded(split, loaded.tokenizer)[:32]
     with Progress(disable=True) as progress, count_host_syncs() as counts:
-        _, result = engine.train(
-            loaded.model, loaded.tokenizer, examples, [], cf_prompt_of(split, loaded.tokenizer), _config(), progress=progress
-        )
+        _, result = run_train(loaded, examples, [], cf_prompt_of(split, loaded.tokenizer), _config(), progress=progress)
     assert counts.syncs <= result.optimizer_steps + 1, dict(counts.by_sync)
 
 
@@ -243,10 +241,12 @@ def test_the_sync_counter_counts_what_makes_a_gpu_wait():
 
 
 def test_settings_added_later_keep_the_stored_runs_keys():
-    """precision=auto, device_batch=0 and eval_batch_size=0 (auto) are keyed as the runs stored
-    before they existed were (eval_batch_size 8); setting them otherwise makes a new run."""
+    """precision=auto, device_batch=0, eval_batch_size=0 (auto) and balance=fixed (with GradCraft's
+    settings at their defaults) are keyed as the runs stored before they existed were
+    (eval_batch_size 8); setting them otherwise makes a new run."""
     (p,) = plan_methods(["cft"], {"cft": {"model": "tiny"}})
-    before = {k: v for k, v in p.resolved.items() if k not in ("precision", "device_batch")} | {"eval_batch_size": 8}
+    later = ("precision", "device_batch", "balance", "gradcraft_r", "gradcraft_e", "gradcraft_b")
+    before = {k: v for k, v in p.resolved.items() if k not in later} | {"eval_batch_size": 8}
     assert p.key_config == before
     assert run_key("cft", "2", p.key_config, "h", 0, None) == run_key("cft", "2", before, "h", 0, None)
     (pure,) = plan_methods(["cft"], {"cft": {"model": "tiny", "precision": "bf16-pure"}})

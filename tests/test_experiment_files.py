@@ -48,25 +48,28 @@ def test_every_shipped_file_loads_and_its_runs_plan(path):
         assert _planned(spec)  # every setting and grid value resolves as on a command line
 
 
-def _makefile_run_args() -> argparse.Namespace:
-    """The `bench run` arguments of `make run`, expanded by make itself."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    printed = subprocess.run(
-        ["make", "-s", "--no-print-directory", "-C", str(ROOT), "--eval", "print-run-args: ; @echo $(RUN_ARGS)", "print-run-args"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
+# `make run` before it read experiments/make-run.toml: its runs are stored under keys of this command
+# line, which the file must keep giving
+MAKE_RUN_BEFORE = (
+    "--dataset ml-100k --name make-run --methods pop,sasrec,gru4rec,sft,bigrec,cft --seeds 0 --limit-test 200 --model tiny "
+    "--set sasrec.epochs=3 --set gru4rec.epochs=3 "
+    + " ".join(f"--set {m}.{c}" for m in ("sft", "bigrec", "cft")
+               for c in ("max_train_samples=1024", "max_valid_samples=256", "epochs=1", "max_new_tokens=32"))
+)  # fmt: skip
+
+
+def _previous_make_run_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     for option in ("--dataset", "--name", "--methods", "--seeds", "--limit-test", "--model"):
         parser.add_argument(option)
     parser.add_argument("--test-subset", default="random")
     parser.add_argument("--subset-seed", default="0")
     parser.add_argument("--set", action="append", default=[])
-    return parser.parse_args(shlex.split(printed))
+    return parser.parse_args(shlex.split(MAKE_RUN_BEFORE))
 
 
-def test_make_run_file_is_the_makefile_run_target():
-    args = _makefile_run_args()
+def test_make_run_file_gives_the_runs_make_run_gave_before():
+    args = _previous_make_run_args()
     exp = experiment.load(ROOT / "experiments" / "make-run.toml")
     (spec,) = exp.runs()
     assert (spec.dataset, spec.name, ",".join(spec.methods)) == (args.dataset, args.name, args.methods)
@@ -87,7 +90,22 @@ def test_make_run_file_is_the_makefile_run_target():
     assert exp.table_options().as_kwargs() == {
         "metrics": ("NDCG@10", "HR@10", "NDCG@20", "HR@20"), "test": "t", "correction": "holm", "alpha": 0.05,
         "baseline": None, "pairs": "all", "select_on": None, "select_metric": "NDCG@10", "all_configs": False, "seed": 0,
+        "power": False,
     }  # fmt: skip
+
+
+def test_make_run_runs_and_shows_the_make_run_file():
+    """The Makefile's `run` target: `bench run` and `bench leaderboard` of experiments/make-run.toml."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    printed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-C", str(ROOT), "--eval", "print-experiment: ; @echo $(EXPERIMENT)", "print-experiment"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    assert printed == "experiments/make-run.toml"
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nrun: ") :].split("\n\n", 1)[0]
+    assert "bench run --experiment $(EXPERIMENT)" in recipe and "bench leaderboard --experiment $(EXPERIMENT)" in recipe
 
 
 def test_make_run_description_says_it_is_a_smoke_test():
@@ -297,6 +315,7 @@ def test_a_valid_file_with_every_section(tmp_path):
         ("[set.cft]\nalpha = 0.2\n[grid.cft]\nalpha = [0.1]\n", 8, "cft.alpha is both set"),
         ('[set."*"]\nwarmup = 3\n', 6, "set.*.warmup matches no method"),
         ('description = """\none\n\ntwo"""\n', 4, "description must be one paragraph"),
+        ('[leaderboard]\npower = "yes"\n', 6, 'leaderboard.power must be true or false, not "yes".'),
     ],
 )
 def test_single_mistakes(tmp_path, text, line, words):

@@ -10,10 +10,11 @@ import warnings
 import pytest
 import torch
 from conftest import make_split
-from test_llm_engine import cf_prompt_of, encoded, tiny_model
+from test_llm_engine import cf_prompt_of, encoded, run_train, tiny_model
 
-from methods.llm import train as engine
+from methods.llm.cft import CFTConfig
 from methods.llm.precision import Precision
+from methods.llm.prompts import PromptFormat
 
 pytestmark = [
     pytest.mark.gpu,
@@ -26,13 +27,11 @@ def _train(device: str, precision: str, lr: float = 1e-3, n: int = 32, **kw):
     loaded = tiny_model(split)
     loaded.model.to(Precision.resolve(precision, device).weights_dtype)
     before = {k: v.detach().float().cpu().clone() for k, v in loaded.model.named_parameters()}
-    config = engine.TrainConfig(
-        epochs=1, micro_batch=4, grad_accum=2, alpha=0.1, beta=0.25, lr=lr, warmup_steps=0, seed=0, precision=precision, **kw
+    config = CFTConfig(
+        model="tiny", epochs=1, micro_batch=4, grad_accum=2, alpha=0.1, beta=0.25, lr=lr, warmup_steps=0, precision=precision, **kw
     )
     examples = encoded(split, loaded.tokenizer)[:n]
-    model, result = engine.train(
-        loaded.model, loaded.tokenizer, examples, [], cf_prompt_of(split, loaded.tokenizer), config, device
-    )
+    model, result = run_train(loaded, examples, [], cf_prompt_of(split, loaded.tokenizer), config, seed=0, device=device)
     after = {k: v.detach().float().cpu() for k, v in model.named_parameters()}
     return before, after, result
 
@@ -95,7 +94,8 @@ def test_own_constrained_search_equals_transformers_on_a_gpu():
     prompts = [f"Title {i}" for i in range(6)]
     got = {
         search: constrained_beam_search(
-            model, loaded.tokenizer, prompts, split.items.titles, num_beams=5, max_new_tokens=16, batch_size=3, search=search
+            model, PromptFormat(loaded.tokenizer, split.card, "quoted", 1024), prompts, split.items.titles, num_beams=5,
+            max_new_tokens=16, batch_size=3, search=search,
         )[0]
         for search in ("own", "transformers")
     }

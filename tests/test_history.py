@@ -54,8 +54,9 @@ def test_an_llm_without_history_gets_the_counterfactual_prompt(tmp_path):
     split = make_split()
     titles = list(split.items.titles)
     tokenizer = load_tiny(tiny_training_texts(split.card, titles), cache_dir=tmp_path, seed=0).tokenizer
-    texts = inference_prompts(tokenizer, split.card, titles, change_history(split.test.head(2), "none"), cutoff=1024)
-    assert texts == [prompts.build_prompt(split.card, [], counterfactual=True)] * 2
+    fmt = prompts.PromptFormat(tokenizer, split.card, "quoted", 1024)
+    texts = inference_prompts(fmt, titles, change_history(split.test.head(2), "none"))
+    assert texts == [prompts.build_prompt(split.card, [], counterfactual=True, layout="quoted")] * 2
     assert "### Input:" not in texts[0]
 
 

@@ -76,7 +76,7 @@ def test_setup_on_a_cpu_machine_installs_the_cpu_torch(tmp_path):
     assert f"-m venv {venv}\n" in out  # no system site packages
     assert '-m pip install --progress-bar off "torch==2.13.0"' in out
     assert "--no-index" not in out and "system-torch" not in out
-    assert '-e ".[dev,smollm2]"' in out
+    assert '-e ".[dev,smollm2,slurm]"' in out  # slurm: submitit, so the real-cluster tests run
     assert "scripts/check_gpu.py" in out
     # a pip failure is explained: each step goes through the quiet wrapper with its sentence
     assert out.count("bash scripts/quietly.sh") == 4

@@ -259,6 +259,14 @@ def test_no_runs_is_a_clear_error():
         (dict(alpha=1.5), "alpha must lie strictly between 0 and 1"),
         (dict(baseline="nope"), "Baseline 'nope' is not a row of the 'toys' leaderboard; choose one of A, B, C."),
         (dict(formats=("pdf",)), "Unknown output format 'pdf'; choose from md, tex, csv, json."),
+        (
+            dict(target_effect=0.0),
+            "--target-effect is a difference of metric means, strictly between 0 and 1 (e.g. 0.01), not 0.0.",
+        ),
+        (
+            dict(references=("sft",)),
+            "Published values come from an experiment file's [[references]]; give them with --experiment.",
+        ),
     ],
 )
 def test_bad_options_are_clear_errors(toys, kwargs, message):
@@ -387,3 +395,22 @@ def test_terminal_table_never_cuts_numbers_or_labels(store):
         assert [r[:2] for r in table_rows][:3] == [["a", "pop"], ["b", "sasrec"], ["c", "sft[…]"]]
         for k in range(8):
             assert f"setting_number_{k}={k}" in legend[0]
+
+
+def test_power_covers_the_family_the_correction_covers(toys, monkeypatch):
+    """--pairs baseline with B as the baseline: 2 tests (a vs b, b vs c), each at 0.05/2 under Holm."""
+    from test_store import cli
+
+    from bench import power
+
+    (board,) = build_leaderboards("toys", LeaderboardOptions(baseline="B", pairs="baseline", power=True, n_resamples=200))
+    ndcg = [e for e in board.power if e["metric"] == "NDCG@10"]
+    assert [(e["a"], e["b"]) for e in ndcg] == [("a", "b"), ("b", "c")]
+    assert ndcg[0]["mde"] == pytest.approx(power.t_mde(float(A_NDCG.std(ddof=1)), N, 0.05 / 2))
+    assert ndcg[1]["mde"] == pytest.approx(0.0, abs=1e-12)  # B - C is -1/log2(3) on every sample: any effect shows
+    assert board.power_note == power.power_note("t", "holm", 0.05, 2)
+    code, text, _ = cli(monkeypatch, ["leaderboard", "--dataset", "toys", "--baseline", "B", "--pairs", "baseline", "--power"])
+    assert code == 0, text
+    assert "Statistical power" in text and f"{ndcg[0]['mde']:.4f}" in text
+    code, text, _ = cli(monkeypatch, ["leaderboard", "--dataset", "toys"])
+    assert "Statistical power" not in text  # shown on request only

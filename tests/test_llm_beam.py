@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.data.cards import DatasetCard
 from methods.llm import prompts as P
-from methods.llm.base import LLMConfig
 from methods.llm.beam import DEAD, ROOT, beam_search
+from methods.llm.config import LLMConfig
 from methods.llm.decode import (
     TitleTrie,
     _beam_config,
@@ -25,6 +26,7 @@ from methods.llm.decode import (
     generate_beams,
 )
 from methods.llm.models import load_tiny
+from methods.llm.prompts import PromptFormat
 
 TITLES = ["Red toy car", "Red toy truck", "Red toy", "Blue ball", '12" Doll', "Puzzle box"]
 PROMPTS = [  # "title-close" prompts (they end with the opening quote), of very different lengths
@@ -34,6 +36,12 @@ PROMPTS = [  # "title-close" prompts (they end with the opening quote), of very 
 ]
 LAYOUTS = ("quoted", "title-close")
 WORDS = ["Red", "toy", "car", "truck", "Blue", "ball", "Doll", "Puzzle", "box", "instruction", "body", "words", "much"]
+CARD = DatasetCard(name="toys", source="amazon", noun="toy", noun_plural="toys", verb="bought")
+
+
+def fmt_of(tok, layout: str) -> PromptFormat:
+    """The prompt format decoding reads titles in (its card and cutoff play no part there)."""
+    return PromptFormat(tok, CARD, layout, 1024)
 
 
 def prompts_for(layout: str, prompts=PROMPTS) -> list[str]:
@@ -230,7 +238,7 @@ def test_free_search_equals_transformers_without_padding(tiny, layout):
 )
 def test_constrained_search_equals_transformers(tiny, layout, num_beams, max_new_tokens):
     model, tok = tiny
-    trie = TitleTrie(tok, TITLES, layout=layout)
+    trie = TitleTrie(fmt_of(tok, layout), TITLES)
     scores = assert_same_search(
         model,
         tok,
@@ -250,7 +258,7 @@ def test_constrained_search_equals_transformers(tiny, layout, num_beams, max_new
 def test_constrained_search_equals_transformers_on_a_bushy_catalogue(tiny, layout):
     """200 titles sharing first words, 10 beams: every slot real, many branches per step."""
     model, tok = tiny
-    trie = TitleTrie(tok, random_titles(200), layout=layout)
+    trie = TitleTrie(fmt_of(tok, layout), random_titles(200))
     scores = assert_same_search(
         model, tok, prompts_for(layout), num_beams=10, num_return=10, max_new_tokens=64, length_penalty=0.0, trie=trie
     )
@@ -286,7 +294,7 @@ def tiny_eager(tmp_path_factory):
 def test_searches_equal_with_eager_attention(tiny_eager):
     """The attention masks made once per search in eager attention's format: the same beams."""
     model, tok = tiny_eager
-    trie = TitleTrie(tok, random_titles(60, seed=3), layout="title-close")
+    trie = TitleTrie(fmt_of(tok, "title-close"), random_titles(60, seed=3))
     assert_same_search(model, tok, PROMPTS, num_beams=6, num_return=6, max_new_tokens=20, length_penalty=0.0, trie=trie)
     assert_same_search(model, tok, PROMPTS, num_beams=4, num_return=3, max_new_tokens=12, length_penalty=1.0)
 
@@ -301,7 +309,7 @@ def test_searches_equal_when_the_model_makes_its_masks(tiny, monkeypatch):
     ranks = []
     hook = model.register_forward_pre_hook(lambda _m, _a, kw: ranks.append(kw["attention_mask"].dim()), with_kwargs=True)
     try:
-        trie = TitleTrie(tok, TITLES, layout="title-close")
+        trie = TitleTrie(fmt_of(tok, "title-close"), TITLES)
         assert_same_search(model, tok, PROMPTS, num_beams=5, num_return=5, max_new_tokens=16, length_penalty=0.0, trie=trie)
         assert_same_search(model, tok, PROMPTS, num_beams=3, num_return=3, max_new_tokens=10, length_penalty=1.0)
     finally:
@@ -315,7 +323,7 @@ def test_late_stopping_test_changes_nothing(tiny, stop_lag):
     must leave the results bitwise as they were."""
     model, tok = tiny
     ids, mask = batch_of(tok, PROMPTS)
-    trie = TitleTrie(tok, random_titles(60, seed=1), layout="title-close")
+    trie = TitleTrie(fmt_of(tok, "title-close"), random_titles(60, seed=1))
     for settings in (
         dict(num_beams=10, num_return=10, max_new_tokens=64, length_penalty=0.0, trie=trie),
         dict(num_beams=5, num_return=5, max_new_tokens=30, length_penalty=1.0),
@@ -333,7 +341,17 @@ def test_own_search_prefills_each_prompt_once(tiny):
     hook = model.register_forward_pre_hook(lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
     try:
         ids, mask = batch_of(tok, PROMPTS)
-        own(model, tok, ids, mask, num_beams=6, num_return=6, max_new_tokens=10, length_penalty=0.0, trie=TitleTrie(tok, TITLES))
+        own(
+            model,
+            tok,
+            ids,
+            mask,
+            num_beams=6,
+            num_return=6,
+            max_new_tokens=10,
+            length_penalty=0.0,
+            trie=TitleTrie(fmt_of(tok, "title-close"), TITLES),
+        )
     finally:
         hook.remove()
     assert shapes[0] == tuple(ids.shape)
@@ -352,13 +370,12 @@ def test_public_functions_give_equal_results_with_either_search(tiny, layout):
         results = [
             constrained_beam_search(
                 model,
-                tok,
+                fmt_of(tok, layout),
                 prompts,
                 titles,
                 num_beams=num_beams,
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
-                layout=layout,
                 search=search,
             )
             for search in ("own", "transformers")
@@ -407,7 +424,7 @@ def test_smollm2_searches_equal_transformers(monkeypatch):
     histories = [titles[60:62], titles[:12], titles[3:4]]
     for layout in LAYOUTS:
         prompts = [P.build_prompt(split.card, list(h), layout=layout) for h in histories]
-        trie = TitleTrie(tok, titles, layout=layout)
+        trie = TitleTrie(fmt_of(tok, layout), titles)
         scores = assert_same_search(
             model, tok, prompts, num_beams=10, num_return=10, max_new_tokens=24, length_penalty=0.0, trie=trie
         )

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from bench.data.cards import DatasetCard
 from methods.llm import prompts as P
 from methods.llm.decode import TitleTrie, constrained_beam_search, generate_beams
 from methods.llm.ground import count_invalid, embed_texts, ground_by_l2, l2_distances
 from methods.llm.models import load_tiny
+from methods.llm.prompts import PromptFormat
 
 TITLES = ["Red toy car", "Red toy truck", "Red toy", "Blue ball", '12" Doll', "Puzzle box"]
 PROMPTS = [  # "title-close" prompts: they end with the answer's opening quote
@@ -20,6 +22,12 @@ PROMPTS = [  # "title-close" prompts: they end with the answer's opening quote
     'x"',
 ]
 LAYOUTS = ("quoted", "title-close")
+CARD = DatasetCard(name="toys", source="amazon", noun="toy", noun_plural="toys", verb="bought")
+
+
+def fmt_of(tok, layout: str) -> PromptFormat:
+    """The prompt format decoding reads titles in (its card and cutoff play no part there)."""
+    return PromptFormat(tok, CARD, layout, 1024)
 
 
 def prompts_for(layout: str) -> list[str]:
@@ -53,7 +61,7 @@ def test_trie_allowed_tokens_with_shared_prefixes():
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_trie_from_tokenizer_follows_every_title(tiny, layout):
     _, tok = tiny
-    trie = TitleTrie(tok, TITLES, layout=layout)
+    trie = TitleTrie(fmt_of(tok, layout), TITLES)
     assert len(trie) == len(TITLES) and trie.collisions == 0
     for item, title in enumerate(TITLES):
         seq = P.response_ids(tok, title, layout=layout)
@@ -72,7 +80,7 @@ def test_trie_holds_exactly_the_trained_responses(tiny, layout):
     with the tokenizer: tok('"' + title + '"') + EOS in "quoted", tok(title + '"') + EOS in
     "title-close"."""
     _, tok = tiny
-    trie = TitleTrie(tok, TITLES, layout=layout)
+    trie = TitleTrie(fmt_of(tok, layout), TITLES)
     text = (lambda t: '"' + t + '"') if layout == "quoted" else (lambda t: t + '"')
     expected = [tok(text(t), add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in TITLES]
     assert sorted(trie._items) == sorted(tuple(seq) for seq in expected)
@@ -90,7 +98,7 @@ def test_constrained_search_returns_only_catalogue_items(tiny, layout):
     model, tok = tiny
     prompts = prompts_for(layout)
     for beams in (3, 10):
-        items, invalid = constrained_beam_search(model, tok, prompts, TITLES, num_beams=beams, batch_size=2, layout=layout)
+        items, invalid = constrained_beam_search(model, fmt_of(tok, layout), prompts, TITLES, num_beams=beams, batch_size=2)
         assert items.shape == (len(prompts), beams) and items.dtype == np.int64
         assert invalid.shape == (len(prompts),) and invalid.dtype == np.int32
         assert (invalid == 0).all()
@@ -110,7 +118,7 @@ def test_constrained_search_counts_beams_cut_before_eos(tiny, layout):
     # the opening quote of every title (one real beam only: see decode.py on unfilled slots)
     cut = 1 if layout == "title-close" else 2
     items, invalid = constrained_beam_search(
-        model, tok, prompts_for(layout)[:2], TITLES, num_beams=3, max_new_tokens=cut, layout=layout
+        model, fmt_of(tok, layout), prompts_for(layout)[:2], TITLES, num_beams=3, max_new_tokens=cut
     )
     assert (items == -1).all()
     assert (invalid == 3).all()
@@ -120,8 +128,8 @@ def test_constrained_search_counts_beams_cut_before_eos(tiny, layout):
 def test_constrained_search_is_independent_of_batching(tiny, layout):
     model, tok = tiny
     prompts = prompts_for(layout)
-    alone, _ = constrained_beam_search(model, tok, prompts[:1], TITLES, num_beams=4, layout=layout)
-    batched, _ = constrained_beam_search(model, tok, prompts, TITLES, num_beams=4, batch_size=3, layout=layout)
+    alone, _ = constrained_beam_search(model, fmt_of(tok, layout), prompts[:1], TITLES, num_beams=4)
+    batched, _ = constrained_beam_search(model, fmt_of(tok, layout), prompts, TITLES, num_beams=4, batch_size=3)
     assert (alone[0] == batched[0]).all()
 
 
@@ -252,13 +260,13 @@ def test_count_invalid_hand_example():
         ['Blue ball"', '12" Doll"', "Puzzle box", 'Puzzle box""'],
         [],
     ]
-    counts = count_invalid(generations, TITLES, layout="title-close")
+    counts = count_invalid(generations, TITLES, fmt_of(None, "title-close"))
     assert counts.dtype == np.int32
     assert counts.tolist() == [2, 1, 0]
     # "quoted": the generation carries the opening quote too
     quoted = [['"' + g for g in gens] for gens in generations]
-    assert count_invalid(quoted, TITLES, layout="quoted").tolist() == [2, 1, 0]
-    assert count_invalid(quoted, TITLES, layout="title-close").tolist() == [4, 4, 0]
+    assert count_invalid(quoted, TITLES, fmt_of(None, "quoted")).tolist() == [2, 1, 0]
+    assert count_invalid(quoted, TITLES, fmt_of(None, "title-close")).tolist() == [4, 4, 0]
 
 
 def test_title_from_generation_in_both_layouts():

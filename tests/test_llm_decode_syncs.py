@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 import torch
 
+from bench.data.cards import DatasetCard
 from bench.syncs import SYNCING, count_host_syncs
 from methods.llm import prompts as P
 from methods.llm.beam import beam_search
 from methods.llm.decode import TitleTrie, _left_pad
 from methods.llm.models import load_tiny
+from methods.llm.prompts import PromptFormat
 
 TITLES = ["Red toy car", "Red toy truck", "Red toy", "Blue ball", '12" Doll', "Puzzle box"]
 PROMPTS = [  # "title-close" prompts of very different lengths: a padded batch
@@ -31,6 +34,9 @@ PROMPTS = [  # "title-close" prompts of very different lengths: a padded batch
     'x"',
 ]
 WORDS = ["Red", "toy", "car", "truck", "Blue", "ball", "Doll", "Puzzle", "box", "instruction", "body", "words"]
+TITLE_CLOSE = PromptFormat(
+    None, DatasetCard(name="toys", source="amazon", noun="toy", noun_plural="toys", verb="bought"), "title-close", 1024
+)
 SEARCH_SYNCS = 2  # per search: the padding test before the prefill, the returned length at the end
 STEP_SYNCS = 1  # per model forward: the stopping test
 OWN_OPS_PER_STEP = 150  # the search's own operations per step, model forward excluded (about 100)
@@ -116,7 +122,7 @@ def test_at_most_one_host_sync_per_step(tiny, constrained, padded, stop_lag):
     forwards + 2."""
     model, tok = tiny
     prompts = PROMPTS if padded else [PROMPTS[0]] * 2
-    trie = TitleTrie(tok, bushy_titles(60)) if constrained else None
+    trie = TitleTrie(replace(TITLE_CLOSE, tokenizer=tok), bushy_titles(60)) if constrained else None
     for max_new_tokens in (1, 6, 40):
         syncs, _, forwards, _ = counted_search(
             model,
@@ -138,7 +144,7 @@ def test_each_step_costs_one_sync_and_a_bounded_number_of_operations(tiny, const
     cost exactly 4 more syncs, and the search's own operations per step stay bounded (no
     operations per beam, none growing with the step)."""
     model, tok = tiny
-    trie = TitleTrie(tok, bushy_titles(200)) if constrained else None
+    trie = TitleTrie(replace(TITLE_CLOSE, tokenizer=tok), bushy_titles(200)) if constrained else None
     runs = [
         counted_search(
             model,

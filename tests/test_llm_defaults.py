@@ -16,11 +16,13 @@ from conftest import make_split
 from bench import paths, registry
 from bench.errors import BenchError
 from bench.method import Context
-from methods.llm import models, prompts
+from methods.llm import models, prompts, setup
 from methods.llm import train as engine
 from methods.llm.batching import collate
 from methods.llm.examples import counterfactual_prompt, encode_samples, inference_prompts
 from methods.llm.loss import LabelLogits, cft_loss, token_weights
+from methods.llm.objective import Objective
+from methods.llm.prompts import PromptFormat
 
 torch.set_num_threads(1)
 
@@ -101,10 +103,18 @@ def test_defaults_are_the_papers_setting():
 
 
 def test_base_lists_the_engines_choices():
-    from methods.llm import base, loss
+    """Each setting's words are defined once (methods.llm.options, which imports no torch): the
+    engine's modules use those very tuples."""
+    import subprocess
+    import sys
 
-    assert base.WEIGHTINGS == loss.WEIGHTINGS
-    assert base.LAYOUTS == prompts.LAYOUTS == ("quoted", "title-close")
+    from methods.llm import decode, loss, options, precision
+
+    assert loss.WEIGHTINGS is options.WEIGHTINGS == ("linear", "reciprocal")
+    assert prompts.LAYOUTS is options.LAYOUTS == ("quoted", "title-close")
+    assert decode.SEARCHES is options.SEARCHES and precision.PRECISIONS is options.PRECISIONS
+    code = "import sys, methods.llm.options, methods.llm.config, methods.llm.cft; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
 # ---------------------------------------------------------------- preflight
@@ -261,8 +271,9 @@ def test_label_tokens_are_what_the_tokenizer_gives(layout):
     split = make_split()
     tok = tiny_tokenizer(split)
     samples = split.train.subset(list(range(6)))
-    examples = encode_samples(tok, split.card, split.items.titles, samples, 1024, layout=layout)
-    batch = collate(examples, counterfactual_prompt(tok, split.card, layout=layout), tok.pad_token_id, counterfactual=True)
+    fmt = PromptFormat(tok, split.card, layout, 1024)
+    examples = encode_samples(fmt, split.items.titles, samples)
+    batch = collate(examples, counterfactual_prompt(fmt), tok.pad_token_id, counterfactual=True)
     labels = batch["labels"].tolist()
     start = 0
     for ex, target in zip(examples, samples.targets):
@@ -277,8 +288,8 @@ def test_label_tokens_are_what_the_tokenizer_gives(layout):
     # the prompts end where the labelled response starts
     ending = "### Response:\n" if layout == "quoted" else '### Response:\n"'
     factual = [tok.decode(ex.prompt) for ex in examples]
-    decoding = inference_prompts(tok, split.card, split.items.titles, samples, 1024, layout=layout)
-    cf = tok.decode(counterfactual_prompt(tok, split.card, layout=layout))
+    decoding = inference_prompts(fmt, split.items.titles, samples)
+    cf = tok.decode(counterfactual_prompt(fmt))
     for text in [*factual, *decoding, cf]:
         assert text.endswith(ending)
         if layout == "quoted":
@@ -292,15 +303,19 @@ def test_title_close_keeps_the_old_prompt_and_response():
     opening quote and the response is title + closing quote."""
     split = make_split()
     card, history = split.card, ["A", "B"]
-    quoted = prompts.build_prompt(card, history)
+    quoted = prompts.build_prompt(card, history, layout="quoted")
     assert prompts.build_prompt(card, history, layout="title-close") == quoted + '"'
     assert prompts.build_prompt(card, [], counterfactual=True, layout="title-close") == (
-        prompts.build_prompt(card, [], counterfactual=True) + '"'
+        prompts.build_prompt(card, [], counterfactual=True, layout="quoted") + '"'
     )
     assert prompts.response_text("Toy", layout="title-close") == 'Toy"'
-    assert prompts.response_text("Toy") == '"Toy"'
+    assert prompts.response_text("Toy", layout="quoted") == '"Toy"'
     with pytest.raises(ValueError, match="label_layout must be one of quoted, title-close"):
         prompts.build_prompt(card, history, layout="open")
+    with pytest.raises(ValueError, match="label_layout must be one of quoted, title-close, not 'open'"):
+        PromptFormat(None, card, "open", 1024)
+    with pytest.raises(TypeError):
+        prompts.build_prompt(card, history)  # no layout is assumed
 
 
 # ---------------------------------------------------------------- weighting reaches training
@@ -313,8 +328,8 @@ def test_weighting_reaches_the_training_loop_and_the_validation_loss(monkeypatch
     class Stop(Exception):
         pass
 
-    def fake_train(model, tokenizer, train, valid, cf, config, **kw):
-        seen["config"] = config
+    def fake_train(model, data, config, **kw):
+        seen["objective"] = config.objective()
         raise Stop
 
     with monkeypatch.context() as patch:
@@ -322,33 +337,36 @@ def test_weighting_reaches_the_training_loop_and_the_validation_loss(monkeypatch
         cls, config = cft_config(model="tiny", weighting="reciprocal", beta=0.5)
         with pytest.raises(Stop):
             cls(config).fit(split.train, split.valid, context_for(split, tmp_path))
-        assert (seen["config"].alpha, seen["config"].beta, seen["config"].weighting) == (0.1, 0.5, "reciprocal")
+        assert (seen["objective"].alpha, seen["objective"].beta, seen["objective"].weighting) == (0.1, 0.5, "reciprocal")
         sft = registry.load_class("sft")
         with pytest.raises(Stop):
             sft(registry.build_config(sft, {"model": "tiny"})).fit(split.train, split.valid, context_for(split, tmp_path))
-        assert (seen["config"].alpha, seen["config"].beta, seen["config"].weighting) == (0.0, 1.0, "linear")
+        assert (seen["objective"].alpha, seen["objective"].beta, seen["objective"].weighting) == (0.0, 1.0, "linear")
 
     # the validation loss L_f weighs its tokens with the same form
     texts = models.tiny_training_texts(split.card, split.items.titles)
     loaded = models.load_model(models.TINY, "cpu", cache_dir=paths.cache_dir(), tiny_texts=texts, seed=0)
     tok = loaded.tokenizer
-    valid = encode_samples(tok, split.card, split.items.titles, split.valid, 1024)
-    cf = counterfactual_prompt(tok, split.card)
+    fmt = PromptFormat(tok, split.card, "quoted", 1024)
+    valid = encode_samples(fmt, split.items.titles, split.valid)
+    cf = counterfactual_prompt(fmt)
     module = LabelLogits(loaded.model)
-    accelerator = engine.make_accelerator("cpu", 1)
+    accelerator = setup.make_accelerator("cpu", 1)
     batch = collate(valid, cf, tok.pad_token_id, counterfactual=False)
     with torch.no_grad():
         z_f, _ = module(batch)
     for weighting in ("linear", "reciprocal"):
-        got, ce = engine.validation_loss(module, valid, cf, tok.pad_token_id, 0.5, len(valid), accelerator, weighting)
+        got, ce = engine.validation_loss(
+            module, valid, tok.pad_token_id, Objective(beta=0.5, weighting=weighting), len(valid), accelerator
+        )
         expected = cft_loss(z_f, None, batch["labels"], batch["example_index"], 0.0, 0.5, weighting)[0].item()
         assert got == pytest.approx(expected, rel=1e-5)
         n0 = int((batch["example_index"] == 0).sum())
         first = token_weights(batch["example_index"], 0.5, weighting)[0].item()
         assert first == pytest.approx(1.0 if weighting == "linear" else 1 - 0.5 / n0)
-    assert engine.validation_loss(module, valid, cf, tok.pad_token_id, 0.5, len(valid), accelerator)[0] == pytest.approx(
-        cft_loss(z_f, None, batch["labels"], batch["example_index"], 0.0, 0.5)[0].item(), rel=1e-5
-    )
+    assert engine.validation_loss(module, valid, tok.pad_token_id, Objective(beta=0.5), len(valid), accelerator)[
+        0
+    ] == pytest.approx(cft_loss(z_f, None, batch["labels"], batch["example_index"], 0.0, 0.5)[0].item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------- decoding, a setting of every method

@@ -14,12 +14,14 @@ from conftest import make_split
 
 from bench import paths
 from bench.method import Context
-from methods.llm import models, prompts
+from methods.llm import models, prompts, setup
 from methods.llm import train as engine
 from methods.llm.batching import collate
+from methods.llm.cft import CFTConfig
 from methods.llm.checkpoint import BEST, CHECKPOINT, trainable_state
-from methods.llm.examples import cap_samples, counterfactual_prompt, encode_samples
+from methods.llm.examples import TrainingSet, cap_samples, counterfactual_prompt, encode_samples
 from methods.llm.loss import LabelLogits, cft_loss
+from methods.llm.prompts import PromptFormat
 
 torch.set_num_threads(1)
 
@@ -34,12 +36,22 @@ def tiny_model(split, seed: int = 0):
     return models.load_model(models.TINY, "cpu", cache_dir=paths.cache_dir(), tiny_texts=texts, seed=seed)
 
 
+def format_of(split, tokenizer, layout: str = LAYOUT, cutoff: int = 1024) -> PromptFormat:
+    return PromptFormat(tokenizer, split.card, layout, cutoff)
+
+
 def encoded(split, tokenizer, part: str = "train", cutoff: int = 1024, layout: str = LAYOUT):
-    return encode_samples(tokenizer, split.card, split.items.titles, getattr(split, part), cutoff, layout=layout)
+    return encode_samples(format_of(split, tokenizer, layout, cutoff), split.items.titles, getattr(split, part))
 
 
 def cf_prompt_of(split, tokenizer, layout: str = LAYOUT):
-    return counterfactual_prompt(tokenizer, split.card, layout=layout)
+    return counterfactual_prompt(format_of(split, tokenizer, layout))
+
+
+def run_train(loaded, train, valid, cf, config, seed: int = 0, **kw):
+    """engine.train on the tiny model with these examples; (trained model, TrainState)."""
+    data = TrainingSet(train, valid, cf, loaded.tokenizer.pad_token_id)
+    return engine.train(loaded.model, data, config, seed=seed, **kw)
 
 
 def contains(seq: list[int], sub: list[int]) -> bool:
@@ -62,7 +74,7 @@ def test_counterfactual_sequence_has_no_history_and_the_same_response(layout):
     tok = tiny_model(split).tokenizer
     examples = encoded(split, tok, layout=layout)[:6]
     cf_prompt = cf_prompt_of(split, tok, layout)
-    cf_text = prompts.build_prompt(split.card, [], counterfactual=True, layout=layout)
+    cf_text = format_of(split, tok, layout).prompt([], counterfactual=True)
     assert tok.decode(cf_prompt) == cf_text
     ending = "### Response:\n" + ('"' if layout == "title-close" else "")
     assert cf_text.endswith(ending) and tok.decode(examples[0].prompt).endswith(ending)
@@ -98,12 +110,7 @@ def test_cutoff_drops_oldest_history_titles(layout):
     ex = full[row]
     titles = [split.items.titles[i] for i in split.train.histories[row]]
     cut = encode_samples(
-        tok,
-        split.card,
-        split.items.titles,
-        split.train.subset([row]),
-        cutoff=len(ex.prompt) + len(ex.response) - 1,
-        layout=layout,
+        format_of(split, tok, layout, cutoff=len(ex.prompt) + len(ex.response) - 1), split.items.titles, split.train.subset([row])
     )[0]
     assert cut.dropped >= 1 and cut.response == ex.response
     assert len(cut.prompt) + len(cut.response) <= len(ex.prompt) + len(ex.response) - 1
@@ -172,9 +179,9 @@ def test_unknown_model_is_a_clear_error(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- training
 
 
-def small_config(**kw) -> engine.TrainConfig:
-    base = dict(epochs=2, lr=3e-3, micro_batch=8, grad_accum=2, warmup_steps=1, patience=0, alpha=0.1, beta=0.25)
-    return engine.TrainConfig(**dict(base, **kw))
+def small_config(**kw) -> CFTConfig:
+    base = dict(model="tiny", epochs=2, lr=3e-3, micro_batch=8, grad_accum=2, warmup_steps=1, patience=0, alpha=0.1, beta=0.25)
+    return CFTConfig(**dict(base, **kw))
 
 
 def test_training_lowers_the_loss_and_records_progress(tmp_path):
@@ -187,9 +194,7 @@ def test_training_lowers_the_loss_and_records_progress(tmp_path):
     from rich.progress import Progress
 
     with Progress(disable=True) as progress:
-        model, result = engine.train(
-            loaded.model, tok, train, valid, cf, small_config(epochs=3), work_dir=tmp_path, progress=progress
-        )
+        model, result = run_train(loaded, train, valid, cf, small_config(epochs=3), work_dir=tmp_path, progress=progress)
         assert not progress.tasks  # its task is removed at the end
     after = mean_loss(model, train, cf, tok.pad_token_id, 0.1, 0.25)
     assert after < before - 0.5
@@ -214,9 +219,7 @@ def test_early_stopping_keeps_the_best_weights(monkeypatch):
     def remember(epoch, record):
         weights[epoch] = trainable_state(loaded.model)
 
-    model, result = engine.train(
-        loaded.model, tok, train, valid, cf, small_config(epochs=4, patience=1), work_dir=None, on_epoch_end=remember
-    )
+    model, result = run_train(loaded, train, valid, cf, small_config(epochs=4, patience=1), work_dir=None, on_epoch_end=remember)
     assert result.epochs_trained == 3 and result.stopped_early
     assert (result.best_epoch, result.best_valid_loss) == (2, 2.0)
     final = trainable_state(model)
@@ -242,7 +245,7 @@ def test_resume_from_checkpoint_repeats_the_uninterrupted_run(tmp_path):
             if epoch == stop_after:
                 raise Stop
 
-        return engine.train(loaded.model, tok, train, valid, cf, cfg, work_dir=work_dir, on_epoch_end=hook)
+        return run_train(loaded, train, valid, cf, cfg, work_dir=work_dir, on_epoch_end=hook)
 
     whole, whole_result = run(tmp_path / "a")
     with pytest.raises(Stop):
@@ -264,14 +267,8 @@ def test_lora_takes_a_step_and_is_merged():
     tok = loaded.tokenizer
     initial = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
     total = sum(p.numel() for p in loaded.model.parameters())
-    model, result = engine.train(
-        loaded.model,
-        tok,
-        encoded(split, tok),
-        [],
-        cf_prompt_of(split, tok),
-        small_config(epochs=1, lora=True, lr=1e-2),
-        work_dir=None,
+    model, result = run_train(
+        loaded, encoded(split, tok), [], cf_prompt_of(split, tok), small_config(epochs=1, lora=True, lr=1e-2)
     )
     assert 0 < result.trainable_parameters < total / 10
     assert result.optimizer_steps == 4
@@ -291,7 +288,7 @@ def one_step(split, seed: int = 0, **settings):
     cf = cf_prompt_of(split, tok)
     torch.manual_seed(seed)  # LoRA's initial adapters
     config = small_config(**dict(dict(epochs=1, micro_batch=8, grad_accum=1, warmup_steps=0), **settings))
-    model, result = engine.train(loaded.model, tok, train, [], cf, config, work_dir=None)
+    model, result = run_train(loaded, train, [], cf, config, work_dir=None)
     assert result.optimizer_steps == 1
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     return result.history[0]["train_loss"], weights, mean_loss(model, train, cf, tok.pad_token_id, 0.1, 0.25), model
@@ -344,7 +341,7 @@ def test_compile_takes_the_same_step(monkeypatch):
         calls.append(kwargs)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "COMPILE_OPTIONS", dict(engine.COMPILE_OPTIONS, backend="eager"))
+    monkeypatch.setattr(setup, "COMPILE_OPTIONS", dict(setup.COMPILE_OPTIONS, backend="eager"))
     monkeypatch.setattr(torch, "compile", spy)
     split = make_split()
     compiled = one_step(split, compile=True)
@@ -361,7 +358,7 @@ def test_compile_with_inductor_on_cuda_takes_a_finite_step():
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     config = small_config(epochs=1, micro_batch=8, grad_accum=1, warmup_steps=0, compile=True)
-    _, result = engine.train(loaded.model, tok, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), config, device="cuda")
+    _, result = run_train(loaded, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), config, device="cuda")
     assert result.optimizer_steps == 1 and np.isfinite(result.history[0]["train_loss"])
 
 
@@ -375,7 +372,7 @@ def test_compile_where_torch_cannot_is_one_sentence(monkeypatch):
     loaded = tiny_model(split)
     tok = loaded.tokenizer
     with pytest.raises(BenchError, match=r"^compile=true needs torch.compile, which torch .* set compile=false\.$"):
-        engine.train(loaded.model, tok, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), small_config(compile=True))
+        run_train(loaded, encoded(split, tok)[:8], [], cf_prompt_of(split, tok), small_config(compile=True))
 
 
 def test_length_grouped_training_is_reproducible():
@@ -394,8 +391,10 @@ def test_speed_settings_are_method_settings():
     cls = registry.load_class("cft")
     config = registry.build_config(cls, {"group_by_length": "false", "compile": "true", "gradient_checkpointing": "on"})
     assert (config.group_by_length, config.compile, config.gradient_checkpointing) == (False, True, True)
-    shared = {f.name for f in dataclasses.fields(engine.TrainConfig)} & {f.name for f in dataclasses.fields(LLMConfig)}
-    assert {"group_by_length", "compile", "gradient_checkpointing"} <= shared  # copied to the loop by name
+    loop_reads = {f.name for f in dataclasses.fields(engine.Loop)}
+    assert (
+        "config" in loop_reads and not {"group_by_length", "compile", "gradient_checkpointing"} & loop_reads
+    )  # read from the one config
     with pytest.raises(ValueError, match="compile must be true or false, not 'yes'"):
         LLMConfig(compile="yes")
 
@@ -422,14 +421,8 @@ def test_smollm2_loads_offline_and_takes_a_cft_step(monkeypatch):
     cf = cf_prompt_of(split, tok)
     probe = "model.layers.0.self_attn.q_proj.weight"
     before = dict(loaded.model.named_parameters())[probe].detach().clone()
-    model, result = engine.train(
-        loaded.model,
-        tok,
-        train,
-        [],
-        cf,
-        small_config(epochs=1, lr=1e-4, micro_batch=2, grad_accum=1, warmup_steps=0, alpha=0.1, beta=0.25),
-        work_dir=None,
+    model, result = run_train(
+        loaded, train, [], cf, small_config(epochs=1, lr=1e-4, micro_batch=2, grad_accum=1, warmup_steps=0, alpha=0.1, beta=0.25)
     )
     assert result.optimizer_steps == 1 and np.isfinite(result.history[0]["train_loss"])
     assert not torch.equal(before, dict(model.named_parameters())[probe])

@@ -1,7 +1,7 @@
 """One board through every format: the terminal, Markdown, LaTeX and the page show the same cells.
 
-Every table of a board (accuracy, differences from the baseline, history influence, beyond
-accuracy, cost) is built once as sections; each format is read back here, its markup taken away,
+Every table of a board (accuracy, differences from the baseline, published and reproduced values,
+statistical power, history influence, beyond accuracy, cost) is built once as sections; each format is read back here, its markup taken away,
 and every row must read exactly as the section's plain cells."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from conftest import make_split
 from records import make_record, rank_arrays
 from rich.console import Console
 
+from bench.experiment import Reference
 from bench.leaderboard import LeaderboardOptions, board_sections, build_tables, print_leaderboard, to_latex, to_markdown
 from bench.leaderboard.source import Source, choose
 from bench.leaderboard.terminal import SUPERSCRIPT
@@ -43,14 +44,16 @@ def board(tmp_path):
     _save(store, "alpha", np.full(N, 3), seed=1)
     _save(store, "beta", np.full(N, -1), timing={"fit_s": 0.01, "recommend_s": 0.002, "total_s": 0.012}, topk_shift=7)
     _save(store, "gamma_x", np.ones(N), topk_shift=3)
-    options = LeaderboardOptions(baseline="beta", cost=True, history=True, beyond=5, n_resamples=200, beyond_resamples=50)
+    published = Reference("gamma_x", "tiny", "NDCG@10", 0.5, "Someone et al. 2024", table="Table 3", url="https://example.org")
+    options = LeaderboardOptions(baseline="beta", cost=True, history=True, beyond=5, n_resamples=200, beyond_resamples=50,
+                                 references=(published,), power=True, target_effect=0.25)  # fmt: skip
     (found,) = build_tables(choose(Source.scan("tiny", store), options.selection), options, SPLIT)
     return found
 
 
 def _sections_of(board):
     sections = board_sections(board)
-    assert [s.kind for s in sections] == ["board", "intervals", "history", "beyond", "cost"]
+    assert [s.kind for s in sections] == ["board", "intervals", "published", "power", "history", "beyond", "cost"]
     return sections
 
 
@@ -154,6 +157,20 @@ def test_every_format_shows_the_same_cells(board):
     print_leaderboard(Console(file=out, width=400, color_system=None), board)
     # the terminal shows each row as letter and name, then the cells; split on runs of spaces
     assert _terminal_rows(out.getvalue(), sections) == expected
+
+
+def test_published_and_power_sections_read_the_board(board):
+    """gamma_x ranks every target at 1: NDCG@10 = 1/log2(3) on each of the 10 samples, a point interval;
+    alpha - beta is the same on every sample (beta never ranks a target), so the t-test detects any effect."""
+    (published, power) = [s for s in _sections_of(board) if s.kind in ("published", "power")]
+    ours = 1 / np.log2(3)
+    assert [e.plain for e in published.lines[0].entries] == [
+        "NDCG@10", f"{ours:.4f} [{ours:.4f}, {ours:.4f}]", "0.5000", f"{ours - 0.5:+.4f}", "no", "[1]",
+    ]  # fmt: skip
+    assert published.legend == (("[1]", "Someone et al. 2024 (Table 3, https://example.org)"),)
+    assert [line.keys for line in power.lines] == [("a vs b",), ("a vs c",), ("b vs c",)]
+    assert [e.plain for e in power.lines[0].entries][:2] == ["10", "0.0000"]
+    assert power.headers[-1] == "n for 0.25 HR@20" and power.lines[0].entries[-1].plain == "2"
 
 
 def test_each_beyond_metric_has_its_own_decimals(board):

@@ -349,8 +349,10 @@ def test_the_report_scans_the_store_once_and_writes_only_when_asked(toys, monkey
 
     # (toys is not prepared: the report leaves beyond accuracy out, the leaderboard is not asked for it)
     (board,) = build_leaderboards("toys", LeaderboardOptions.for_report(baseline="B", n_resamples=200, beyond=None))
-    assert chapter.board == board and chapter.sections == board_sections(board)
+    sections = board_sections(board)
+    assert chapter.board == board and chapter.sections == [s for s in sections if s.kind != "power"]
     assert [s.kind for s in chapter.sections] == ["board", "intervals", "history", "cost"]
+    assert chapter.power == sections[2] and sections[2].kind == "power"  # shown in "About the numbers"
     # provenance: the same twelve fields for every run, in the page and in the Markdown
     (a, *_) = chapter.provenance
     assert [line.keys[0] for line in a.lines] == [

@@ -101,7 +101,8 @@ def shown_states(monkeypatch) -> dict[tuple[str, int], tuple[str, str]]:
     read from the legend under the table."""
     text = invoke(monkeypatch, "jobs", "--dataset", "ml-100k")
     legend = dict(re.findall(r"^\s*([a-z]+) = (\S+)\s*$", text, re.M))
-    rows = re.findall(r"^\s*([a-z]+)\s+(\S+)\s+(\d+)\s+(\w+)\s+slurm\s+(\S+)\s", text, re.M)
+    # a failed, lost or unknown state is followed by Slurm's word for it, e.g. "failed (CANCELLED by 0)"
+    rows = re.findall(r"^\s*([a-z]+)\s+(\S+)\s+(\d+)\s+(\w+)(?:\s+\([^)]*\))?\s+slurm\s+(\S+)\s", text, re.M)
     return {(legend.get(mark, label), int(seed)): (state, job_id) for mark, label, seed, state, job_id in rows}
 
 

@@ -49,17 +49,53 @@ Beyond = Annotated[
     ),
 ]
 OutDir = Annotated[Optional[Path], typer.Option("--out-dir", help="Where the files go (default under <results>).")]
+Experiment = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--experiment",
+        "-e",
+        help="An experiment file (experiments/NAME.toml): its tables on every dataset it names, with its options, "
+        "published values and the summary across datasets.",
+    ),
+]
+TargetEffect = Annotated[
+    Optional[float],
+    typer.Option(
+        "--target-effect",
+        help="With the power table: the test samples each comparison needs to detect a difference of this size (e.g. 0.01).",
+    ),
+]
 
 METRICS = "NDCG@10,HR@10,NDCG@20,HR@20"
 
 
 def _options(ctx: typer.Context, **fixed):
-    """(dataset, the command's options as one checked object)."""
+    """(dataset, the experiment file or None, the command's options as one checked object). Options
+    an experiment file fixes are refused beside it, in one sentence."""
     from bench.leaderboard import LeaderboardOptions
 
     params = dict(ctx.params)
-    dataset = params.pop("dataset")
-    return dataset, LeaderboardOptions.from_options(**(fixed | params))
+    dataset, path = params.pop("dataset"), params.pop("experiment")
+    exp = None
+    if path is not None:
+        from bench.experiment import load
+        from bench.leaderboard.experiment import FIXED
+
+        _refuse_fixed(ctx, FIXED)
+        exp = load(path)
+    return dataset, exp, LeaderboardOptions.from_options(**(fixed | params))
+
+
+def _refuse_fixed(ctx: typer.Context, fixed: tuple[str, ...]) -> None:
+    from bench.errors import BenchError
+
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        # compared by name: typer may bring its own copy of click, whose ParameterSource is another class
+        if param.name in fixed and source is not None and source.name != "DEFAULT":
+            raise BenchError(
+                f"{param.opts[0]} cannot be given with --experiment, which fixes it; change the experiment file instead."
+            )
 
 
 @cli.app.command()
@@ -92,12 +128,22 @@ def leaderboard(
         ),
     ] = False,
     beyond: Beyond = None,
+    power: Annotated[
+        bool,
+        typer.Option("--power", help="Also show each tested pair's minimum detectable effect (80% power, corrected level)."),
+    ] = False,
+    target_effect: TargetEffect = None,
+    experiment: Experiment = None,
 ):
     """Rebuild leaderboard tables from the stored runs alone: one table per experiment and test set."""
-    from bench.leaderboard import leaderboard_command
+    from bench.leaderboard import experiment_command, leaderboard_command
 
-    dataset, options = _options(ctx)
-    for path in leaderboard_command(dataset, options, console=cli.console):
+    dataset, exp, options = _options(ctx)
+    if exp is not None:
+        written = experiment_command(exp, options, console=cli.console)
+    else:
+        written = leaderboard_command(dataset, options, console=cli.console)
+    for path in written:
         cli.console.print(f"[dim]wrote {escape(str(path))}[/]")
 
 
@@ -121,11 +167,17 @@ def report(
     all_configs: AllConfigs = False,
     beyond: Beyond = 10,
     seed: Seed = 0,
+    target_effect: TargetEffect = None,
+    experiment: Experiment = None,
 ):
     """Write an HTML page (self-contained) and Markdown with the tables, pictures, beyond-accuracy metrics and provenance."""
     from bench.leaderboard.options import REPORT
-    from bench.report import report_command
+    from bench.report import experiment_report_command, report_command
 
-    dataset, options = _options(ctx, **REPORT)
-    for path in report_command(dataset, options, console=cli.console):
+    dataset, exp, options = _options(ctx, **REPORT)
+    if exp is not None:
+        written = experiment_report_command(exp, options, console=cli.console)
+    else:
+        written = report_command(dataset, options, console=cli.console)
+    for path in written:
         cli.console.print(f"[dim]wrote {escape(str(path))}[/]")

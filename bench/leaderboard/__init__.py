@@ -11,6 +11,8 @@ cells.py     how each number reads, in every format
 sections.py  every table a board shows, as headers, rows of cells and a caption
 provenance.py  where each row's runs came from, as tables
 terminal.py, markdown.py, latex.py   lay the sections out; export.py: CSV and JSON
+paper.py     published values beside reproduced ones, and the power of the table's tests
+experiment.py  an experiment file's tables over its datasets, and the summary across them
 command.py   `bench leaderboard`: build, print, then write <dataset>[-<experiment>].<format>
 
 Names are imported when first used, so that importing one module here (select, options) does not
@@ -25,7 +27,7 @@ _WHERE = {
     "DEFAULT_METRICS": "options", "FORMATS": "options", "LeaderboardOptions": "options", "Leaderboard": "model",
     "Selection": "select", "parse_where": "select", "Source": "source", "build_leaderboards": "compare",
     "build_tables": "compare", "leaderboards_of": "compare", "leaderboard_command": "command",
-    "write_leaderboards": "command", "load_leaderboards": "export", "to_csv": "export", "to_json": "export",
+    "write_leaderboards": "command", "experiment_command": "command", "build_experiment": "experiment", "load_leaderboards": "export", "to_csv": "export", "to_json": "export",
     "latex_escape": "latex", "to_latex": "latex", "to_markdown": "markdown", "print_leaderboard": "terminal",
     "board_sections": "sections", "Section": "sections", "provenance_sections": "provenance",
 }  # fmt: skip

@@ -21,7 +21,8 @@ from bench.leaderboard import select
 from bench.leaderboard.analyses import beyond_rows, history_rows
 from bench.leaderboard.model import CI_CONFIDENCE, Comparison, Interval, Leaderboard, Row
 from bench.leaderboard.options import LeaderboardOptions
-from bench.leaderboard.rows import RowData, load_row, make_rows, paired
+from bench.leaderboard.paper import power_rows, published_rows
+from bench.leaderboard.rows import RowData, family_pairs, load_row, make_rows, paired
 from bench.leaderboard.source import Chosen, Source, choose
 from bench.record import RunRecord
 from bench.store import RunStore
@@ -32,10 +33,7 @@ __all__ = ["build_leaderboards", "build_tables", "leaderboards_of"]
 def compare(data, rows, metric, o: LeaderboardOptions, base: int | None = None) -> list[Comparison]:
     """Every pair of rows on one metric (or, with `base`, each row against that row), corrected
     together; the winner has the higher mean."""
-    if base is None:
-        pairs = [(i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))]
-    else:
-        pairs = [(min(i, base), max(i, base)) for i in range(len(rows)) if i != base]
+    pairs = family_pairs(len(rows), base)
     found = []
     for i, j in pairs:
         a, b = paired(data[i], data[j], metric)
@@ -100,11 +98,14 @@ def _labelled_rows(configs, metrics: list[str], varied: dict | None) -> tuple[li
 def _table(configs, o: LeaderboardOptions, head: dict, split, varied: dict | None = None, **fields):
     """One table from its rows' runs (one list of seeds per configuration)."""
     metrics = list(o.metrics)
-    data, shared = _labelled_rows(configs, metrics, varied)
+    published = [r.metric for r in o.references if r.metric not in metrics]  # compared, not shown as columns
+    data, shared = _labelled_rows(configs, metrics + list(dict.fromkeys(published)), varied)
     rows = make_rows(data, metrics)
     board = Leaderboard(**head, metrics=metrics, test=o.test, correction=o.correction, alpha=o.alpha, seed=o.seed,
                         n_resamples=o.n_resamples, baseline=o.baseline, rows=rows, comparisons=[], shared=shared,
-                        pairs=o.pairs, show_cost=o.cost, **fields)  # fmt: skip
+                        pairs=o.pairs, show_cost=o.cost, target_effect=o.target_effect, **fields)  # fmt: skip
+    if o.references:
+        board.published, board.published_notes = published_rows(data, rows, o.references)
     if o.history:
         board.history_metric = metrics[0]
         board.history = history_rows(data, rows, metrics[0], o)
@@ -115,9 +116,12 @@ def _table(configs, o: LeaderboardOptions, head: dict, split, varied: dict | Non
         named = labels.baseline_row(board, o.baseline)
         if named is None:
             board.notes.append(f"No row is {o.baseline}: no tests in this table.")
+            board.power_note = "No row is the baseline, so no pair is tested and there are no minimum detectable effects." if o.power else ""  # fmt: skip
             return board, data
         base = rows.index(named)
     board.comparisons = [c for m in metrics for c in compare(data, rows, m, o, base)]
+    if o.power:
+        board.power, board.power_note = power_rows(data, rows, metrics, o, base)
     mark(rows, board.comparisons, metrics)
     return board, data
 

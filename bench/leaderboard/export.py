@@ -13,7 +13,7 @@ from bench.leaderboard import cells
 from bench.leaderboard.model import Leaderboard
 
 # 2: tables list the overrides left out of their labels ("shared"); 3: tables name their experiment.
-# Older files still load.
+# Older files still load (tables without published values or power load with none).
 JSON_SCHEMA = 3
 
 
@@ -26,10 +26,14 @@ def to_csv(boards: list[Leaderboard]) -> str:
     with_cost = any(b.show_cost for b in boards)
     if with_cost:
         columns += [key for key, _ in cells.COST]
+    with_published = any(b.published for b in boards)
+    if with_published:
+        columns += ["published", "reproduced_low", "reproduced_high", "published_inside", "published_source"]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for k, b in enumerate(boards, start=1):
+        published = {(e["letter"], e["metric"]): e for e in b.published}
         for r in b.rows:
             for m in b.metrics:
                 c = r.cells[m]
@@ -45,12 +49,24 @@ def to_csv(boards: list[Leaderboard]) -> str:
                                 ci_low=repr(iv.low) if iv else "", ci_high=repr(iv.high) if iv else "")  # fmt: skip
                 if with_cost:
                     line.update({key: "" if r.cost.get(key) is None else r.cost[key] for key, _ in cells.COST})
+                if with_published:
+                    line.update(_published_columns(published.get((r.letter, m))))
                 writer.writerow(line)
     return out.getvalue()
 
 
-def to_json(boards: list[Leaderboard]) -> str:
+def _published_columns(e: dict | None) -> dict:
+    if e is None:
+        return dict.fromkeys(("published", "reproduced_low", "reproduced_high", "published_inside", "published_source"), "")
+    low, high = ("", "") if e["low"] is None else (repr(e["low"]), repr(e["high"]))
+    return dict(published=repr(e["published"]), reproduced_low=low, reproduced_high=high,
+                published_inside=int(e["inside"]) if low else "", published_source=e["source"])  # fmt: skip
+
+
+def to_json(boards: list[Leaderboard], heading: str = "") -> str:
     payload = {"schema": JSON_SCHEMA, "dataset": boards[0].dataset, "tables": [b.to_dict() for b in boards]}
+    if heading:
+        payload["description"] = heading
     return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
 

@@ -14,7 +14,7 @@ from bench.leaderboard.sections import Entry, Section, board_sections
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$",
-    "Δ": r"$\Delta$", "·": r"$\cdot$", "…": r"\dots{}",
+    "Δ": r"$\Delta$", "·": r"$\cdot$", "…": r"\dots{}", "∞": r"$\infty$",
 }  # fmt: skip
 
 _BOOKTABS = TableFormat(

@@ -40,8 +40,15 @@ def section_md(section: Section, level: str = "###") -> list[str]:
     return [f"{level} {md(section.title)}", "", table_md(section), "", md(section.caption_text), "", *legend_md(section)]
 
 
-def to_markdown(boards: list[Leaderboard]) -> str:
-    parts = [f"# Leaderboard: {boards[0].dataset}", "", f"Split `{boards[0].split_hash}`.", ""]
+def to_markdown(boards: list[Leaderboard], heading: str = "") -> str:
+    """The boards of one dataset; `heading` (an experiment's description) is printed above their tables."""
+    parts = [
+        f"# Leaderboard: {boards[0].dataset}",
+        "",
+        *([md(heading), ""] if heading else []),
+        f"Split `{boards[0].split_hash}`.",
+        "",
+    ]
     for board in boards:
         for k, section in enumerate(board_sections(board)):
             parts += section_md(section, "##" if k == 0 else "###")

@@ -78,6 +78,13 @@ class Leaderboard:
     history: list[dict] = field(default_factory=list)  # per row: the metric with the history changed (analyses.history_rows)
     history_metric: str = ""
     beyond: list[dict] = field(default_factory=list)  # per row: beyond-accuracy metrics of the top-K lists (analyses.beyond_rows)
+    published: list[dict] = field(
+        default_factory=list
+    )  # per row and reference: ours beside the published value (analyses.published_rows)
+    published_notes: list[str] = field(default_factory=list)  # references that name no single row of this table
+    power: list[dict] = field(default_factory=list)  # per tested pair and metric: minimum detectable effect (analyses.power_rows)
+    power_note: str = ""  # how the minimum detectable effects were found (bench.power.power_note); why none, when none
+    target_effect: float | None = None  # the effect whose needed test samples the power rows give
 
     @property
     def samples_text(self) -> str:

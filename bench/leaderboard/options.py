@@ -29,8 +29,8 @@ DEFAULT_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 FORMATS = ("md", "tex", "csv", "json")
 PAIRS = ("all", "baseline")
 SELECT_ON = ("valid",)
-# what `bench report` shows beside the tables unless told otherwise
-REPORT = {"cost": True, "history": True, "beyond": 10}
+# what `bench report` shows beside the tables unless told otherwise (power: in "About the numbers")
+REPORT = {"cost": True, "history": True, "beyond": 10, "power": True}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class LeaderboardOptions:
     history: bool = False  # show the metric with the history removed, shuffled or cut
     beyond: int | None = None  # K of the beyond-accuracy metrics; None: not shown
     beyond_resamples: int = 1000  # list-level metrics are recomputed per resample: 1,000 keeps a table fast
+    power: bool = False  # each tested pair's minimum detectable effect (bench.power)
+    target_effect: float | None = None  # with power: the test samples a difference of this size needs
+    references: tuple = ()  # bench.experiment.Reference: published values shown beside the rows they name
     formats: tuple[str, ...] = FORMATS
     out_dir: Path | None = None
 
@@ -95,6 +98,7 @@ class LeaderboardOptions:
         facts += [("Baseline", self.baseline)] if self.baseline else []
         facts += [("Selection", self.selection.describe())] if not self.selection.empty else []
         facts += [("Chosen on", f"validation {self.select_metric}")] if self.select_on else []
+        facts += [("Target effect", f"{self.target_effect:g}")] if self.target_effect is not None else []
         return facts
 
 
@@ -148,6 +152,7 @@ def _check(o: LeaderboardOptions) -> None:
         raise BenchError(
             f"--beyond must be a list length from 1 to {TOP_N}, since each run stores its top {TOP_N} items only, not {o.beyond}."
         )
+    _check_power(o)
     formats = tuple(dict.fromkeys(o.formats))
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -155,3 +160,18 @@ def _check(o: LeaderboardOptions) -> None:
     _set(o, "formats", formats)
     if o.out_dir is not None:
         _set(o, "out_dir", Path(o.out_dir))
+
+
+def _check_power(o: LeaderboardOptions) -> None:
+    from bench.experiment import Reference
+
+    effect = o.target_effect
+    if effect is not None:
+        if isinstance(effect, bool) or not isinstance(effect, numbers.Real) or not 0.0 < effect < 1.0:
+            raise BenchError(
+                f"--target-effect is a difference of metric means, strictly between 0 and 1 (e.g. 0.01), not {effect}."
+            )
+        _set(o, "power", True)  # asking how many samples an effect needs asks for the power table
+    _set(o, "references", tuple(o.references))
+    if not all(isinstance(r, Reference) for r in o.references):
+        raise BenchError("Published values come from an experiment file's [[references]]; give them with --experiment.")

@@ -59,6 +59,13 @@ def paired(a: RowData, b: RowData, metric: str) -> tuple[np.ndarray, np.ndarray]
     return align(a.sample_index, a.values[metric], common), align(b.sample_index, b.values[metric], common)
 
 
+def family_pairs(n_rows: int, base: int | None = None) -> list[tuple[int, int]]:
+    """The pairs of rows (by index) one correction covers: every pair, or with `base` each row with that one."""
+    if base is None:
+        return [(i, j) for i in range(n_rows) for j in range(i + 1, n_rows)]
+    return [(min(i, base), max(i, base)) for i in range(n_rows) if i != base]
+
+
 def make_rows(data: list[RowData], metrics: list[str]) -> list[Row]:
     rows = []
     for letter, d in zip(labels.letters(len(data)), data):

@@ -1,8 +1,9 @@
 """Every table a leaderboard shows, built once as headers, rows of cells and a caption; the
 terminal, Markdown, LaTeX and HTML renderers only lay these out, so a number reads the same in each.
 
-    board_sections(board) -> [the accuracy table, differences from the baseline, history influence,
-                              beyond accuracy, cost]   (those the board holds, in this order)
+    board_sections(board) -> [the accuracy table, differences from the baseline, published and
+                              reproduced values, statistical power, history influence, beyond
+                              accuracy, cost]   (those the board holds, in this order)
 
 A cell (`Entry`) is its text, plus what a format may mark: bold for the best of a column, the
 letters of the rows it beats (superscript), an interval shown after it, a tone (an interval above
@@ -47,7 +48,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Section:
-    kind: str  # board, intervals, history, beyond, cost, provenance
+    kind: str  # board, intervals, published, power, history, beyond, cost, provenance; across, across-pairs
     title: str
     key_headers: tuple[str, ...]
     headers: tuple[str, ...]
@@ -99,6 +100,62 @@ def intervals_section(board: Leaderboard) -> Section:
         f"({board.n_resamples:,} resamples, seed {board.seed}).",
     )
     return Section("intervals", f"Difference from {base}", ROW_KEYS, tuple(board.metrics), tuple(lines), caption)
+
+
+def published_section(board: Leaderboard) -> Section:
+    """Each published value beside our value of the row it names; sources cited by number."""
+    sources = list(dict.fromkeys(e["source"] for e in board.published))
+    lines = []
+    for e in board.published:
+        interval = cells.bracket(f"{e['low']:.4f}", f"{e['high']:.4f}") if e["low"] is not None else ""
+        inside = "-" if e["low"] is None else "yes" if e["inside"] else "no"
+        entries = (Entry(e["metric"]), Entry(f"{e['mean']:.4f}", detail=interval), Entry(f"{e['published']:.4f}"),
+                   Entry(cells.signed(e["difference"])), Entry(inside), Entry(f"[{sources.index(e['source']) + 1}]"))  # fmt: skip
+        lines.append(Line((e["letter"], e["label"]), entries, _method(board, e["letter"])))
+    confidence = board.published[0]["confidence"] if board.published else CI_CONFIDENCE
+    caption = (
+        f"Reproduced: the row's mean over its test samples (per-sample values averaged over its seeds) with Student's t "
+        f"{confidence:.0%} interval; published: the value its source reports; difference: reproduced - published; inside: "
+        "whether the published value lies inside our interval (- : too few samples for one).",
+        "The interval covers which test samples were drawn only, not the variation between training runs nor any "
+        "difference of setting between the published run and ours.",
+        *board.published_notes,
+    )
+    legend = tuple((f"[{k}]", source) for k, source in enumerate(sources, start=1))
+    headers = ("metric", "reproduced", "published", "difference", "inside", "source")
+    return Section("published", "Published and reproduced", ROW_KEYS, headers, tuple(lines), caption, legend,
+                   left=("metric", "inside", "source"))  # fmt: skip
+
+
+def _method(board: Leaderboard, letter: str) -> str:
+    return next((r.method for r in board.rows if r.letter == letter), "")
+
+
+def power_section(board: Leaderboard) -> Section:
+    """Per tested pair: the test samples it shares, and per metric the minimum detectable effect
+    (and, given a target effect, the test samples that effect needs)."""
+    pairs = list(dict.fromkeys((e["a"], e["b"]) for e in board.power))
+    found = {(e["a"], e["b"], e["metric"]): e for e in board.power}
+    effect = board.target_effect
+    headers = ["n"] + [f"MDE {m}" for m in board.metrics]
+    headers += [f"n for {effect:g} {m}" for m in board.metrics] if effect is not None else []
+    lines = []
+    for a, b in pairs:
+        per_metric = [found[a, b, m] for m in board.metrics]
+        entries = [Entry(f"{per_metric[0]['n']:,}")] + [Entry("∞" if e["mde"] is None else f"{e['mde']:.4f}") for e in per_metric]
+        if effect is not None:
+            entries += [Entry("-" if e["needed"] is None else f"{e['needed']:,}") for e in per_metric]
+        lines.append(Line((f"{a} vs {b}",), tuple(entries)))
+    caption = [
+        board.power_note,
+        "Pairs are named by the rows' letters; n: the test samples both rows share; MDE in the metric's units.",
+    ]
+    if any(e["mde"] is None for e in board.power):
+        caption.append("∞: even every difference in one direction would not reach that power.")
+    if effect is not None:
+        caption.append(f"n for {effect:g} of a metric: the test samples a difference of {effect:g} needs for the same power at the same level.")  # fmt: skip
+        caption += [f"-: {note[:1].upper()}{note[1:]}." for note in dict.fromkeys(e["needed_note"] for e in board.power if e["needed_note"])]  # fmt: skip
+    return Section("power", "Statistical power", ("Pair",), tuple(headers), tuple(lines), tuple(caption))
 
 
 def history_conditions(board: Leaderboard) -> list[str]:
@@ -183,6 +240,8 @@ def board_sections(board: Leaderboard) -> list[Section]:
     """The tables of one board, in the order every format shows them."""
     found = [board_section(board)]
     found += [intervals_section(board)] if board.has_intervals() else []
+    found += [published_section(board)] if board.published or board.published_notes else []
+    found += [power_section(board)] if board.power else []
     found += [history_section(board)] if board.history else []
     found += [beyond_section(board)] if board.beyond else []
     found += [cost_section(board)] if board.show_cost else []

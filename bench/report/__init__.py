@@ -3,6 +3,7 @@ same content as Markdown. Every number comes from the leaderboard (bench.leaderb
 adds pictures.
 
 build.py     the report in memory: the leaderboard's sections and provenance, pictures rendered
+experiment.py  an experiment file's report: every dataset's chapters, the summary across datasets
 compute.py   what only the pictures need: curves over K, the Pareto front, two-setting grids
 plots.py     the pictures (matplotlib, Agg, Okabe-Ito); cost_plot.py: quality against cost
 model.py     Report, Chapter, Picture
@@ -17,7 +18,7 @@ import importlib
 
 _WHERE = {
     "Report": "model", "build_report": "build", "report_of": "build", "write_report": "command", "report_command": "command",
-    "curves": "compute", "find_grids": "compute", "pareto_front": "compute",
+    "experiment_report": "experiment", "experiment_report_command": "command", "curves": "compute", "find_grids": "compute", "pareto_front": "compute",
 }  # fmt: skip
 __all__ = sorted(_WHERE)
 

@@ -85,7 +85,10 @@ def _history(board: Leaderboard, stem: str) -> list[Picture]:
 
 def _chapter(number: int, board: Leaderboard, runs: dict[str, StoredRun], beyond_note: str) -> Chapter:
     metric, stem = board.metrics[0], f"t{number}"
-    chapter = Chapter(number, board, board_sections(board), provenance_sections(board, runs))
+    sections = board_sections(board)
+    shown = [s for s in sections if s.kind != "power"]  # the power table goes to "About the numbers"
+    power = next((s for s in sections if s.kind == "power"), None)
+    chapter = Chapter(number, board, shown, provenance_sections(board, runs), power=power)
     chapter.pictures = (_curves(board, runs, stem) + _forest(board, metric, stem) + _grids(board, runs, metric, stem)
                         + _cost(board, metric, stem) + _history(board, stem))  # fmt: skip
     if board.baseline and not board.has_intervals():
@@ -97,9 +100,10 @@ def _chapter(number: int, board: Leaderboard, runs: dict[str, StoredRun], beyond
     return chapter
 
 
-def report_of(source: Source, options: LeaderboardOptions, now: datetime | None = None) -> Report:
-    """The report of a scanned store, in memory. Beyond-accuracy metrics need the prepared split the
-    runs were scored on; without it the report says why they are missing instead of failing."""
+def dataset_chapters(source: Source, options: LeaderboardOptions, first: int = 1) -> tuple[list[Chapter], str, str]:
+    """(the chapters of one dataset's tables, numbered from `first`; the split hash; why beyond-accuracy
+    metrics are missing). They need the prepared split the runs were scored on; without it the
+    report says why instead of failing."""
     chosen = choose(source, options.selection)
     split, beyond_note = None, ""
     if options.beyond is not None:
@@ -110,13 +114,25 @@ def report_of(source: Source, options: LeaderboardOptions, now: datetime | None 
             beyond_note = f"No beyond-accuracy table: {said[:1].lower()}{said[1:]}"
     boards = build_tables(chosen, options, split)
     runs = source.by_key()
-    chapters = [_chapter(number, board, runs, beyond_note) for number, board in enumerate(boards, start=1)]
-    generated = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    n_runs = len({k for b in boards for r in b.rows for k in r.run_keys})
-    facts = [("Dataset", source.dataset), ("Experiment", options.selection.name or "all"), ("Split hash", chosen.split_hash),
-             ("Generated", generated.replace("T", " ").replace("+00:00", " UTC")), ("Tables", str(len(boards))),
+    return [_chapter(number, board, runs, beyond_note) for number, board in enumerate(boards, start=first)], chosen.split_hash, beyond_note  # fmt: skip
+
+
+def generated_at(now: datetime | None) -> str:
+    return (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+
+
+def count_runs(chapters: list[Chapter]) -> int:
+    return len({k for c in chapters for r in c.board.rows for k in r.run_keys})
+
+
+def report_of(source: Source, options: LeaderboardOptions, now: datetime | None = None) -> Report:
+    """The report of a scanned store, in memory."""
+    chapters, split_hash, beyond_note = dataset_chapters(source, options)
+    generated, n_runs = generated_at(now), count_runs(chapters)
+    facts = [("Dataset", source.dataset), ("Experiment", options.selection.name or "all"), ("Split hash", split_hash),
+             ("Generated", generated.replace("T", " ").replace("+00:00", " UTC")), ("Tables", str(len(chapters))),
              ("Runs", str(n_runs)), *options.describe()]  # fmt: skip
-    return Report(source.dataset, options.selection.name, chosen.split_hash, generated, chapters, facts, source.damaged,
+    return Report(source.dataset, options.selection.name, split_hash, generated, chapters, facts, source.damaged,
                   n_runs, beyond_note)  # fmt: skip
 
 

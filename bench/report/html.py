@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 
 from bench.leaderboard.sections import Entry, Section
-from bench.report.model import Picture
+from bench.report.model import ABOUT, Picture
 
 STYLE = """
 :root {
@@ -44,6 +45,7 @@ h2 { font-size: 1.35rem; margin: 0 0 4px; }
 h2 .num { color: var(--accent); margin-right: 6px; }
 h3 { font-size: 1.05rem; margin: 26px 0 8px; padding-top: 10px; border-top: 1px solid var(--line); }
 p.sub { color: var(--muted); margin: 0 0 16px; }
+p.lead { font-size: 1.05rem; max-width: 980px; margin: 0 0 22px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 6px 0 8px; font-size: 0.92rem; }
 th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: middle; }
@@ -184,12 +186,30 @@ def chapter_html(chapter) -> str:
     return "\n".join(out)
 
 
-ABOUT = (
-    "Full ranking over the whole catalogue, no negative sampling. Rank r (0-based) is a hit at K when r < K; "
-    "NDCG@K = 1/log2(r + 2) for a hit. Cells are the mean over seeds of each seed's mean over its test samples "
-    "(± the standard deviation across seeds); tests are paired over the test samples rows share, on per-sample values "
-    "averaged over seeds. Everything on this page is rebuilt from the stored runs alone."
-)
+def across_html(across) -> str:
+    """An experiment's summary across datasets: its tables and diagram, or why it is absent."""
+    out = [f'<section class="board" id="{across.anchor}"><h2>{esc(across.title)}</h2>']
+    if across.sentence:
+        out.append(f'<p class="note">{esc(across.sentence)}</p>')
+    out += [section_html(section, f"{across.anchor}-{section.kind}") for section in across.sections]
+    if across.pictures:
+        out.append('<div class="figures">' + "".join(figure(p, f"{across.anchor}-{p.kind}") for p in across.pictures) + "</div>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def about_html(report) -> str:
+    """How the numbers are made, and the power of every table's tests."""
+    out = ['<section class="about" id="about"><h2>About the numbers</h2>', f'<p class="caption">{esc(ABOUT)}</p>',
+           '<h3 id="about-power">Statistical power</h3>']  # fmt: skip
+    for chapter, section, note in report.power_parts():
+        title = f"{chapter.number}. {chapter.board.title}"
+        if section is None:
+            out.append(f'<p class="caption"><strong>{esc(title)}</strong>: {esc(note)}</p>')
+        else:
+            out.append(section_html(dataclasses.replace(section, title=title), f"about-power-{chapter.number}"))
+    out.append("</section>")
+    return "\n".join(out)
 
 
 def to_html(report) -> str:
@@ -202,8 +222,12 @@ def to_html(report) -> str:
     for c in report.chapters:
         subs = "".join(f'<li><a href="#{esc(anchor)}">{esc(text)}</a></li>' for anchor, text in c.contents())
         toc.append(f'<li><a href="#{c.anchor}">{esc(c.board.title)}</a><ol>{subs}</ol></li>')
+    if report.across is not None:
+        toc.append(f'<li><a href="#{report.across.anchor}">{esc(report.across.title)}</a></li>')
     toc.append('<li><a href="#about">About the numbers</a></li>')
     damaged = "".join(f'<p class="note">Left out: {esc(d.sentence())}</p>' for d in report.damaged)
+    damaged += "".join(f'<p class="note">{esc(problem)}</p>' for problem in report.problems)
+    lead = f'<p class="lead">{esc(report.heading)}</p>' if report.heading else ""
     exp = f' <span class="exp">· {esc(report.experiment)}</span>' if report.experiment else ""
     return "\n".join(
         [
@@ -216,10 +240,12 @@ def to_html(report) -> str:
             f"<h1>{esc(report.dataset)}{exp}</h1>",
             f'<dl class="facts">{facts}</dl></div></header>',
             '<main class="wrap">',
+            lead,
             f'<nav class="toc"><h2>Contents</h2><ol>{"".join(toc)}</ol></nav>',
             damaged,
             *(chapter_html(c) for c in report.chapters),
-            f'<section class="about" id="about"><h2>About the numbers</h2><p class="caption">{esc(ABOUT)}</p></section>',
+            across_html(report.across) if report.across is not None else "",
+            about_html(report),
             "</main>",
             f"<footer>bench report · {esc(report.dataset)} · split {esc(report.split_hash)} · {esc(report.generated_at)}</footer>",
             "</body></html>",

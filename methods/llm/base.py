@@ -8,9 +8,16 @@ registered configurations, each in its own module (methods.llm.sft, .bigrec, .cf
     cft-no-cf  alpha 0, beta 0.25 (position weights)      grounded: free beam search (5) + L2 grounding
     cft-no-tw  alpha 0.1, beta 1 (uniform weights)        grounded: free beam search (5) + L2 grounding
 
+The settings are one dataclass per method (methods.llm.config.LLMConfig, subclassed per method);
+the training loop reads it whole (methods.llm.train), and the run's prompt format
+(methods.llm.prompts.PromptFormat: tokenizer, card, label layout, cutoff) is built once in `_fit`
+and handed to every step that writes or reads prompts.
+
 Every Config field can be set from the command line (`--set cft.alpha=0.2`). Decoding is a setting
 of every method, not of its class: `--set cft.decoding=constrained` is CFT on a D3-style backbone
 (set num_beams=10 too for D3's beam count), `--set sft.decoding=grounded` is SFT decoded as BIGRec.
+cft and cft-no-tw can combine their two loss terms by GradCraft instead of a fixed alpha
+(`--set cft.balance=gradcraft`, methods.llm.cft).
 
 Choices where the protocol leaves one open:
 - model: the paper's backbone Qwen/Qwen2-0.5B is the default, so a run that names no model is the
@@ -41,105 +48,17 @@ process its slice of the test samples and gathers the lists (bench.runner).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 
 from bench.data.split import Samples
 from bench.method import INSPECT, Context, Method, Recommendations
-from methods.llm.precision import AUTO, PRECISIONS
-from methods.llm.prompts import LAYOUTS
-
-TINY_LR = 3e-3
-PRETRAINED_LR = 1e-4
-GROUNDINGS = ("interleaved", "original")
-DECODINGS = ("grounded", "constrained")
-SEARCHES = ("own", "transformers")  # methods.llm.decode.SEARCHES
-WEIGHTINGS = ("linear", "reciprocal")  # methods.llm.loss.WEIGHTINGS (loss imports torch: describing a method stays light)
-
-
-@dataclass
-class LLMConfig:
-    model: str = "Qwen/Qwen2-0.5B"  # the paper's backbone; a Hugging Face id, a local folder, "smollm2-135m" (offline) or "tiny" (random, tests and smoke runs)
-    epochs: int = 3  # 0 = no fine-tuning: evaluate the model as loaded
-    lr: float | None = None  # None: 1e-4 for a pretrained model, 3e-3 for the tiny one
-    micro_batch: int = 16  # examples whose loss is normalised together (the protocol's micro-batch)
-    grad_accum: int = 4  # micro-batches per optimiser step: effective batch 64 on one device
-    device_batch: int = 0  # examples per forward/backward pass: k micro-batches, k dividing grad_accum (the same gradient, fewer kernels); 0: 1 micro-batch on a CPU, by free memory on a GPU (methods.llm.sizing)
-    precision: str = "auto"  # "auto" (fp32 on a CPU, bf16-mixed on a GPU), "fp32", "bf16-mixed" (fp32 master weights, bf16 autocast) or "bf16-pure" (bf16 weights and AdamW state, the reference code's; methods.llm.precision)
-    warmup_steps: int = 20  # optimiser steps of linear learning-rate warm-up (then linear decay to 0)
-    patience: int = 1  # epochs without validation improvement before stopping; 0 = never
-    cutoff: int = 1024  # tokens; longer examples drop their oldest history titles
-    max_train_samples: int = 0  # 0 = all; otherwise a random subset drawn with the seed
-    max_valid_samples: int = 0  # 0 = all
-    lora: bool = False  # train LoRA adapters instead of every weight (merged into the weights after training)
-    lora_r: int = 8  # LoRA rank
-    lora_alpha: int = 16  # LoRA scaling: the adapter's update is multiplied by lora_alpha / lora_r
-    lora_dropout: float = 0.05  # dropout on the LoRA adapters' input
-    lora_targets: str = "q_proj,v_proj"  # comma-separated module names that get LoRA adapters
-    group_by_length: bool = True  # micro-batches of similar-length examples, their order shuffled with the seed (less padding; false: the plain shuffled order)
-    compile: bool = False  # torch.compile the training step (dynamic shapes; refused where torch.compile is unavailable)
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, one more forward pass
-    label_layout: str = "quoted"  # "quoted": the response is the quoted title + EOS (reference CFT code); "title-close": the opening quote ends the prompt
-    decoding: str = "grounded"  # "grounded": free beam search + L2 grounding to a full ranking; "constrained": beam search over catalogue titles, the list is its finished beams
-    grounding: str = "interleaved"  # decoding=grounded: "interleaved" merges every beam's L2 ranking; "original": beam 0 only
-    num_beams: int = 5  # beams of the beam search (grounded: every finished beam is grounded; constrained: the list, D3 used 10)
-    max_new_tokens: int = 128  # most tokens generated per title
-    eval_batch_size: int = 0  # prompts per decoding batch (titles are embedded 4x as many at once); 0: 8 on a CPU, by free memory on a GPU (methods.llm.sizing)
-    search: str = "own"  # beam search implementation: "own" (methods.llm.beam: one prefill per prompt, the trie as tensors) or "transformers" (model.generate, the reference; equal results)
-
-    def __post_init__(self):
-        """Impossible settings fail when the run is planned, before anything trains."""
-        for name, low in (
-            ("epochs", 0),
-            ("micro_batch", 1),
-            ("grad_accum", 1),
-            ("warmup_steps", 0),
-            ("patience", 0),
-            ("cutoff", 16),
-            ("max_train_samples", 0),
-            ("max_valid_samples", 0),
-            ("num_beams", 1),
-            ("max_new_tokens", 1),
-            ("eval_batch_size", 0),
-            ("device_batch", 0),
-            ("lora_r", 1),
-        ):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
-        k, rest = divmod(self.device_batch, self.micro_batch)
-        if self.device_batch and (rest or self.grad_accum % k):
-            choices = ", ".join(str(self.micro_batch * d) for d in range(1, self.grad_accum + 1) if self.grad_accum % d == 0)
-            raise ValueError(
-                f"device_batch={self.device_batch} is not a whole number of micro-batches of {self.micro_batch} dividing "
-                f"grad_accum={self.grad_accum}; choose one of {choices}, or 0 to let the device decide"
-            )
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, not {self.lr}")
-        if not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
-        for name in ("group_by_length", "compile", "gradient_checkpointing"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
-        for name, values in (
-            ("label_layout", LAYOUTS),
-            ("decoding", DECODINGS),
-            ("search", SEARCHES),
-            ("grounding", GROUNDINGS),
-            ("weighting", WEIGHTINGS),
-            ("precision", PRECISIONS),
-        ):
-            value = getattr(self, name, None)
-            if value is not None and value not in values:
-                raise ValueError(f"{name} must be one of {', '.join(values)}, not '{value}'")
-        for name in ("alpha", "beta"):
-            if getattr(self, name, 0.0) < 0:
-                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+from methods.llm.config import LLMConfig
+from methods.llm.options import AUTO, CONSTRAINED
 
 
 class LLMMethod(Method):
-    """Shared fit/recommend; subclasses choose the objective and their Config's defaults (the
-    decoding among them: `config.decoding`)."""
+    """Shared fit/recommend; subclasses choose their Config: its defaults (the decoding among them,
+    `config.decoding`) and its objective (`config.objective()`)."""
 
     version = "2"  # 2: model Qwen/Qwen2-0.5B, label_layout "quoted", bigrec on all samples, decoding a setting
     Config = LLMConfig
@@ -155,18 +74,10 @@ class LLMMethod(Method):
 
         check_loadable(config.model, cls.name or "<method>")
 
-    def objective(self) -> tuple[float, float]:
-        """(alpha, beta); plain SFT is (0, 1)."""
-        return 0.0, 1.0
-
-    def weighting(self) -> str:
-        """The form of the token weights' decay (methods.llm.loss.token_weights)."""
-        return getattr(self.config, "weighting", "linear")
-
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
         from methods.llm.precision import Precision
-        from methods.llm.train import TrainConfig
+        from methods.llm.prompts import PromptFormat
         from methods.llm.train import train as train_model
 
         cfg = self.config
@@ -182,42 +93,29 @@ class LLMMethod(Method):
             seed=context.seed,
         )
         self.tokenizer = loaded.tokenizer
-        alpha, beta = self.objective()
-        lr = cfg.lr if cfg.lr is not None else (TINY_LR if cfg.model == models.TINY else PRETRAINED_LR)
+        self.format = PromptFormat(loaded.tokenizer, context.card, cfg.label_layout, cfg.cutoff)
         train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
         valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
-        layout = cfg.label_layout
-        train_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, train, cfg.cutoff, layout=layout)
-        valid_examples = examples.encode_samples(self.tokenizer, context.card, self.titles, valid, cfg.cutoff, layout=layout)
-        # the method's settings that the loop shares by name (epochs, micro_batch, lora_*...); the
-        # objective, the resolved lr and the run's seed are decided here
-        shared = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if hasattr(cfg, f.name)}
-        train_config = TrainConfig(
-            **dict(
-                shared, alpha=alpha, beta=beta, weighting=self.weighting(), lr=lr, seed=context.seed, label=self.name or "train"
-            )
-        )
-        model, self.result = train_model(
+        data = examples.training_set(self.format, self.titles, train, valid)
+        model, self.state = train_model(
             loaded.model,
-            self.tokenizer,
-            train_examples,
-            valid_examples,
-            examples.counterfactual_prompt(self.tokenizer, context.card, layout=layout),
-            train_config,
+            data,
+            cfg,
+            seed=context.seed,
             device=context.device,
             work_dir=context.work_dir,
             progress=context.progress,
+            label=self.name or "train",
         )
         loaded.model = model
-        self.loaded = loaded
         self.model = model.to(_device(context.device), dtype=precision.decode_dtype)  # cast once for decoding
         self.facts = models.model_facts(loaded, context.device, cfg.lora)
         self.facts.update(precision.facts())
         self.facts.update(
-            lr=lr,
-            train_samples=len(train_examples),
-            valid_samples=len(valid_examples),
-            history_titles_dropped=int(sum(e.dropped for e in train_examples)),
+            lr=cfg.learning_rate(),
+            train_samples=len(data.train),
+            valid_samples=len(data.valid),
+            history_titles_dropped=int(sum(e.dropped for e in data.train)),
         )
         self._item_embeddings = None
 
@@ -226,16 +124,14 @@ class LLMMethod(Method):
     def prompts_for(self, samples: Samples) -> list[str]:
         from methods.llm.examples import inference_prompts
 
-        return inference_prompts(
-            self.tokenizer, self.context.card, self.titles, samples, self.config.cutoff, layout=self.config.label_layout
-        )
+        return inference_prompts(self.format, self.titles, samples)
 
     def _recommend(self, samples: Samples, k: int) -> Recommendations:
         out = np.full((len(samples), k), -1, dtype=np.int64)
         if len(samples) == 0:  # a process's slice can be empty when there are more processes than samples
             return Recommendations(items=out, invalid=np.zeros(0, dtype=np.int32))
         prompt_texts = self.prompts_for(samples)
-        if self.config.decoding == "constrained":
+        if self.config.decoding == CONSTRAINED:
             items, invalid, generations = self._constrained(prompt_texts)
         else:
             items, invalid, generations = self._grounded(prompt_texts, k)
@@ -273,14 +169,13 @@ class LLMMethod(Method):
         cfg = self.config
         items, invalid = constrained_beam_search(
             self.model,
-            self.tokenizer,
+            self.format,
             prompt_texts,
             self.titles,
             num_beams=cfg.num_beams,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=self.decode_batch(prompt_texts),
             progress=self.context.progress,
-            layout=cfg.label_layout,
             search=cfg.search,
         )
         generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
@@ -289,7 +184,6 @@ class LLMMethod(Method):
     def _grounded(self, prompt_texts: list[str], k: int):
         """(items, invalid counts, generations of the first INSPECT prompts) by free beam search
         grounded to the catalogue by L2 distance."""
-        from methods.llm import prompts
         from methods.llm.decode import generate_beams
         from methods.llm.ground import count_invalid, embed_texts, ground_by_l2
 
@@ -305,7 +199,7 @@ class LLMMethod(Method):
             progress=self.context.progress,
             search=cfg.search,
         )
-        invalid = count_invalid(beams, self.titles, layout=cfg.label_layout)
+        invalid = count_invalid(beams, self.titles, self.format)
         if self._item_embeddings is None:
             self._item_embeddings = embed_texts(
                 self.model,
@@ -314,7 +208,7 @@ class LLMMethod(Method):
                 batch_size=4 * self.decode_batch(prompt_texts),
                 progress=self.context.progress,
             )
-        flat = [prompts.title_from_generation(text, layout=cfg.label_layout) for row in beams for text in row]
+        flat = [self.format.title_from_generation(text) for row in beams for text in row]
         generated = embed_texts(
             self.model, self.tokenizer, flat, batch_size=4 * self.decode_batch(prompt_texts), progress=self.context.progress
         )
@@ -325,23 +219,9 @@ class LLMMethod(Method):
         return items, invalid, beams[:INSPECT]
 
     def run_info(self) -> dict:
-        if not hasattr(self, "result"):
+        if not hasattr(self, "state"):
             return {}
-        result = self.result
-        return dict(
-            self.facts,
-            objective={"alpha": self.objective()[0], "beta": self.objective()[1], "weighting": self.weighting()},
-            epochs_trained=result.epochs_trained,
-            best_epoch=result.best_epoch,
-            best_valid_loss=result.best_valid_loss,
-            stopped_early=result.stopped_early,
-            resumed_from_epoch=result.resumed_from_epoch,
-            optimizer_steps=result.optimizer_steps,
-            trainable_parameters=result.trainable_parameters,
-            train_tokens=result.train_tokens,
-            tokens_per_s=round(result.tokens_per_s, 1),
-            history=result.history,
-        )
+        return dict(self.facts, objective=self.config.objective().info(), **self.state.record())
 
 
 def _device(device: str):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.llm.base import LLMConfig, LLMMethod
+from methods.llm.base import LLMMethod
+from methods.llm.config import LLMConfig
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """What the LLM training loop keeps across a restart: its state, the resumable checkpoint and the
 best weights.
 
-    checkpoints = Checkpoints(work_dir, fingerprint(config, n_train, n_valid), is_main_process)
+    checkpoints = Checkpoints(work_dir, fingerprint(config, seed, n_train, n_valid), is_main_process)
     resumed = checkpoints.resume()          # None: nothing to resume (or another configuration's)
     ...                                     # each epoch:
     checkpoints.keep_best(model)            #   when the validation loss improved
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from bench.atomic import atomic_file
 
 if TYPE_CHECKING:
-    from methods.llm.train import TrainConfig
+    from methods.llm.config import LLMConfig
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -35,18 +35,45 @@ BEST = "best.pt"
 
 @dataclass
 class TrainState:
-    """The loop's progress and early-stopping state: everything it needs to go on after a restart
-    besides the weights, the optimiser and the scheduler."""
+    """One training run's state: the loop's progress and early-stopping state (what a restart
+    restores besides the weights, the optimiser and the scheduler) and the facts the run records
+    (methods.llm.base.LLMMethod.run_info). `train` returns it."""
 
-    epoch: int = 0  # epochs completed
-    best_valid: float | None = None  # best validation loss so far
+    epochs_trained: int = 0
+    best_valid_loss: float | None = None  # best validation loss so far
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the validation loss last improved
     finished: bool = False  # stopped early or trained every epoch
+    stopped_early: bool = False  # finished before the last epoch (patience)
     history: list[dict] = field(default_factory=list)  # one record per epoch
-    tokens: int = 0  # training tokens seen by all processes
-    seconds: float = 0.0  # training time (validation and checkpoints excluded)
-    steps: int = 0  # optimiser steps
+    train_tokens: int = 0  # training tokens seen by all processes
+    train_seconds: float = 0.0  # training time (validation and checkpoints excluded)
+    optimizer_steps: int = 0
+    gradcraft_magnitudes: list[float] | None = None  # balance=gradcraft: the gradient magnitudes' moving average
+    # facts of the call that trained (set when it starts, whatever a checkpoint held)
+    resumed_from_epoch: int = 0
+    trainable_parameters: int = 0
+    precision: str = ""  # the resolved precision (methods.llm.precision)
+    device_batch: int = 0  # examples per forward/backward pass, as used
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def record(self) -> dict:
+        """What the run record stores about training (beside the model's facts)."""
+        return {
+            "epochs_trained": self.epochs_trained,
+            "best_epoch": self.best_epoch,
+            "best_valid_loss": self.best_valid_loss,
+            "stopped_early": self.stopped_early,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "optimizer_steps": self.optimizer_steps,
+            "trainable_parameters": self.trainable_parameters,
+            "train_tokens": self.train_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "history": self.history,
+        }
 
 
 @dataclass
@@ -76,11 +103,11 @@ def load_trainable(model, state: dict) -> None:
             params[name].copy_(tensor)
 
 
-def fingerprint(config: TrainConfig, n_train: int, n_valid: int) -> dict:
-    """What a checkpoint must match to be resumed: the training configuration (the progress bar
-    label aside) and the sizes of the example sets."""
-    keep = {k: v for k, v in asdict(config).items() if k not in ("label", "device_batch")}  # a pass's size changes rounding only
-    return dict(keep, n_train=n_train, n_valid=n_valid)
+def fingerprint(config: LLMConfig, seed: int, n_train: int, n_valid: int) -> dict:
+    """What a checkpoint must match to be resumed: the method's configuration (the pass size
+    aside: it changes rounding only), the seed and the sizes of the example sets."""
+    keep = {k: v for k, v in asdict(config).items() if k != "device_batch"}
+    return dict(keep, seed=seed, n_train=n_train, n_valid=n_valid)
 
 
 def _save(obj, path: Path) -> None:

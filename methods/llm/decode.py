@@ -5,8 +5,8 @@
 - `TitleTrie` + `constrained_beam_search`: beam search that may only follow the token sequence of
   some catalogue title (sft by default, any LLM method with decoding=constrained; D3 style); each
   finished beam names one item. The trie holds exactly the labelled responses the model was
-  trained on for the run's label_layout (`prompts.response_ids`): the quoted title + EOS in
-  "quoted", title + closing quote + EOS in "title-close".
+  trained on in the run's prompt format (`PromptFormat.response_ids`, methods.llm.prompts): the
+  quoted title + EOS in "quoted", title + closing quote + EOS in "title-close".
 
 Prompts are tokenised exactly as in training (`prompts.prompt_ids`, no special tokens added) and
 left-padded by hand with EOS as the pad token (masked), so every batch row ends at the same
@@ -50,9 +50,10 @@ from transformers import GenerationConfig
 from bench.progress import step_task
 from methods.llm import prompts as P
 from methods.llm.beam import FlatTrie, beam_search
+from methods.llm.options import OWN, SEARCHES, check_choice
+from methods.llm.prompts import PromptFormat
 
 _FILL = -1
-SEARCHES = ("own", "transformers")  # the `search` setting (methods.llm.base.SEARCHES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,9 +127,7 @@ def _beam_config(tokenizer, num_beams: int, num_return: int, max_new_tokens: int
 
 
 def _check_search(search: str) -> str:
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, not '{search}'")
-    return search
+    return check_choice("search", search, SEARCHES)
 
 
 def _run_batch(model, ids, mask, config: GenerationConfig, search: str, trie: TitleTrie | None = None) -> list[list[int]]:
@@ -136,7 +135,7 @@ def _run_batch(model, ids, mask, config: GenerationConfig, search: str, trie: Ti
     (batch * num_return rows, best first per prompt, `_FILL` after a beam's end), by the own search
     or by transformers' (with the trie as prefix_allowed_tokens_fn)."""
     start = ids.shape[1]
-    if search == "own":
+    if search == OWN:
         result = beam_search(
             model,
             ids,
@@ -189,7 +188,7 @@ def generate_beams(
     batch_size: int = 8,
     progress=None,
     *,
-    search: str = "own",
+    search: str = OWN,
 ) -> list[list[str]]:
     """Free beam search (greedy, length penalty 1.0). Per prompt the `num_return` generated
     responses, best first, each decoded up to (excluding) the first EOS. `search`: "own"
@@ -220,20 +219,20 @@ def generate_beams(
 
 
 class TitleTrie:
-    """Prefix tree over the response token sequences of a catalogue (`prompts.response_ids` in the
-    given label layout: the labelled response, EOS last).
+    """Prefix tree over the response token sequences of a catalogue (`fmt.response_ids` in the
+    run's prompt format: the labelled response, EOS last).
 
     Item id = position of the title in `titles`. Titles are unique strings; should two of them
     tokenise to the same ids, the first keeps the sequence and `collisions` counts the others."""
 
-    def __init__(self, tokenizer, titles: Sequence[str], *, layout: str = P.QUOTED):
-        self.eos = tokenizer.eos_token_id
+    def __init__(self, fmt: PromptFormat, titles: Sequence[str]):
+        self.eos = fmt.eos
         self._root: dict = {}
         self._items: dict[tuple[int, ...], int] = {}
         self._flat: dict[torch.device, FlatTrie] = {}
         self.collisions = 0
         for item, title in enumerate(titles):
-            self.add(P.response_ids(tokenizer, title, layout=layout), item)
+            self.add(fmt.response_ids(title), item)
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> TitleTrie:
@@ -285,7 +284,7 @@ class TitleTrie:
 
 def constrained_beam_search(
     model,
-    tokenizer,
+    fmt: PromptFormat,
     prompts: list[str],
     titles: list[str],
     num_beams: int = 10,
@@ -294,26 +293,24 @@ def constrained_beam_search(
     progress=None,
     trie: TitleTrie | None = None,
     *,
-    layout: str = P.QUOTED,
-    search: str = "own",
+    search: str = OWN,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beam search restricted to catalogue titles (D3 style: no length normalisation, all
     `num_beams` finished beams returned). Returns ((n, num_beams) int64 item ids best first, -1
     where fewer distinct items finished, duplicates dropped keeping the first; (n,) int32 number
     of returned beams naming no catalogue item, e.g. cut by `max_new_tokens` before EOS).
 
-    The prompts must end where the labelled response of `layout` starts (examples.inference_prompts
-    with the same layout). `trie` may be passed to reuse one built for the same tokenizer, titles
-    and layout."""
-    eos = tokenizer.eos_token_id
+    The prompts must end where the labelled response of `fmt` starts (examples.inference_prompts
+    with the same format). `trie` may be passed to reuse one built for the same format and titles."""
+    eos = fmt.eos
     if trie is None:
-        trie = TitleTrie(tokenizer, titles, layout=layout)
+        trie = TitleTrie(fmt, titles)
     device = _device_of(model)
-    rows = [P.prompt_ids(tokenizer, p) for p in prompts]
+    rows = [fmt.ids(p) for p in prompts]
     items = np.full((len(prompts), num_beams), -1, dtype=np.int64)
     invalid = np.zeros(len(prompts), dtype=np.int32)
     batches = _length_sorted_batches([len(r) for r in rows], batch_size)
-    config = _beam_config(tokenizer, num_beams, num_beams, max_new_tokens, length_penalty=0.0)
+    config = _beam_config(fmt.tokenizer, num_beams, num_beams, max_new_tokens, length_penalty=0.0)
 
     with _eval_mode(model), _blank_generation_config(model), step_task(progress, "constrained beam search", len(batches)) as task:
         for batch in batches:

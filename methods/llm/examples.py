@@ -1,11 +1,12 @@
 """From samples to token ids: the training examples and the inference prompts of the LLM methods.
 
-    examples = encode_samples(tokenizer, card, titles, samples, cutoff, layout=layout)  # prompt + response ids
-    cf_prompt = counterfactual_prompt(tokenizer, card, layout=layout)                  # shared by every example
-    texts = inference_prompts(tokenizer, card, titles, samples, cutoff, layout=layout) # what decoding starts from
+    fmt = PromptFormat(tokenizer, card, layout, cutoff)                 # methods.llm.prompts
+    data = training_set(fmt, titles, train_samples, valid_samples)     # examples + the counterfactual prompt
+    texts = inference_prompts(fmt, titles, samples)                    # what decoding starts from
 
-`layout` is the method's label_layout (methods.llm.prompts): "quoted" (the reference code's:
-response = the quoted title + EOS) or "title-close" (the opening quote ends the prompt).
+Every function takes the run's prompt format, so training examples, decoding prompts and the title
+trie are written in one layout ("quoted": response = the quoted title + EOS, the reference code's;
+"title-close": the opening quote ends the prompt).
 
 Choices where the protocol leaves one open:
 - Examples longer than `cutoff` tokens drop their oldest history titles until they fit; the
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from methods.llm import prompts
+from methods.llm.prompts import PromptFormat
 
 
 @dataclass
@@ -29,52 +30,69 @@ class Example:
     dropped: int = 0  # history titles dropped to fit the cutoff
 
 
-def fit_prompt(
-    tokenizer, card, history_titles: list[str], budget: int, *, layout: str = prompts.QUOTED
-) -> tuple[str, list[int], int]:
+@dataclass
+class TrainingSet:
+    """What the training loop learns from: the encoded examples, the counterfactual prompt they all
+    share, and the id that pads sequences (methods.llm.batching.collate)."""
+
+    train: list[Example]
+    valid: list[Example]
+    cf_prompt: list[int]
+    pad_id: int
+
+
+def fit_prompt(fmt: PromptFormat, history_titles: list[str], budget: int) -> tuple[str, list[int], int]:
     """The factual prompt with the most recent history that fits `budget` tokens:
     (text, ids, number of oldest titles dropped)."""
     dropped = 0
     while True:
-        text = prompts.build_prompt(card, history_titles[dropped:], layout=layout)
-        ids = prompts.prompt_ids(tokenizer, text)
+        text = fmt.prompt(history_titles[dropped:])
+        ids = fmt.ids(text)
         if len(ids) <= budget or dropped >= len(history_titles):
             return text, ids, dropped
         dropped += 1
 
 
-def encode_samples(tokenizer, card, titles: list[str], samples, cutoff: int, *, layout: str = prompts.QUOTED) -> list[Example]:
+def encode_samples(fmt: PromptFormat, titles: list[str], samples) -> list[Example]:
     """Tokenised factual examples; prompts are tokenised in one batch, long ones refitted. The
-    response is `prompts.response_ids` of the target: response_text tokenised as one text + EOS."""
+    response is the target's `fmt.response_ids`: response_text tokenised as one text + EOS."""
+    tokenizer = fmt.tokenizer
     histories = [[titles[i] for i in h] for h in samples.histories]
-    texts = [prompts.build_prompt(card, h, layout=layout) for h in histories]
+    texts = [fmt.prompt(h) for h in histories]
     prompt_batch = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    answers = [prompts.response_text(titles[t], layout=layout) for t in samples.targets]
+    answers = [fmt.response_text(titles[t]) for t in samples.targets]
     responses = tokenizer(answers, add_special_tokens=False)["input_ids"]
     out = []
     for hist, p_ids, r_ids in zip(histories, prompt_batch, responses):
-        r_ids = list(r_ids) + [tokenizer.eos_token_id]
+        r_ids = list(r_ids) + [fmt.eos]
         dropped = 0
-        if len(p_ids) + len(r_ids) > cutoff:
-            _, p_ids, dropped = fit_prompt(tokenizer, card, hist, cutoff - len(r_ids), layout=layout)
+        if len(p_ids) + len(r_ids) > fmt.cutoff:
+            _, p_ids, dropped = fit_prompt(fmt, hist, fmt.cutoff - len(r_ids))
         out.append(Example(list(p_ids), r_ids, dropped))
     return out
 
 
-def counterfactual_prompt(tokenizer, card, *, layout: str = prompts.QUOTED) -> list[int]:
+def counterfactual_prompt(fmt: PromptFormat) -> list[int]:
     """The prompt without the history block: one sequence shared by every example."""
-    return prompts.prompt_ids(tokenizer, prompts.build_prompt(card, [], counterfactual=True, layout=layout))
+    return fmt.ids(fmt.prompt([], counterfactual=True))
 
 
-def inference_prompts(tokenizer, card, titles: list[str], samples, cutoff: int, *, layout: str = prompts.QUOTED) -> list[str]:
-    """Factual prompt texts for decoding, history dropped oldest first beyond `cutoff` tokens. A
-    sample without history (the `none` condition of bench.history) gets the counterfactual prompt,
-    the one the CFT term trains: the template without its input block."""
-    texts = [prompts.build_prompt(card, [titles[i] for i in h], counterfactual=not h, layout=layout) for h in samples.histories]
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+def training_set(fmt: PromptFormat, titles: list[str], train, valid) -> TrainingSet:
+    """The training and validation samples encoded in `fmt`, with the counterfactual prompt."""
+    return TrainingSet(
+        encode_samples(fmt, titles, train), encode_samples(fmt, titles, valid), counterfactual_prompt(fmt), fmt.pad_id
+    )
+
+
+def inference_prompts(fmt: PromptFormat, titles: list[str], samples) -> list[str]:
+    """Factual prompt texts for decoding, history dropped oldest first beyond the cutoff. A sample
+    without history (the `none` condition of bench.history) gets the counterfactual prompt, the one
+    the CFT term trains: the template without its input block."""
+    texts = [fmt.prompt([titles[i] for i in h], counterfactual=not h) for h in samples.histories]
+    lengths = [len(ids) for ids in fmt.tokenizer(texts, add_special_tokens=False)["input_ids"]]
     for row, n in enumerate(lengths):
-        if n > cutoff:
-            texts[row] = fit_prompt(tokenizer, card, [titles[i] for i in samples.histories[row]], cutoff, layout=layout)[0]
+        if n > fmt.cutoff:
+            texts[row] = fit_prompt(fmt, [titles[i] for i in samples.histories[row]], fmt.cutoff)[0]
     return texts
 
 

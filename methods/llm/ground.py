@@ -1,7 +1,7 @@
 """L2 grounding of generated texts to catalogue items (BIGRec; protocol section 5).
 
 Every catalogue title and every generated title (the generation stripped of its quotes by
-`prompts.title_from_generation` for the run's label layout) is embedded alone with the fine-tuned
+`PromptFormat.title_from_generation`, in the run's prompt format) is embedded alone with the fine-tuned
 model (last layer's hidden state at the text's last token); each generated text ranks all items by
 Euclidean distance. "original" keeps beam 0's ranking; "interleaved" merges the rankings of all
 beams round-robin (rank 1 of beams 0..B-1, then rank 2, ...), dropping items already placed.
@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from bench.progress import step_task
-from methods.llm import prompts as P
-
-MODES = ("original", "interleaved")
+from methods.llm.options import GROUNDINGS, INTERLEAVED, ORIGINAL
+from methods.llm.prompts import PromptFormat
 
 
 def _decoder_of(model):
@@ -91,7 +90,7 @@ def ground_by_l2(
     generated: torch.Tensor,
     items: torch.Tensor,
     k: int,
-    mode: str = "interleaved",
+    mode: str = INTERLEAVED,
     chunk: int = 256,
 ) -> np.ndarray:
     """Rank catalogue items for each sample from the embeddings of its generated texts.
@@ -101,8 +100,8 @@ def ground_by_l2(
     ranking without duplicates. Returns (n, min(k, n_items)) int64 distinct item ids per row; with
     k >= n_items every row is a full ranking. `chunk` samples are ranked at a time, so at most
     chunk x beams x n_items distances exist at once."""
-    if mode not in MODES:
-        raise ValueError(f"unknown grounding mode {mode!r}; expected one of {MODES}")
+    if mode not in GROUNDINGS:
+        raise ValueError(f"unknown grounding mode {mode!r}; expected one of {GROUNDINGS}")
     if generated.ndim != 3:
         raise ValueError(f"generated must be (n, beams, d), got shape {tuple(generated.shape)}")
     n, n_beams, _ = generated.shape
@@ -116,7 +115,7 @@ def ground_by_l2(
     # cancellation error of the matrix-product form torch.cdist uses on large inputs
     centre = items.mean(dim=0, keepdim=True)
     items = items - centre
-    beams = 1 if mode == "original" else n_beams
+    beams = 1 if mode == ORIGINAL else n_beams
     for s in range(0, n, chunk):
         q = generated[s : s + chunk, :beams].float().to(items.device) - centre  # (c, B, d)
         c = q.shape[0]
@@ -140,11 +139,8 @@ def ground_by_l2(
     return out
 
 
-def count_invalid(generations: Sequence[Sequence[str]], titles: Sequence[str], *, layout: str = P.QUOTED) -> np.ndarray:
-    """(n,) int32: per sample, the generations whose title (`prompts.title_from_generation` in the
-    run's label layout: closing quote removed, and the opening one in "quoted") is not exactly a
-    catalogue title."""
+def count_invalid(generations: Sequence[Sequence[str]], titles: Sequence[str], fmt: PromptFormat) -> np.ndarray:
+    """(n,) int32: per sample, the generations whose title (`fmt.title_from_generation`: closing
+    quote removed, and the opening one in "quoted") is not exactly a catalogue title."""
     catalogue = set(titles)
-    return np.array(
-        [sum(P.title_from_generation(g, layout=layout) not in catalogue for g in gens) for gens in generations], dtype=np.int32
-    )
+    return np.array([sum(fmt.title_from_generation(g) not in catalogue for g in gens) for gens in generations], dtype=np.int32)

@@ -18,33 +18,17 @@ Choices where the protocol leaves one open:
   reference trainer does.
 - With alpha = 0 the counterfactual term is not computed at all (the trainer then skips the
   counterfactual forward pass): the value is identical and the cost halves.
+- Under balance=gradcraft (methods.llm.objective) the two terms are back-propagated apart:
+  `pass_terms` gives L_f and L_cf of a pass, normalised as `pass_loss` normalises their sum.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-LINEAR = "linear"
-RECIPROCAL = "reciprocal"
-WEIGHTINGS = (LINEAR, RECIPROCAL)
-
-
-@dataclass(frozen=True)
-class Objective:
-    """alpha scales the counterfactual term, beta is the weight of the last label token and
-    `weighting` the form of the decay towards it (token_weights). alpha = 0, beta = 1 is plain SFT
-    in either form."""
-
-    alpha: float = 0.0
-    beta: float = 1.0
-    weighting: str = LINEAR
-
-    @property
-    def needs_counterfactual(self) -> bool:
-        return self.alpha != 0.0
+from methods.llm.objective import Objective
+from methods.llm.options import LINEAR, RECIPROCAL, WEIGHTINGS
 
 
 def token_weights(example_index: torch.Tensor, beta: float, weighting: str = LINEAR) -> torch.Tensor:
@@ -134,15 +118,34 @@ def pass_loss(z_f: torch.Tensor, z_cf: torch.Tensor | None, batch: dict, objecti
     alpha = objective.alpha
     if batch["n_chunks"] == 1 and per_pass == 1:
         return cft_loss(z_f, z_cf, batch["labels"], batch["example_index"], alpha, objective.beta, weights=w)[0]
-    chunk = batch["chunk"]
-    totals = torch.zeros(per_pass, dtype=w.dtype, device=w.device).index_add_(0, chunk, w)
-    share = w / totals[chunk]  # each token's weight over its micro-batch's total weight
+    share = _shares(w, batch["chunk"], per_pass)
     loss = (share * token_ce(z_f, batch["labels"])).sum()
     if alpha != 0.0:
         if z_cf is None:
             raise ValueError("alpha != 0 needs the counterfactual logits")
         loss = loss + alpha * (share * token_ce(z_f.float() - z_cf.float(), batch["labels"])).sum()
     return loss / per_pass
+
+
+def pass_terms(
+    z_f: torch.Tensor, z_cf: torch.Tensor, batch: dict, objective: Objective, per_pass: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_f, L_cf) of one pass, unweighted by alpha, each the mean over the pass's micro-batches of
+    the micro-batch's term as `pass_loss` forms it (each micro-batch normalised by its own total
+    weight, the sum divided by `per_pass`): L_f + alpha L_cf is pass_loss up to rounding. For
+    balance=gradcraft, which back-propagates the two terms apart."""
+    w = weights_at(batch["label_pos"], batch["label_len"], objective.beta, objective.weighting)
+    share = _shares(w, batch["chunk"], per_pass)
+    labels = batch["labels"]
+    l_f = (share * token_ce(z_f, labels)).sum() / per_pass
+    l_cf = (share * token_ce(z_f.float() - z_cf.float(), labels)).sum() / per_pass
+    return l_f, l_cf
+
+
+def _shares(w: torch.Tensor, chunk: torch.Tensor, per_pass: int) -> torch.Tensor:
+    """Each label token's weight over its micro-batch's total weight (`chunk`: its micro-batch)."""
+    totals = torch.zeros(per_pass, dtype=w.dtype, device=w.device).index_add_(0, chunk, w)
+    return w / totals[chunk]
 
 
 def label_logits(

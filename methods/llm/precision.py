@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AUTO, FP32, BF16_MIXED, BF16_PURE = "auto", "fp32", "bf16-mixed", "bf16-pure"
-PRECISIONS = (AUTO, FP32, BF16_MIXED, BF16_PURE)
+from methods.llm.options import AUTO, BF16_MIXED, BF16_PURE, FP32, PRECISIONS, check_choice
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,7 @@ class Precision:
 
     @classmethod
     def resolve(cls, setting: str, device: str) -> Precision:
-        if setting not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not '{setting}'")
+        check_choice("precision", setting, PRECISIONS)
         if setting == AUTO:
             return cls(BF16_MIXED if str(device).startswith("cuda") else FP32)
         return cls(setting)

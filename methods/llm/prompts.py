@@ -28,11 +28,21 @@ Choice: where the answer's opening quote goes, the `label_layout` setting of eve
   fresh tokenisation (no merge across the quote).
 In both, prompt and response are tokenised separately and concatenated, and training, the title
 trie and grounding use identical token sequences.
+
+One object carries the format of a run: `PromptFormat(tokenizer, card, layout, cutoff)`, built once
+by the method and handed to everything that writes or reads prompts and answers (examples, the
+title trie, grounding), so no part of the engine can assume a layout of its own. The functions
+below take the layout as a required keyword, for code that has no tokenizer (the tiny model's
+tokenizer training texts).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from bench.data.cards import DatasetCard
+from methods.llm.options import LAYOUTS, QUOTED, TITLE_CLOSE, check_choice
 
 HEADER_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -41,15 +51,10 @@ HEADER_WITH_INPUT = (
 HEADER_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
 CLOSE = '"'
 OPEN = '"'
-QUOTED = "quoted"  # the prompt ends with "### Response:\n"; response = "title" + EOS
-TITLE_CLOSE = "title-close"  # the prompt ends with the opening quote; response = title" + EOS
-LAYOUTS = (QUOTED, TITLE_CLOSE)
 
 
 def check_layout(layout: str) -> str:
-    if layout not in LAYOUTS:
-        raise ValueError(f"label_layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
-    return layout
+    return check_choice("label_layout", layout, LAYOUTS)
 
 
 def instruction(card: DatasetCard) -> str:
@@ -64,7 +69,7 @@ def history_block(card: DatasetCard, history_titles: list[str]) -> str:
     return f"The user has {card.verb} the following {card.noun_plural} before: {quoted}"
 
 
-def build_prompt(card: DatasetCard, history_titles: list[str], counterfactual: bool = False, *, layout: str = QUOTED) -> str:
+def build_prompt(card: DatasetCard, history_titles: list[str], counterfactual: bool = False, *, layout: str) -> str:
     """The text the model sees before the answer: ends with "### Response:\\n" ("quoted") or with
     the answer's opening quote after it ("title-close")."""
     tail = OPEN if check_layout(layout) == TITLE_CLOSE else ""
@@ -76,7 +81,7 @@ def build_prompt(card: DatasetCard, history_titles: list[str], counterfactual: b
     )
 
 
-def response_text(title: str, *, layout: str = QUOTED) -> str:
+def response_text(title: str, *, layout: str) -> str:
     """The answer after the prompt, without EOS: the quoted title ("quoted") or the title and its
     closing quote ("title-close")."""
     if check_layout(layout) == TITLE_CLOSE:
@@ -84,7 +89,7 @@ def response_text(title: str, *, layout: str = QUOTED) -> str:
     return f"{OPEN}{title}{CLOSE}"
 
 
-def response_ids(tokenizer, title: str, *, layout: str = QUOTED) -> list[int]:
+def response_ids(tokenizer, title: str, *, layout: str) -> list[int]:
     """Token ids of the labelled response: response_text tokenised as one text, then EOS."""
     return tokenizer(response_text(title, layout=layout), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
@@ -93,7 +98,7 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
-def title_from_generation(text: str, *, layout: str = QUOTED) -> str:
+def title_from_generation(text: str, *, layout: str) -> str:
     """The title inside a generated answer (decoded up to EOS): drop the closing quote and, in
     "quoted", the opening one. Titles may contain quotes themselves (`12" Doll`), so only the
     first and the last character are removed."""
@@ -101,3 +106,44 @@ def title_from_generation(text: str, *, layout: str = QUOTED) -> str:
     if check_layout(layout) == QUOTED and text.startswith(OPEN):
         text = text[len(OPEN) :]
     return text[: -len(CLOSE)].strip() if text.endswith(CLOSE) else text
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How one run writes prompts and reads answers: its tokenizer, dataset card (the domain's
+    words), label layout and cutoff (the most tokens of an example or an inference prompt; longer
+    histories drop their oldest titles, methods.llm.examples)."""
+
+    tokenizer: Any
+    card: DatasetCard
+    layout: str
+    cutoff: int
+
+    def __post_init__(self):
+        check_layout(self.layout)
+
+    def prompt(self, history_titles: list[str], counterfactual: bool = False) -> str:
+        """The prompt text (build_prompt in this format's layout)."""
+        return build_prompt(self.card, history_titles, counterfactual, layout=self.layout)
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids of a prompt text, as training and decoding tokenise it (no special tokens)."""
+        return prompt_ids(self.tokenizer, text)
+
+    def response_text(self, title: str) -> str:
+        return response_text(title, layout=self.layout)
+
+    def response_ids(self, title: str) -> list[int]:
+        """The labelled response's ids: response_text tokenised as one text, then EOS."""
+        return response_ids(self.tokenizer, title, layout=self.layout)
+
+    def title_from_generation(self, text: str) -> str:
+        return title_from_generation(text, layout=self.layout)
+
+    @property
+    def eos(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id

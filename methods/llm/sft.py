@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.llm.base import LLMConfig, LLMMethod
+from methods.llm.base import LLMMethod
+from methods.llm.config import LLMConfig
+from methods.llm.options import CONSTRAINED
 
 
 @dataclass
 class SFTConfig(LLMConfig):
-    decoding: str = "constrained"  # "constrained" here (D3 style): beam search over catalogue titles, the list is its finished beams; "grounded": free beam search + L2 grounding
+    decoding: str = CONSTRAINED  # "constrained" here (D3 style): beam search over catalogue titles, the list is its finished beams; "grounded": free beam search + L2 grounding
     num_beams: int = 10  # beams of the constrained search; its finished beams are the list (k beyond: -1)
 
 

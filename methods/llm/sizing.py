@@ -17,7 +17,8 @@ k * micro_batch; 0 chooses it:
       label tokens x vocabulary x 10 bytes (bf16 logits, their float32 copy and softmax), twice
       with a counterfactual pass,
   for the longest example of the training set (the first micro-batch holds it, so a pass that
-  does not fit fails at once). Gradient checkpointing keeps one layer's activations: the layer
+  does not fit fails at once). balance=gradcraft keeps two more float32 copies of the gradients
+  (one per CFT term; the crafted update takes the gradients' own place): 8 bytes per parameter. Gradient checkpointing keeps one layer's activations: the layer
   factor then counts 1 layer plus the hidden states at every layer's input (2 x hidden bytes).
   With Qwen2-0.5B, 200-token examples and a counterfactual pass, on an H200 (141 GB) the rule
   joins the 4 micro-batches of 16 into one pass of 64 examples.
@@ -91,11 +92,13 @@ def training_passes(
     pure_bf16: bool = False,
     checkpointing: bool = False,
     cf_tokens: int = 0,
+    gradient_copies: int = 0,
 ) -> int:
     """k, the micro-batches joined into one pass: the largest divisor of grad_accum whose pass
     fits (module docstring); 1 when even one micro-batch is estimated not to (it may still fit:
-    the estimate errs high)."""
-    static = shape.parameters * (8 if pure_bf16 else 16)
+    the estimate errs high). `gradient_copies`: float32 copies of the gradients kept beside the
+    model (balance=gradcraft: one per CFT term, methods.llm.gradcraft)."""
+    static = shape.parameters * ((8 if pure_bf16 else 16) + 4 * gradient_copies)
     budget = TRAIN_SHARE * free_bytes - static
     tokens = longest + (cf_tokens if counterfactual else 0)
     one = example_bytes(shape, tokens, longest_labels, counterfactual, checkpointing)

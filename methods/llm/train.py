@@ -1,67 +1,74 @@
 """The one training loop of the LLM methods, for every objective (SFT, CFT and its ablations).
 
-    examples = encode_samples(tokenizer, card, titles, train, cutoff)     # methods.llm.examples
-    model, result = train(model, tokenizer, examples, valid_examples, cf_prompt, TrainConfig(...),
-                          device=..., work_dir=..., progress=...)
+    fmt = PromptFormat(tokenizer, card, config.label_layout, config.cutoff)   # methods.llm.prompts
+    data = training_set(fmt, titles, train_samples, valid_samples)           # methods.llm.examples
+    model, state = train(model, data, config, seed=seed, device=..., work_dir=..., progress=...)
 
-What one optimiser step does: micro-batches of `micro_batch` examples (grouped by length unless
-group_by_length is off) are collated (right padding, methods.llm.batching), the decoder runs on
-the factual sequences (and, when alpha != 0, on the counterfactual ones, padded to their own
-length), logits are computed at label positions only (methods.llm.loss), the objective's loss is
+`config` is the method's own configuration (methods.llm.config.LLMConfig or a subclass), read
+whole: the objective is `config.objective()` (methods.llm.objective), the learning rate
+`config.learning_rate()`. `state` (methods.llm.checkpoint.TrainState) is the run's progress and
+what the run records about training.
+
+The loop in named steps (as transformers' inner training loop): `prepare_loop` builds the
+Accelerator, the trainable model (LoRA, checkpointing), optimiser, batches and scheduler and
+resumes a checkpoint; each epoch `run_epoch` trains over the micro-batches (`plain_pass` or
+`crafted_pass` per forward/backward pass, `optimizer_step` every grad_accum micro-batches),
+`validate` computes the validation loss and decides on early stopping, `save_epoch` writes the
+checkpoint; `finish` restores the best weights.
+
+One optimiser step: micro-batches of `micro_batch` examples (grouped by length unless
+group_by_length is off) are collated (right padding, methods.llm.batching), the decoder runs on the
+factual sequences (and, when alpha != 0, on the counterfactual ones, padded to their own length),
+logits are computed at label positions only (methods.llm.loss), the objective's loss is
 back-propagated, and every `grad_accum` micro-batches AdamW steps (gradient norm clipped at 1.0)
-and the learning rate follows 20 warm-up steps then linear decay to 0. After each epoch the
-validation loss L_f is computed; training stops after `patience` epochs without improvement and
-the best weights are restored.
+and the learning rate follows `warmup_steps` of warm-up then linear decay to 0. After each epoch
+the validation loss L_f is computed; training stops after `patience` epochs without improvement
+and the best weights are restored.
 
-How the device computes it: one forward/backward pass may join k consecutive micro-batches
-(`device_batch`, methods.llm.sizing: 1 on a CPU, by free memory on a GPU), each keeping its own
-loss normaliser (methods.llm.loss.pass_loss), with grad_accum / k passes per step: the same
-gradient. Weights and arithmetic follow `precision` (methods.llm.precision: float32 master weights,
-bf16 autocast on a GPU by default). The host reads a device value once per optimiser step (the
-progress line's loss) and once per epoch: loss weights and token counts come from the collator,
-the attention mask of the right-padded sequences is a prepared causal triangle
+balance=gradcraft (methods.llm.gradcraft): each pass back-propagates L_f (keeping the graph) and
+then L_cf, each term's gradients kept apart (TaskGradients) and accumulated over the step's passes
+with a plain step's scaling; at the optimiser step they are averaged over processes, crafted into
+one update and written to the parameters' gradients, then clipped and applied as a plain step's.
+The passes run without DDP's own gradient reduction (no_sync), which the per-task reduction
+replaces. The recorded train_loss is then the mean of L_f + L_cf.
+
+How the device computes it: one pass may join k consecutive micro-batches (`device_batch`,
+methods.llm.sizing), each keeping its own loss normaliser (methods.llm.loss.pass_loss), with
+grad_accum / k passes per step: the same gradient. Weights and arithmetic follow `precision`
+(methods.llm.precision). The host reads a device value once per optimiser step (the progress
+line's loss) and once per epoch: loss weights and token counts come from the collator, the
+attention mask of the right-padded sequences is a prepared causal triangle
 (methods.llm.loss.causal_mask), and batches come from pinned memory without blocking.
 
 Choices where the protocol leaves one open:
 - AdamW with weight decay 0 and gradient clipping at norm 1.0: the defaults of the transformers
   Trainer the reference code used.
-- Long examples drop their oldest history titles to fit `cutoff` (methods.llm.examples).
 - Each epoch's order is a permutation drawn from (seed, epoch) (methods.llm.batching); dropout
   (LoRA) is seeded from (seed, epoch) too, so a resumed run repeats the uninterrupted one exactly.
 - group_by_length (default on): within chunks of 50 micro-batches of that permutation, examples of
   similar length share a micro-batch and the micro-batches' order is shuffled with the same
-  generator (methods.llm.batching), so padding shrinks and a run stays reproducible. The
-  reference code's order (alpaca-lora's group_by_length=False) is group_by_length=false; the
-  per-micro-batch loss normaliser is the same either way. Validation then runs on micro-batches
-  sorted by length (its loss is a sum over tokens: the order changes nothing but rounding).
-- A checkpoint is written at the end of every epoch to `work_dir` and the best weights beside it
+  generator, so padding shrinks and a run stays reproducible; group_by_length=false is the
+  reference code's order (alpaca-lora's). The per-micro-batch loss normaliser is the same either
+  way; validation runs on micro-batches sorted by length (a sum over tokens: only rounding moves).
+- A checkpoint is written at the end of every epoch to `work_dir`, the best weights beside it
   (methods.llm.checkpoint). Calling `train` again with the same work_dir resumes; a finished run
   just reloads its best weights.
-- Validation loss L_f uses the objective's token weights (beta and its weighting form); the plain
-  token cross-entropy is recorded beside it.
+- Validation loss L_f uses the objective's token weights; the plain token CE is recorded beside it.
 - LoRA (peft): adapters are merged into the weights after training, so decoding runs on a plain model.
 
-Speed and memory settings (all off by default, so the numerics stay those of the plain loop):
-- compile: torch.compile (dynamic shapes: every micro-batch has its own width) of the training
-  module that wraps the model; the model returned is the plain, uncompiled one. A torch without
-  torch.compile support here is refused with one sentence before anything trains.
-- gradient_checkpointing: activations of each decoder layer are recomputed in the backward pass
-  (non-reentrant checkpointing; with LoRA the input embeddings' output requires grad, as peft
-  recommends); switched off again after training.
-Attention runs through PyTorch's scaled_dot_product_attention where transformers supports it
-(methods.llm.models).
+Speed and memory settings, off by default (methods.llm.setup): compile (torch.compile of the
+module around the model, dynamic shapes; the plain model comes back; refused with one sentence
+where torch.compile cannot run) and gradient_checkpointing (each decoder layer's activations
+recomputed in the backward pass, non-reentrant; with LoRA the input embeddings' output requires
+grad, as peft recommends; switched off after training).
 
 Multi-GPU: the loop runs on accelerate's Accelerator (device placement, autocast, gradient
-accumulation, DDP), in the process group the runner made (bench.distributed). Single-process CPU or one GPU needs nothing; for several GPUs launch the
-whole benchmark under accelerate, e.g.
-
-    accelerate launch --multi_gpu --num_processes 4 -m bench.cli run --methods cft --dataset toys
-
-Each process then trains on its shard of every epoch's micro-batches (the effective batch is
-micro_batch x grad_accum x processes; lower grad_accum to keep 64), only the main process writes
-checkpoints and progress, and the validation loss is reduced over processes. Inference is sharded
-by the runner, not here (bench.runner). Prepare the dataset before launching. epochs = 0 trains
-nothing and returns the model as loaded (zero-shot evaluation).
+accumulation, DDP) in the process group the runner made (bench.distributed); launch the whole
+benchmark under accelerate, e.g. `accelerate launch --multi_gpu --num_processes 4 -m bench.cli run
+--methods cft --dataset toys`. Each process trains on its shard of every epoch's micro-batches (the
+effective batch is micro_batch x grad_accum x processes), only the main process writes checkpoints
+and progress, and the validation loss is reduced over processes; inference is sharded by the runner
+(bench.runner). epochs = 0 trains nothing and returns the model as loaded (zero-shot evaluation).
 """
 
 from __future__ import annotations
@@ -69,256 +76,184 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from methods.llm import setup
 from methods.llm.batching import EpochBatches, collate
 from methods.llm.checkpoint import Checkpoints, TrainState, fingerprint, load_trainable
-from methods.llm.examples import Example
+from methods.llm.config import LLMConfig
+from methods.llm.examples import TrainingSet
+from methods.llm.gradcraft import TaskGradients
+from methods.llm.objective import Objective
+from methods.llm.validation import validation_loss
+
+WEIGHT_DECAY = 0.0  # AdamW's, as in the transformers Trainer the reference code used
+MAX_GRAD_NORM = 1.0  # gradient clipping, idem
+CRAFTED_TASKS = 2  # balance=gradcraft: L_f and L_cf
 
 
 @dataclass
-class TrainConfig:
-    epochs: int = 3
-    lr: float = 1e-4
-    micro_batch: int = 16
-    grad_accum: int = 4
-    warmup_steps: int = 20
-    patience: int = 1  # epochs without validation improvement before stopping; 0 = never stop early
-    alpha: float = 0.0  # CFT counterfactual weight (0: no counterfactual pass)
-    beta: float = 1.0  # CFT weight of the last label token (1: uniform)
-    weighting: str = "linear"  # form of the token weights' decay: "linear" or "reciprocal" (methods.llm.loss)
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: str = "q_proj,v_proj"
-    group_by_length: bool = True  # micro-batches of similar-length examples (methods.llm.batching); False: plain shuffled order
-    compile: bool = False  # torch.compile the training module
-    gradient_checkpointing: bool = False  # recompute each layer's activations in the backward pass (memory for time)
-    precision: str = "auto"  # methods.llm.precision: auto, fp32, bf16-mixed, bf16-pure
-    device_batch: int = 0  # examples per forward/backward pass (k micro-batches, k dividing grad_accum); 0: methods.llm.sizing
-    seed: int = 0
-    label: str = "train"  # progress bar label
+class Loop:
+    """What one call of `train` builds around the model, shared by its steps."""
+
+    config: LLMConfig
+    objective: Objective
+    data: TrainingSet
+    seed: int
+    accelerator: Any
+    module: Any  # methods.llm.loss.LabelLogits around the model, prepared by accelerate
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    sampler: EpochBatches
+    checkpoints: Checkpoints
+    state: TrainState
+    per_pass: int  # micro-batches per forward/backward pass
+    tasks: TaskGradients | None  # balance=gradcraft: the per-task gradients of the current step
 
 
-@dataclass
-class TrainResult:
-    epochs_trained: int = 0
-    best_epoch: int = 0
-    best_valid_loss: float | None = None
-    stopped_early: bool = False
-    resumed_from_epoch: int = 0
-    train_tokens: int = 0
-    train_seconds: float = 0.0
-    trainable_parameters: int = 0
-    optimizer_steps: int = 0
-    precision: str = ""  # the resolved precision (methods.llm.precision)
-    device_batch: int = 0  # examples per forward/backward pass, as used
-    history: list[dict] = field(default_factory=list)
+def train(
+    model,
+    data: TrainingSet,
+    config: LLMConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    work_dir: Path | None = None,
+    progress: Any = None,
+    label: str = "train",
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> tuple[Any, TrainState]:
+    """Train `model` in place (a LoRA-wrapped copy when config.lora) and return (trained model in
+    eval mode with the best weights, TrainState). `label` names the progress line;
+    `on_epoch_end(epoch, record)` is called after each epoch's checkpoint is written."""
+    if not data.train:
+        raise ValueError("no training examples")
+    loop = prepare_loop(model, data, config, seed, device, work_dir)
+    show = progress is not None and loop.accelerator.is_main_process
+    task = progress.add_task(label, total=len(loop.loader)) if show else None
+    try:
+        while not loop.state.finished and loop.state.epochs_trained < config.epochs:
+            if show:
+                epoch = loop.state.epochs_trained + 1
+                progress.reset(task, total=len(loop.loader), description=f"{label} epoch {epoch}/{config.epochs}", info="")
+            record = run_epoch(loop, progress if show else None, task)
+            improved = validate(loop, record)
+            save_epoch(loop, improved)
+            if on_epoch_end is not None:
+                on_epoch_end(loop.state.epochs_trained, record)
+    finally:
+        if show:
+            progress.remove_task(task)
+    return finish(loop)
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
 
-    def as_dict(self) -> dict:
-        return dict(asdict(self), tokens_per_s=round(self.tokens_per_s, 1))
-
-
-def make_accelerator(device: str, grad_accum: int, precision: str = "auto"):
-    """An Accelerator for `device` accumulating over `grad_accum` passes, with the autocast of
-    `precision` (methods.llm.precision; accelerate's bf16 autocast for bf16-mixed, on a CPU too).
-    Batches are copied to a GPU without blocking the host (from pinned memory). Outside
-    `accelerate launch` accelerate's process-wide state is reset first, so that one process can
-    train on the CPU and then on a GPU (accelerate otherwise refuses a second configuration)."""
-    import torch
-    from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.state import AcceleratorState, GradientState
-
-    from bench.distributed import launched_processes
+def prepare_loop(model, data: TrainingSet, config: LLMConfig, seed: int, device: str, work_dir: Path | None) -> Loop:
+    """Everything around the model before the first epoch, a checkpoint resumed when one matches."""
     from methods.llm.precision import Precision
 
-    cuda = str(device).startswith("cuda")
-    if launched_processes() == 1:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-        if cuda and ":" in str(device):
-            torch.cuda.set_device(int(str(device).split(":")[1]))
-    return Accelerator(
-        cpu=not cuda,
-        mixed_precision=Precision.resolve(precision, device).mixed_precision,
-        gradient_accumulation_steps=grad_accum,
-        dataloader_config=DataLoaderConfiguration(non_blocking=cuda),
+    if config.compile:
+        setup.check_compile()
+    precision = Precision.resolve(config.precision, device)
+    model.to(precision.weights_dtype)  # float32 master weights unless bf16-pure
+    per_pass = setup.passes_per_micro_batch(config, model, data.train, len(data.cf_prompt), device)
+    accelerator = setup.make_accelerator(device, config.grad_accum // per_pass, precision.name)
+    checkpoints = Checkpoints(work_dir, fingerprint(config, seed, len(data.train), len(data.valid)), accelerator.is_main_process)
+    model = trainable_model(model, config)
+    state, resumed = TrainState(), checkpoints.resume()
+    if resumed is not None:
+        load_trainable(model, resumed.trainable)
+        state = resumed.state
+    state.resumed_from_epoch = state.epochs_trained
+    state.trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    state.precision, state.device_batch = precision.name, per_pass * config.micro_batch
+    loop = build_loop(model, data, config, seed, accelerator, per_pass, checkpoints, state)
+    if resumed is not None:
+        loop.optimizer.load_state_dict(resumed.optimizer)
+        loop.scheduler.load_state_dict(resumed.scheduler)
+    return loop
+
+
+def trainable_model(model, config: LLMConfig):
+    """The model as it trains: LoRA adapters added, activation checkpointing on, no KV cache."""
+    if config.lora:
+        model = setup.add_lora(model, config)
+    if config.gradient_checkpointing:
+        setup.enable_gradient_checkpointing(model.get_base_model() if config.lora else model, config.lora)
+    model.config.use_cache = False
+    return model
+
+
+def build_loop(model, data: TrainingSet, config: LLMConfig, seed: int, accelerator, per_pass: int, checkpoints, state) -> Loop:
+    """The training module, optimiser, batches and scheduler, prepared by accelerate."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from methods.llm.loss import LabelLogits
+
+    objective = config.objective()
+    module = LabelLogits(model)
+    if config.compile:
+        module.compile(**setup.COMPILE_OPTIONS)  # in place: the wrapper's calls are compiled, the model's names stay
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate(), weight_decay=WEIGHT_DECAY)
+    lengths = [len(e.prompt) + len(e.response) for e in data.train] if config.group_by_length else None
+    sampler = EpochBatches(len(data.train), config.micro_batch, seed, lengths=lengths, per_pass=per_pass)
+    use_cf, cf_prompt, pad_id = objective.needs_counterfactual, data.cf_prompt, data.pad_id
+    loader = torch.utils.data.DataLoader(
+        data.train,
+        batch_sampler=sampler,
+        collate_fn=lambda exs: collate(exs, cf_prompt, pad_id, counterfactual=use_cf, micro_batch=config.micro_batch),
+        pin_memory=accelerator.device.type == "cuda",  # copied to the GPU without blocking the host
+    )
+    module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
+    steps_per_epoch = math.ceil(len(loader) / (config.grad_accum // per_pass))
+    scheduler = get_linear_schedule_with_warmup(optimizer.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
+    tasks = None
+    if objective.crafted:
+        tasks = TaskGradients(trainable, CRAFTED_TASKS, objective.gradcraft, state.gradcraft_magnitudes)
+    return Loop(
+        config,
+        objective,
+        data,
+        seed,
+        accelerator,
+        module,
+        optimizer,
+        scheduler,
+        loader,
+        sampler,
+        checkpoints,
+        state,
+        per_pass,
+        tasks,
     )
 
 
-def passes_per_micro_batch(config: TrainConfig, model, examples: list[Example], cf_len: int, device: str) -> int:
-    """k, the micro-batches one forward/backward pass joins (methods.llm.sizing): from
-    `device_batch` when set (it must be k * micro_batch with k dividing grad_accum), else 1 on a
-    CPU and the memory rule on a GPU."""
-    from bench.errors import BenchError
-    from methods.llm import sizing
-
-    mb, accum = config.micro_batch, config.grad_accum
-    if config.device_batch:
-        k, rest = divmod(config.device_batch, mb)
-        if rest or k < 1 or accum % k:
-            choices = ", ".join(str(mb * d) for d in range(1, accum + 1) if accum % d == 0)
-            raise BenchError(
-                f"device_batch={config.device_batch} is not a whole number of micro-batches of {mb} dividing grad_accum={accum}; "
-                f"choose one of {choices}, or 0 to let the device decide."
-            )
-        return k
-    free = sizing.free_memory(device)
-    if free is None:
-        return 1
-    longest = max(examples, key=lambda e: len(e.prompt) + len(e.response))
-    return sizing.training_passes(
-        sizing.Shape.of(model),
-        mb,
-        accum,
-        len(longest.prompt) + len(longest.response),
-        max(len(e.response) for e in examples),
-        counterfactual=config.alpha != 0.0,
-        free_bytes=free,
-        pure_bf16=config.precision == "bf16-pure",
-        checkpointing=config.gradient_checkpointing,
-        cf_tokens=cf_len + max(len(e.response) for e in examples),
-    )
-
-
-COMPILE_OPTIONS = {"dynamic": True}  # torch.compile's arguments: widths change with every micro-batch
-
-
-def check_compile() -> None:
-    """Raise BenchError (one sentence) unless torch.compile can run here."""
+def run_epoch(loop: Loop, progress, task) -> dict:
+    """One pass over the training micro-batches; the epoch's record (its validation loss added by
+    `validate`). The host waits for the device at most once per optimiser step: the running loss
+    is summed on the device and read when the step is taken (for the progress line); token
+    counts come from the collator."""
     import torch
 
-    from bench.errors import BenchError
-
-    supported = hasattr(torch, "compile")
-    if supported:
-        try:
-            import torch._dynamo
-
-            supported = bool(torch._dynamo.is_dynamo_supported())
-        except Exception:
-            supported = False
-    if not supported:
-        raise BenchError(
-            f"compile=true needs torch.compile, which torch {torch.__version__} does not support on this platform; "
-            "set compile=false."
-        )
-
-
-def enable_gradient_checkpointing(model, lora: bool) -> None:
-    """Non-reentrant activation checkpointing of every decoder layer of `model` (a transformers
-    model; with LoRA the base model inside the peft wrapper, enabled after wrapping so that the
-    hook below is registered once, not by peft too); with LoRA the input embeddings' output
-    requires grad (peft's recipe, so that gradients reach the adapters through checkpointed layers
-    whose own weights are frozen)."""
-    from bench.errors import BenchError
-
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        raise BenchError(f"{type(model).__name__} does not support gradient checkpointing; set gradient_checkpointing=false.")
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    if lora and getattr(model, "_require_grads_hook", None) is None:
-        model.enable_input_require_grads()
-
-
-def disable_gradient_checkpointing(model) -> None:
-    if hasattr(model, "activation_checkpointing_disable"):
-        model.activation_checkpointing_disable()
-    else:
-        model.gradient_checkpointing_disable()
-    if getattr(model, "_require_grads_hook", None) is not None:
-        model.disable_input_require_grads()
-
-
-def add_lora(model, config: TrainConfig):
-    from peft import LoraConfig, get_peft_model
-
-    targets = [t.strip() for t in config.lora_targets.split(",") if t.strip()]
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, lora)
-
-
-def validation_loss(
-    module,
-    examples: list[Example],
-    cf_prompt,
-    pad_id: int,
-    beta: float,
-    batch_size: int,
-    accelerator,
-    weighting: str = "linear",
-    group_by_length: bool = False,
-) -> tuple[float, float]:
-    """(L_f with the objective's token weights, plain token CE) over `examples`, reduced over
-    processes; group_by_length: micro-batches sorted by length (less padding, the same sums)."""
-    import torch
-
-    from methods.llm.loss import token_ce, weights_at
-
-    module.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # sum w*ce, sum w, sum ce, count
-    lengths = [len(e.prompt) + len(e.response) for e in examples] if group_by_length else None
-    batches = EpochBatches(len(examples), batch_size, 0, shuffle=False, lengths=lengths).batches()
-    with torch.no_grad():
-        for index in batches[accelerator.process_index :: accelerator.num_processes]:
-            batch = collate([examples[i] for i in index], cf_prompt, pad_id, counterfactual=False)
-            batch = {k: v.to(accelerator.device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
-            with accelerator.autocast():
-                z_f, _ = module(batch)
-            ce = token_ce(z_f, batch["labels"]).double()
-            w = weights_at(batch["label_pos"], batch["label_len"], beta, weighting).double()
-            sums += torch.stack([(w * ce).sum(), w.sum(), ce.sum(), ce.new_tensor(float(ce.numel()))])
-    sums = accelerator.reduce(sums, reduction="sum")
-    module.train()
-    return float(sums[0] / sums[1]), float(sums[2] / sums[3])
-
-
-def _run_epoch(
-    module, loader, optimizer, scheduler, accelerator, config: TrainConfig, per_pass: int, state: TrainState, progress, task
-) -> tuple[float, int, float]:
-    """One pass over the training micro-batches: (mean micro-batch loss, tokens seen by all
-    processes, seconds). The host waits for the device at most once per optimiser step: the
-    running loss is summed on the device and read when the step is taken (for the progress line);
-    token counts come from the collator."""
-    from methods.llm.loss import Objective, pass_loss
-
-    objective = Objective(config.alpha, config.beta, config.weighting)
-    use_cf = objective.needs_counterfactual
+    accelerator, state = loop.accelerator, loop.state
+    epoch = state.epochs_trained
+    loop.module.train()
+    loop.sampler.epoch = epoch
+    torch.manual_seed(loop.seed * 1000 + epoch)
+    train_pass = plain_pass if loop.tasks is None else crafted_pass
     loss_sum, loss_n, tokens, t0 = None, 0, 0, time.perf_counter()
     shown = float("nan")
-    for batch in loader:
-        with accelerator.accumulate(module):
-            with accelerator.autocast():
-                z_f, z_cf = module(batch, counterfactual=use_cf)
-            loss = pass_loss(z_f, z_cf, batch, objective, per_pass)
-            accelerator.backward(loss)
+    for batch in loop.loader:
+        with accelerator.accumulate(loop.module):
+            loss = train_pass(loop, batch)
             if accelerator.sync_gradients:
-                if config.max_grad_norm:
-                    accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                state.steps += 1
-            optimizer.zero_grad()
-        part = loss.detach() * per_pass  # the sum of the pass's micro-batch losses
+                optimizer_step(loop)
+            loop.optimizer.zero_grad()
+        part = loss * loop.per_pass  # the sum of the pass's micro-batch losses
         loss_sum = part if loss_sum is None else loss_sum + part
         loss_n += batch["n_chunks"]
         tokens += batch["n_tokens"]
@@ -327,167 +262,116 @@ def _run_epoch(
                 shown = float(loss_sum) / loss_n
             rate = tokens * accelerator.num_processes / max(time.perf_counter() - t0, 1e-9)
             progress.update(task, advance=1, info=f"loss {shown:.4f} | {rate:,.0f} tok/s")
-    mean = float(loss_sum) / loss_n if loss_n else 0.0
-    return mean, tokens * accelerator.num_processes, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    tokens *= accelerator.num_processes
+    state.train_tokens += tokens
+    state.train_seconds += seconds
+    state.epochs_trained = epoch + 1
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(loss_sum) / loss_n if loss_n else 0.0,
+        "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+        "lr": loop.scheduler.get_last_lr()[0],
+    }
 
 
-def train(
-    model,
-    tokenizer,
-    train_examples: list[Example],
-    valid_examples: list[Example],
-    cf_prompt: list[int],
-    config: TrainConfig,
-    device: str = "cpu",
-    work_dir: Path | None = None,
-    progress: Any = None,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-) -> tuple[Any, TrainResult]:
-    """Train `model` in place (a LoRA-wrapped copy when config.lora) and return (trained model in
-    eval mode with the best weights, TrainResult). `on_epoch_end(epoch, record)` is called after
-    each epoch's checkpoint is written."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup
+def plain_pass(loop: Loop, batch: dict):
+    """Forward and backward of one pass with the objective's loss (balance=fixed); its detached loss."""
+    from methods.llm.loss import pass_loss
 
-    from methods.llm.loss import LabelLogits
-    from methods.llm.precision import Precision
+    with loop.accelerator.autocast():
+        z_f, z_cf = loop.module(batch, counterfactual=loop.objective.needs_counterfactual)
+    loss = pass_loss(z_f, z_cf, batch, loop.objective, loop.per_pass)
+    loop.accelerator.backward(loss)
+    return loss.detach()
 
-    if not train_examples:
-        raise ValueError("no training examples")
-    if config.compile:
-        check_compile()
-    precision = Precision.resolve(config.precision, device)
-    model.to(precision.weights_dtype)  # float32 master weights unless bf16-pure
-    per_pass = passes_per_micro_batch(config, model, train_examples, len(cf_prompt), device)
-    accelerator = make_accelerator(device, config.grad_accum // per_pass, precision.name)
-    pad_id = tokenizer.pad_token_id
-    use_cf = config.alpha != 0.0
-    checkpoints = Checkpoints(
-        work_dir, fingerprint(config, len(train_examples), len(valid_examples)), accelerator.is_main_process
-    )
 
-    if config.lora:
-        model = add_lora(model, config)
-    if config.gradient_checkpointing:
-        enable_gradient_checkpointing(model.get_base_model() if config.lora else model, config.lora)
-    model.config.use_cache = False
-    result = TrainResult(
-        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        precision=precision.name,
-        device_batch=per_pass * config.micro_batch,
-    )
+def crafted_pass(loop: Loop, batch: dict):
+    """balance=gradcraft: forward once, back-propagate L_f (keeping the graph) and L_cf apart, each
+    term's gradients collected into its own row (methods.llm.gradcraft.TaskGradients), never
+    reduced by DDP; the detached L_f + L_cf."""
+    from methods.llm.loss import pass_terms
 
-    state = TrainState()
-    resumed = checkpoints.resume()
-    if resumed is not None:
-        load_trainable(model, resumed.trainable)
-        state = resumed.state
-        result.resumed_from_epoch = state.epoch
+    accelerator, tasks = loop.accelerator, loop.tasks
+    with accelerator.no_sync(loop.module), setup.backward_twice(loop.config.compile):
+        with accelerator.autocast():
+            z_f, z_cf = loop.module(batch, counterfactual=True)
+        l_f, l_cf = pass_terms(z_f, z_cf, batch, loop.objective, loop.per_pass)
+        accelerator.backward(l_f, retain_graph=True)
+        tasks.collect(0)
+        accelerator.backward(l_cf)
+        tasks.collect(1)
+    return (l_f + l_cf).detach()
 
-    module = LabelLogits(model)
-    if config.compile:
-        module.compile(**COMPILE_OPTIONS)  # in place: the wrapper's calls are compiled, the model's names stay
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-    )
-    lengths = [len(e.prompt) + len(e.response) for e in train_examples] if config.group_by_length else None
-    sampler = EpochBatches(len(train_examples), config.micro_batch, config.seed, lengths=lengths, per_pass=per_pass)
-    loader = torch.utils.data.DataLoader(
-        train_examples,
-        batch_sampler=sampler,
-        collate_fn=lambda exs: collate(exs, cf_prompt, pad_id, counterfactual=use_cf, micro_batch=config.micro_batch),
-        pin_memory=str(device).startswith("cuda"),  # copied to the GPU without blocking the host
-    )
-    module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
-    steps_per_epoch = math.ceil(len(loader) / (config.grad_accum // per_pass))
-    scheduler = get_linear_schedule_with_warmup(optimizer.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
-    if resumed is not None:
-        optimizer.load_state_dict(resumed.optimizer)
-        scheduler.load_state_dict(resumed.scheduler)
-    del resumed
 
-    show = progress is not None and accelerator.is_main_process
-    task = progress.add_task(config.label, total=len(loader)) if show else None
-    try:
-        module.train()
-        epoch = state.epoch
-        while not state.finished and epoch < config.epochs:
-            sampler.epoch = epoch
-            torch.manual_seed(config.seed * 1000 + epoch)
-            if show:
-                progress.reset(task, total=len(loader), description=f"{config.label} epoch {epoch + 1}/{config.epochs}", info="")
-            train_loss, tokens, seconds = _run_epoch(
-                module, loader, optimizer, scheduler, accelerator, config, per_pass, state, progress if show else None, task
-            )
-            state.tokens += tokens
-            state.seconds += seconds
-            epoch += 1
-            state.epoch = epoch
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
-                "lr": scheduler.get_last_lr()[0],
-            }
+def optimizer_step(loop: Loop) -> None:
+    """The step at the end of grad_accum micro-batches: (GradCraft's update written,) gradients
+    clipped, AdamW and the schedule stepped."""
+    if loop.tasks is not None:
+        loop.tasks.write_update(loop.accelerator.num_processes)
+    if MAX_GRAD_NORM:
+        loop.accelerator.clip_grad_norm_(loop.module.parameters(), MAX_GRAD_NORM)
+    loop.optimizer.step()
+    loop.scheduler.step()
+    loop.state.optimizer_steps += 1
 
-            # validation and early stopping
-            improved = True
-            if valid_examples:
-                valid_lf, valid_ce = validation_loss(
-                    module,
-                    valid_examples,
-                    cf_prompt,
-                    pad_id,
-                    config.beta,
-                    config.micro_batch * per_pass,
-                    accelerator,
-                    config.weighting,
-                    group_by_length=config.group_by_length,
-                )
-                record.update(valid_loss=valid_lf, valid_ce=valid_ce)
-                improved = state.best_valid is None or valid_lf < state.best_valid
-                if improved:
-                    state.best_valid, state.best_epoch, state.bad_epochs = valid_lf, epoch, 0
-                else:
-                    state.bad_epochs += 1
-                    if config.patience > 0 and state.bad_epochs >= config.patience:
-                        state.finished = True
-            else:
-                state.best_epoch = epoch
-            if epoch >= config.epochs:
+
+def validate(loop: Loop, record: dict) -> bool:
+    """The validation loss of the epoch just trained, into its record and the early-stopping
+    state; whether it improved (without validation examples every epoch counts as the best)."""
+    state, config = loop.state, loop.config
+    epoch = state.epochs_trained
+    improved = True
+    if loop.data.valid:
+        valid_lf, valid_ce = validation_loss(
+            loop.module,
+            loop.data.valid,
+            loop.data.pad_id,
+            loop.objective,
+            config.micro_batch * loop.per_pass,
+            loop.accelerator,
+            group_by_length=config.group_by_length,
+        )
+        record.update(valid_loss=valid_lf, valid_ce=valid_ce)
+        improved = state.best_valid_loss is None or valid_lf < state.best_valid_loss
+        if improved:
+            state.best_valid_loss, state.best_epoch, state.bad_epochs = valid_lf, epoch, 0
+        else:
+            state.bad_epochs += 1
+            if config.patience > 0 and state.bad_epochs >= config.patience:
                 state.finished = True
-            state.history.append(record)
+    else:
+        state.best_epoch = epoch
+    if epoch >= config.epochs:
+        state.finished = True
+    state.history.append(record)
+    return improved
 
-            # checkpoint: best weights first, then the resumable state
-            unwrapped = accelerator.unwrap_model(module).lm
-            if improved:
-                checkpoints.keep_best(unwrapped)
-            checkpoints.save(unwrapped, optimizer, scheduler, state)
-            accelerator.wait_for_everyone()
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
-    finally:
-        if show:
-            progress.remove_task(task)
 
-    model = accelerator.unwrap_model(module).lm
-    accelerator.free_memory()
-    best = checkpoints.best()
+def save_epoch(loop: Loop, improved: bool) -> None:
+    """The epoch's checkpoint: best weights first, then the resumable state."""
+    if loop.tasks is not None:
+        loop.state.gradcraft_magnitudes = loop.tasks.magnitudes.tolist()
+    unwrapped = loop.accelerator.unwrap_model(loop.module).lm
+    if improved:
+        loop.checkpoints.keep_best(unwrapped)
+    loop.checkpoints.save(unwrapped, loop.optimizer, loop.scheduler, loop.state)
+    loop.accelerator.wait_for_everyone()
+
+
+def finish(loop: Loop) -> tuple[Any, TrainState]:
+    """The plain model with the best weights, in eval mode (LoRA merged, checkpointing off)."""
+    config, state = loop.config, loop.state
+    model = loop.accelerator.unwrap_model(loop.module).lm
+    loop.accelerator.free_memory()
+    best = loop.checkpoints.best()
     if best is not None:
         load_trainable(model, best)
     if config.lora:
         model = model.merge_and_unload()
     if config.gradient_checkpointing:
-        disable_gradient_checkpointing(model)
+        setup.disable_gradient_checkpointing(model)
     model.config.use_cache = True
     model.eval()
-
-    result.epochs_trained = state.epoch
-    result.best_epoch = state.best_epoch
-    result.best_valid_loss = state.best_valid
-    result.train_tokens = state.tokens
-    result.train_seconds = state.seconds
-    result.optimizer_steps = state.steps
-    result.history = state.history
-    result.stopped_early = state.epoch < config.epochs
-    return model, result
+    state.stopped_early = state.epochs_trained < config.epochs
+    return model, state
