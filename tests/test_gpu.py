@@ -28,7 +28,16 @@ def _train(device: str, precision: str, lr: float = 1e-3, n: int = 32, **kw):
     loaded.model.to(Precision.resolve(precision, device).weights_dtype)
     before = {k: v.detach().float().cpu().clone() for k, v in loaded.model.named_parameters()}
     config = CFTConfig(
-        model="tiny", epochs=1, micro_batch=4, grad_accum=2, alpha=0.1, beta=0.25, lr=lr, warmup_steps=0, precision=precision, **kw
+        model="tiny",
+        epochs=1,
+        micro_batch=4,
+        grad_accum=2,
+        alpha=0.1,
+        beta=0.25,
+        lr=lr,
+        warmup_steps=0,
+        precision=precision,
+        **kw,
     )
     examples = encoded(split, loaded.tokenizer)[:n]
     model, result = run_train(loaded, examples, [], cf_prompt_of(split, loaded.tokenizer), config, seed=0, device=device)
@@ -94,8 +103,14 @@ def test_own_constrained_search_equals_transformers_on_a_gpu():
     prompts = [f"Title {i}" for i in range(6)]
     got = {
         search: constrained_beam_search(
-            model, PromptFormat(loaded.tokenizer, split.card, "quoted", 1024), prompts, split.items.titles, num_beams=5,
-            max_new_tokens=16, batch_size=3, search=search,
+            model,
+            PromptFormat(loaded.tokenizer, split.card, "quoted", 1024),
+            prompts,
+            split.items.titles,
+            num_beams=5,
+            max_new_tokens=16,
+            batch_size=3,
+            search=search,
         )[0]
         for search in ("own", "transformers")
     }
