@@ -107,7 +107,7 @@ def _run_experiment(path: Path, device: str, force: bool, busy: str, history, ex
     from bench.jobs import Cluster
 
     exp = load(path)
-    cli.console.print(Text(exp.heading()), soft_wrap=True)
+    cli.console.print(Text(exp.heading()))  # wrapped to the terminal
     for spec in exp.runs():
         fields = {"force": force, "busy": busy, "history": history} | ({"device": device} if device != "auto" else {})
         request = spec.to_request(**fields)
