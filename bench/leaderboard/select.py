@@ -46,13 +46,9 @@ class Selection:
 
 def parse_where(pairs: list[str]) -> dict[str, str]:
     """["model=smollm2-135m"] -> {"model": "smollm2-135m"}."""
-    out = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise BenchError(f"Cannot read --where '{pair}'; write it as setting=value, e.g. --where model=smollm2-135m.")
-        out[key.strip()] = value.strip()
-    return out
+    from bench.options import parse_mapping
+
+    return parse_mapping(pairs, "--where", "model=smollm2-135m")
 
 
 def _matches(value, wanted: str) -> bool:
