@@ -163,7 +163,7 @@ def test_beam_cache_holds_what_a_repeated_dynamic_cache_holds():
     DynamicCache repeated to the beams and reordered whole, as transformers does it."""
     from transformers.cache_utils import DynamicCache
 
-    from methods.llm.beam import _beam_cache, _BeamLayer
+    from methods.llm.beam_model import BeamLayer, beam_cache
 
     g = torch.Generator().manual_seed(0)
     batch, beams, heads, prompt, dim, layers = 2, 3, 2, 5, 4, 2
@@ -179,8 +179,8 @@ def test_beam_cache_holds_what_a_repeated_dynamic_cache_holds():
 
     reference = prefilled()
     reference.batch_repeat_interleave(beams)
-    cache = _beam_cache(prefilled(), beams, room=4)
-    assert all(isinstance(layer, _BeamLayer) for layer in cache.layers)
+    cache = beam_cache(prefilled(), beams, room=4)
+    assert all(isinstance(layer, BeamLayer) for layer in cache.layers)
     for _step in range(4):
         for layer in range(layers):
             new = [torch.randn(batch * beams, heads, 1, dim, generator=g) for _ in range(2)]
@@ -302,9 +302,9 @@ def test_searches_equal_with_eager_attention(tiny_eager):
 def test_searches_equal_when_the_model_makes_its_masks(tiny, monkeypatch):
     """An attention whose mask is not a 4-D tensor (flash attention takes the 2-D mask): the
     search passes views of a 2-D mask made once and the model makes its masks at every step."""
-    import methods.llm.beam as beam
+    import methods.llm.beam_model as beam_model
 
-    monkeypatch.setattr(beam, "create_causal_mask", lambda **kw: kw["attention_mask"])
+    monkeypatch.setattr(beam_model, "create_causal_mask", lambda **kw: kw["attention_mask"])
     model, tok = tiny
     ranks = []
     hook = model.register_forward_pre_hook(lambda _m, _a, kw: ranks.append(kw["attention_mask"].dim()), with_kwargs=True)
