@@ -241,11 +241,13 @@ def test_the_sync_counter_counts_what_makes_a_gpu_wait():
 
 
 def test_settings_added_later_keep_the_stored_runs_keys():
-    """precision=auto, device_batch=0, eval_batch_size=0 (auto) and balance=fixed (with GradCraft's
-    settings at their defaults) are keyed as the runs stored before they existed were
-    (eval_batch_size 8); setting them otherwise makes a new run."""
+    """precision=auto, device_batch=0, eval_batch_size=0 (auto), balance=fixed (with GradCraft's
+    settings at their defaults) and the decoding aids off (no assistant, assistant_scale 1,
+    assistant_reduce max, grounding_adjust none, grounding_gamma 0) are keyed as the runs stored
+    before they existed were (eval_batch_size 8); setting them otherwise makes a new run."""
     (p,) = plan_methods(["cft"], {"cft": {"model": "tiny"}})
-    later = ("precision", "device_batch", "balance", "gradcraft_r", "gradcraft_e", "gradcraft_b")
+    later = ("precision", "device_batch", "balance", "gradcraft_r", "gradcraft_e", "gradcraft_b", "assistant", "assistant_set",
+             "assistant_scale", "assistant_reduce", "grounding_adjust", "grounding_gamma")  # fmt: skip
     before = {k: v for k, v in p.resolved.items() if k not in later} | {"eval_batch_size": 8}
     assert p.key_config == before
     assert run_key("cft", "2", p.key_config, "h", 0, None) == run_key("cft", "2", before, "h", 0, None)

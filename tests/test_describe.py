@@ -256,3 +256,12 @@ def test_describing_loads_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_built_in_method_is_described_once_in_the_registry():
+    from bench.registry import BUILTIN, load_class
+
+    for name, spec in BUILTIN.items():
+        assert spec.description, name
+        written = [k.__qualname__ for k in load_class(name).__mro__ if k.__dict__.get("description")]
+        assert written == [], f"{name}: a second description in {written}; the registry's is the one"

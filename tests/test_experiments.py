@@ -104,5 +104,7 @@ def test_runs_are_selected_by_method_and_setting(tmp_path):
     assert labels(methods=["sft", "pop"])[0] == ["pop", "sft", "sft[epochs=1,model=smollm2-135m]"]
     with pytest.raises(BenchError, match=r"No stored run of dataset 'toys' matches model=qwen; "):
         build_leaderboards("toys", LeaderboardOptions(selection=Selection(where={"model": "qwen"})), store=store)
-    with pytest.raises(BenchError, match=r"Cannot read --where 'model'; write it as key=value, e.g. --where model=smollm2-135m\."):
+    with pytest.raises(
+        BenchError, match=r"Cannot read --where 'model'; write it as key=value, e.g. --where model=smollm2-135m\."
+    ):
         parse_where(["model"])

@@ -16,7 +16,6 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation import LogitsProcessor, LogitsProcessorList
 
-import methods.llm.beam as beam
 from bench.syncs import count_host_syncs
 from methods.llm.beam import DEAD, ROOT, beam_search
 from methods.llm.decode import TitleTrie
@@ -210,40 +209,36 @@ def tiny(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-def own_search(model, eos, ids, mask, flat, hook, monkeypatch, num_beams=5):
-    """The own constrained search, with `hook(log_probs, tokens, children)` applied right after the
-    trie constraint of every step (where beam_search would call it). Returns (sequences, scores,
-    number of hook calls)."""
+def own_search(model, eos, ids, mask, flat, hook, num_beams=5):
+    """The own constrained search with `hook(log_probs, tokens, children)` as its step hook (called
+    right after the trie constraint of every step). Returns (sequences, scores, number of hook
+    calls)."""
     calls = []
-    with monkeypatch.context() as patch:
-        if hook is not None:
-            last = {}
-            plain_allowed = flat.allowed
 
-            def allowed(nodes, depth, pad):
-                last["tokens"], last["children"] = plain_allowed(nodes, depth, pad)
-                return last["tokens"], last["children"]
+    def counted(log_probs, tokens, children):
+        calls.append(tokens.shape)
+        return hook(log_probs, tokens, children)
 
-            class MixedMask(beam._TrieMask):
-                def __call__(self, log_probs, tokens):
-                    calls.append(tokens.shape)
-                    return hook(super().__call__(log_probs, tokens), tokens, last["children"])
-
-            patch.setattr(flat, "allowed", allowed)
-            patch.setattr(beam, "_TrieMask", MixedMask)
-        with torch.inference_mode():
-            result = beam_search(
-                model,
-                ids,
-                mask,
-                num_beams=num_beams,
-                max_new_tokens=24,
-                eos_token_id=eos,
-                length_penalty=0.0,
-                trie=flat,
-                fill=FILL,
-            )
+    with torch.inference_mode():
+        result = beam_search(
+            model,
+            ids,
+            mask,
+            num_beams=num_beams,
+            max_new_tokens=24,
+            eos_token_id=eos,
+            length_penalty=0.0,
+            trie=flat,
+            fill=FILL,
+            step_hook=None if hook is None else counted,
+        )
     return result.sequences, result.scores, len(calls)
+
+
+def test_a_step_hook_needs_a_trie(tiny):
+    model, eos, _, ids, mask = tiny
+    with pytest.raises(ValueError, match="give the search a trie"):
+        beam_search(model, ids, mask, num_beams=2, max_new_tokens=4, eos_token_id=eos, step_hook=lambda lp, t, c: lp)
 
 
 class DirectAssistant(LogitsProcessor):
@@ -289,22 +284,22 @@ def transformers_search(model, eos, ids, mask, processor, num_beams):
     return out.sequences[:, ids.shape[1] :].view(batch, num_beams, -1), out.sequences_scores.view(batch, num_beams)
 
 
-def test_gamma_one_is_the_plain_search_bitwise(tiny, monkeypatch):
+def test_gamma_one_is_the_plain_search_bitwise(tiny):
     model, eos, sequences, ids, mask = tiny
     flat = TitleTrie.from_sequences(sequences, eos=eos).flat("cpu")
     tree = ItemTree.build(flat, sequences)
     probs = torch.softmax(torch.randn(len(PROMPTS), len(sequences), generator=torch.Generator().manual_seed(1)), dim=-1)
-    plain, plain_scores, _ = own_search(model, eos, ids, mask, flat, None, monkeypatch)
-    seqs, scores, calls = own_search(model, eos, ids, mask, flat, AssistantMix(tree, probs, 1.0), monkeypatch)
+    plain, plain_scores, _ = own_search(model, eos, ids, mask, flat, None)
+    seqs, scores, calls = own_search(model, eos, ids, mask, flat, AssistantMix(tree, probs, 1.0))
     assert calls >= plain.shape[-1]  # once per step
     assert torch.equal(seqs, plain) and torch.equal(scores, plain_scores)
     # gamma below 1 changes the scores: the hook takes part
-    _, mixed_scores, _ = own_search(model, eos, ids, mask, flat, AssistantMix(tree, probs, 0.5), monkeypatch)
+    _, mixed_scores, _ = own_search(model, eos, ids, mask, flat, AssistantMix(tree, probs, 0.5))
     assert not torch.allclose(mixed_scores, plain_scores)
 
 
 @pytest.mark.parametrize("num_beams", [3, 8])
-def test_mixed_search_equals_transformers_with_the_direct_mix(tiny, monkeypatch, num_beams):
+def test_mixed_search_equals_transformers_with_the_direct_mix(tiny, num_beams):
     """gamma 0.5, a random assistant per prompt: the own search with the hook and transformers'
     beam search with the direct implementation as its logits processor return the same beams."""
     model, eos, sequences, ids, mask = tiny
@@ -312,7 +307,7 @@ def test_mixed_search_equals_transformers_with_the_direct_mix(tiny, monkeypatch,
     flat = trie.flat("cpu")
     probs = torch.softmax(3 * torch.randn(len(PROMPTS), len(sequences), generator=torch.Generator().manual_seed(2)), dim=-1)
     seqs, scores, _ = own_search(
-        model, eos, ids, mask, flat, AssistantMix(ItemTree.build(flat, sequences), probs, 0.5), monkeypatch, num_beams
+        model, eos, ids, mask, flat, AssistantMix(ItemTree.build(flat, sequences), probs, 0.5), num_beams
     )
     direct = DirectAssistant(trie, sequences, probs, ids.shape[1], num_beams, 0.5)
     ref_seqs, ref_scores = transformers_search(model, eos, ids, mask, direct, num_beams)
@@ -322,12 +317,12 @@ def test_mixed_search_equals_transformers_with_the_direct_mix(tiny, monkeypatch,
     assert torch.allclose(scores[real], ref_scores[real], rtol=0, atol=1e-4)
 
 
-def test_an_assistant_sure_of_one_item_puts_it_first(tiny, monkeypatch):
+def test_an_assistant_sure_of_one_item_puts_it_first(tiny):
     """Per prompt, all the assistant's mass on the item the plain search ranks last (or misses):
     with gamma 0.5 that item's sequence is the first beam."""
     model, eos, sequences, ids, mask = tiny
     flat = TitleTrie.from_sequences(sequences, eos=eos).flat("cpu")
-    plain, _, _ = own_search(model, eos, ids, mask, flat, None, monkeypatch, num_beams=len(sequences))
+    plain, _, _ = own_search(model, eos, ids, mask, flat, None, num_beams=len(sequences))
     probs = torch.zeros(len(PROMPTS), len(sequences))
     chosen = []
     for p in range(len(PROMPTS)):
@@ -337,6 +332,6 @@ def test_an_assistant_sure_of_one_item_puts_it_first(tiny, monkeypatch):
         probs[p, target] = 1.0
         chosen.append(target)
     hook = AssistantMix(ItemTree.build(flat, sequences), item_probabilities(torch.log(probs)), 0.5)
-    seqs, _, _ = own_search(model, eos, ids, mask, flat, hook, monkeypatch, num_beams=len(sequences))
+    seqs, _, _ = own_search(model, eos, ids, mask, flat, hook, num_beams=len(sequences))
     for p, target in enumerate(chosen):
         assert [t for t in seqs[p, 0].tolist() if t != FILL] == sequences[target]

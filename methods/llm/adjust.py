@@ -39,13 +39,14 @@ The nearest item of a row has minmax(d) = 0, so it stays first for every gamma a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-NONE, POPULARITY, COLLABORATIVE = "none", "popularity", "collaborative"
-GROUNDING_ADJUSTS = (NONE, POPULARITY, COLLABORATIVE)
+from methods.llm.options import COLLABORATIVE, GROUNDING_ADJUSTS, NONE, POPULARITY
+
 POPULARITY_GAMMAS = tuple(float(g) for g in range(100))
 COLLABORATIVE_GAMMAS = tuple(g / 100 for g in range(100)) + tuple(float(g) for g in range(1, 100))
 
@@ -114,24 +115,30 @@ def rank_adjusted(distances: torch.Tensor, signal: torch.Tensor, gamma: float, k
     return rank_ascending(adjusted_scores(distances, signal, gamma), k)
 
 
+# the signal rows of a slice of the grounded samples, (len, n_items) in [0, 1]
+SignalRows = Callable[[slice], torch.Tensor]
+
+
 @dataclass
 class GroundingAdjustment:
     """What grounding applies to each chunk of distance rows before ranking them: `mode` (one of
-    GROUNDING_ADJUSTS), `gamma`, and `signal`: (n_items,) for popularity, (n_samples, n_items) for
-    collaborative (one row per sample of the set being grounded), None for none."""
+    GROUNDING_ADJUSTS), `gamma`, and `signal`: (n_items,) for popularity; for collaborative
+    (n_samples, n_items), one row per sample of the set being grounded, or a function giving the
+    rows of a slice of those samples (so that no more than a chunk's rows exist at once); None for
+    none."""
 
     mode: str = NONE
     gamma: float = 0.0
-    signal: torch.Tensor | None = None
+    signal: torch.Tensor | SignalRows | None = None
 
     def __post_init__(self):
         check_adjust(self.mode)
         self.gamma = check_gamma(self.gamma)
         if self.mode != NONE and self.signal is None:
             raise ValueError(f"grounding_adjust={self.mode} needs a signal")
-        if self.mode == POPULARITY and self.signal.ndim != 1:
+        if self.mode == POPULARITY and (callable(self.signal) or self.signal.ndim != 1):
             raise ValueError("the popularity signal is one row for the whole catalogue, (n_items,)")
-        if self.mode == COLLABORATIVE and self.signal.ndim != 2:
+        if self.mode == COLLABORATIVE and not callable(self.signal) and self.signal.ndim != 2:
             raise ValueError("the collaborative signal is one row per sample, (n_samples, n_items)")
 
     def __call__(self, distances: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -139,5 +146,8 @@ class GroundingAdjustment:
         samples `rows` (a slice of the grounded set); "none": `distances` themselves."""
         if self.mode == NONE:
             return distances
-        signal = self.signal if self.mode == POPULARITY else self.signal[rows]
+        if self.mode == POPULARITY:
+            signal = self.signal
+        else:
+            signal = self.signal(rows) if callable(self.signal) else self.signal[rows]
         return adjusted_scores(distances, signal, self.gamma)

@@ -19,6 +19,15 @@ of every method, not of its class: `--set cft.decoding=constrained` is CFT on a 
 cft and cft-no-tw can combine their two loss terms by GradCraft instead of a fixed alpha
 (`--set cft.balance=gradcraft`, methods.llm.cft).
 
+The two backbones' decoding aids are settings of every method too, searched on validation without
+training again (they are `decode_settings`: a grid over them shares one fit):
+- `assistant=sasrec` (any score method; `assistant_set="epochs=50;hidden_size=64"` its settings)
+  names a classic model fitted on the same split and seed by the harness (methods.llm.assistant);
+- D3's text-free assistant: `assistant_scale` (gamma; 1 = off) and `assistant_reduce` (max, sum)
+  mix its item distribution into every step of constrained decoding (methods.llm.tfa);
+- BIGRec's adjusted grounding: `grounding_adjust=popularity` (training target counts) or
+  `collaborative` (the assistant's scores) with `grounding_gamma` (methods.llm.adjust).
+
 Choices where the protocol leaves one open:
 - model: the paper's backbone Qwen/Qwen2-0.5B is the default, so a run that names no model is the
   publishable setting. `preflight` checks before anything trains that it can be loaded here (in
@@ -53,7 +62,7 @@ import numpy as np
 from bench.data.split import Samples
 from bench.method import INSPECT, Context, Method, Recommendations
 from methods.llm.config import LLMConfig
-from methods.llm.options import AUTO, CONSTRAINED
+from methods.llm.options import AUTO, COLLABORATIVE, CONSTRAINED, MAX, NONE, POPULARITY
 
 
 class LLMMethod(Method):
@@ -64,18 +73,57 @@ class LLMMethod(Method):
     Config = LLMConfig
     # settings added after version 2's runs were stored, keyed as those runs were (bench.plan):
     # at these values a setting trains and decodes what it did before it existed, up to rounding
-    key_aliases = {"precision": (AUTO, None), "device_batch": (0, None), "eval_batch_size": (0, 8)}
+    key_aliases = {
+        "precision": (AUTO, None),
+        "device_batch": (0, None),
+        "eval_batch_size": (0, 8),
+        "assistant": ("", None),
+        "assistant_set": ("", None),
+        "assistant_scale": (1.0, None),
+        "assistant_reduce": (MAX, None),
+        "grounding_adjust": (NONE, None),
+        "grounding_gamma": (0.0, None),
+    }
+    # settings that act only when recommending: a grid over them fits the model once; the trained
+    # model, its prompt format and title trie, the title embeddings and the popularity signal
+    # depend on none of them
+    decode_settings = frozenset(
+        {
+            "decoding",
+            "num_beams",
+            "grounding",
+            "max_new_tokens",
+            "eval_batch_size",
+            "search",
+            "assistant",
+            "assistant_set",
+            "assistant_scale",
+            "assistant_reduce",
+            "grounding_adjust",
+            "grounding_gamma",
+        }
+    )
+
+    @classmethod
+    def assistant_of(cls, config: LLMConfig) -> tuple[str, dict] | None:
+        """The score method this configuration names as its assistant, with its settings."""
+        return (config.assistant, config.assistant_settings()) if config.assistant else None
 
     @classmethod
     def preflight(cls, config: LLMConfig) -> None:
         """The model can be loaded here (methods.llm.models.check_loadable): nothing is loaded,
-        downloaded or written; an uncached Hugging Face id costs one request to the hub."""
+        downloaded or written; an uncached Hugging Face id costs one request to the hub. A named
+        assistant is a score method whose own checks pass."""
+        from methods.llm.assistant import check_assistant
         from methods.llm.models import check_loadable
 
         check_loadable(config.model, cls.name or "<method>")
+        if config.assistant:
+            check_assistant(config.assistant, config.assistant_settings(), cls.name or "<method>")
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
+        from methods.llm.adjust import popularity_signal
         from methods.llm.precision import Precision
         from methods.llm.prompts import PromptFormat
         from methods.llm.train import train as train_model
@@ -83,6 +131,10 @@ class LLMMethod(Method):
         cfg = self.config
         self.context = context
         self.titles = list(context.items.titles)
+        self._fit_assistant(cfg)  # aside, before the LLM trains: a refusal costs no training
+        # BIGRec's popularity (PDA) signal: the whole training split's targets, whatever the cap
+        self._popularity = popularity_signal(train.targets, context.n_items)
+        self._trie = None
         precision = Precision.resolve(cfg.precision, context.device)
         loaded = models.load_model(
             cfg.model,
@@ -119,6 +171,23 @@ class LLMMethod(Method):
         )
         self._item_embeddings = None
 
+    def _fit_assistant(self, cfg: LLMConfig):
+        """The named assistant, fitted by the harness on this split and seed (once per command), or None."""
+        from methods.llm.assistant import fitted_assistant
+
+        if not cfg.assistant:
+            return None
+        return fitted_assistant(self.context, cfg.assistant, cfg.assistant_settings(), self.name or "<method>")
+
+    def _reconfigure(self, config: LLMConfig) -> None:
+        """A configuration that differs in decode settings only: the trained model, the trie and
+        the popularity signal stay; the title embeddings are made again when the batch they are
+        embedded in changes (float rounding); a newly named assistant is fitted now."""
+        if config.eval_batch_size != self.config.eval_batch_size:
+            self._item_embeddings = None
+        self.config = config
+        self._fit_assistant(config)
+
     # ------------------------------------------------------------ inference
 
     def prompts_for(self, samples: Samples) -> list[str]:
@@ -131,10 +200,12 @@ class LLMMethod(Method):
         if len(samples) == 0:  # a process's slice can be empty when there are more processes than samples
             return Recommendations(items=out, invalid=np.zeros(0, dtype=np.int32))
         prompt_texts = self.prompts_for(samples)
+        # the assistant's scores of these samples, when decoding uses them
+        aids = {"assistant": self._assistant_scores(samples)} if self.config.scores_by_assistant else {}
         if self.config.decoding == CONSTRAINED:
-            items, invalid, generations = self._constrained(prompt_texts)
+            items, invalid, generations = self._constrained(prompt_texts, **aids)
         else:
-            items, invalid, generations = self._grounded(prompt_texts, k)
+            items, invalid, generations = self._grounded(prompt_texts, k, **aids)
         width = min(k, items.shape[1])
         out[:, :width] = items[:, :width]
         inspect = [
@@ -162,11 +233,27 @@ class LLMMethod(Method):
         longest = max(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts[:256])
         return sizing.decode_batch(sizing.Shape.of(self.model), longest, cfg.num_beams, cfg.max_new_tokens, free)
 
-    def _constrained(self, prompt_texts: list[str]):
-        """(items, invalid counts, generations of the first INSPECT prompts) by constrained beam search."""
+    def _assistant_scores(self, samples: Samples):
+        from methods.llm.assistant import AssistantScores
+
+        return AssistantScores(self._fit_assistant(self.config), samples, len(self.titles))
+
+    def _title_trie(self):
+        """The catalogue's title trie in the run's prompt format, built once per fit."""
+        from methods.llm.decode import TitleTrie
+
+        if self._trie is None:
+            self._trie = TitleTrie(self.format, self.titles)
+        return self._trie
+
+    def _constrained(self, prompt_texts: list[str], assistant=None):
+        """(items, invalid counts, generations of the first INSPECT prompts) by constrained beam
+        search; `assistant` (AssistantScores of the prompts' samples): D3's text-free assistant."""
         from methods.llm.decode import constrained_beam_search
+        from methods.llm.tfa import TextFreeAssistant
 
         cfg = self.config
+        tfa = None if assistant is None else TextFreeAssistant(assistant, cfg.assistant_scale, cfg.assistant_reduce)
         items, invalid = constrained_beam_search(
             self.model,
             self.format,
@@ -176,14 +263,17 @@ class LLMMethod(Method):
             max_new_tokens=cfg.max_new_tokens,
             batch_size=self.decode_batch(prompt_texts),
             progress=self.context.progress,
+            trie=self._title_trie(),
             search=cfg.search,
+            assistant=tfa,
         )
         generations = [[self.titles[i] for i in row if i >= 0] for row in items[:INSPECT]]
         return items, invalid, generations
 
-    def _grounded(self, prompt_texts: list[str], k: int):
+    def _grounded(self, prompt_texts: list[str], k: int, assistant=None):
         """(items, invalid counts, generations of the first INSPECT prompts) by free beam search
-        grounded to the catalogue by L2 distance."""
+        grounded to the catalogue by L2 distance, adjusted as grounding_adjust says (`assistant`:
+        AssistantScores of the prompts' samples, for collaborative grounding)."""
         from methods.llm.decode import generate_beams
         from methods.llm.ground import count_invalid, embed_texts, ground_by_l2
 
@@ -215,8 +305,20 @@ class LLMMethod(Method):
         # distances on the model's device (a GPU when there is one); embeddings stay float32
         device = next(self.model.parameters()).device
         generated = generated.view(len(beams), cfg.num_beams, -1).to(device)
-        items = ground_by_l2(generated, self._item_embeddings.to(device), k, mode=cfg.grounding)
+        adjust = self._grounding_adjustment(assistant)
+        items = ground_by_l2(generated, self._item_embeddings.to(device), k, mode=cfg.grounding, adjust=adjust)
         return items, invalid, beams[:INSPECT]
+
+    def _grounding_adjustment(self, assistant):
+        """BIGRec's adjusted grounding of this configuration, or None for the plain L2 ranking."""
+        from methods.llm.adjust import GroundingAdjustment, collaborative_signal
+
+        cfg = self.config
+        if cfg.grounding_adjust == NONE:
+            return None
+        if cfg.grounding_adjust == POPULARITY:
+            return GroundingAdjustment(POPULARITY, cfg.grounding_gamma, self._popularity)
+        return GroundingAdjustment(COLLABORATIVE, cfg.grounding_gamma, lambda rows: collaborative_signal(assistant(rows)))
 
     def run_info(self) -> dict:
         if not hasattr(self, "state"):

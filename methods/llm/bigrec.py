@@ -21,5 +21,4 @@ class BIGRec(LLMMethod):
     full ranking ("interleaved" over the beams by default, "original" = beam 0)."""
 
     name = "bigrec"
-    description = "BIGRec: LLM SFT, free beam search grounded to items by L2 embedding distance."
     Config = BIGRecConfig

@@ -87,7 +87,6 @@ class CFT(LLMMethod):
     inference as BIGRec unless decoding=constrained."""
 
     name = "cft"
-    description = "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."
     Config = CFTConfig
     # balance and GradCraft's settings came after version 2's runs were stored: at their defaults
     # the loss is the one those runs trained with (bench.plan.Planned.key_config)
@@ -98,7 +97,6 @@ class CFTNoCF(CFT):
     """CFT ablation without the counterfactual term (alpha 0, beta 0.25): position-weighted SFT."""
 
     name = "cft-no-cf"
-    description = "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."
     Config = CFTNoCFConfig
 
 
@@ -106,5 +104,4 @@ class CFTNoTW(CFT):
     """CFT ablation with uniform token weights (alpha 0.1, beta 1)."""
 
     name = "cft-no-tw"
-    description = "CFT ablation with uniform token weights (alpha 0.1, beta 1)."
     Config = CFTNoTWConfig

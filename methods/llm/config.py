@@ -10,20 +10,27 @@ copied into a second configuration.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from methods.llm.models import TINY
 from methods.llm.objective import Objective
 from methods.llm.options import (
     AUTO,
+    COLLABORATIVE,
+    CONSTRAINED,
     DECODINGS,
     GROUNDED,
+    GROUNDING_ADJUSTS,
     GROUNDINGS,
     INTERLEAVED,
     LAYOUTS,
+    MAX,
+    NONE,
     OWN,
     PRECISIONS,
     QUOTED,
+    REDUCES,
     SEARCHES,
     check_choice,
 )
@@ -61,6 +68,12 @@ class LLMConfig:
     max_new_tokens: int = 128  # most tokens generated per title
     eval_batch_size: int = 0  # prompts per decoding batch (titles are embedded 4x as many at once); 0: 8 on a CPU, by free memory on a GPU (methods.llm.sizing)
     search: str = OWN  # beam search implementation: "own" (methods.llm.beam: one prefill per prompt, the trie as tensors) or "transformers" (model.generate, the reference; equal results)
+    assistant: str = ""  # a score method (e.g. sasrec, pop) fitted on the same split and seed whose scores decoding uses: D3's text-free assistant (assistant_scale) or BIGRec's collaborative grounding; "" = none
+    assistant_set: str = ""  # the assistant's own settings, setting=value pairs joined by ";", e.g. --set 'sft.assistant_set=epochs=50;hidden_size=64' (quoted: ";" ends a shell command)
+    assistant_scale: float = 1.0  # decoding=constrained (search=own), D3's text-free assistant: each step scores gamma * LLM + (1 - gamma) * assistant (log shares of the allowed tokens); 1 = the LLM alone (off), 0 = the assistant alone
+    assistant_reduce: str = MAX  # the text-free assistant's share of a token: the "max" (the protocol's) or "sum" (D3's released code) of the assistant's probabilities of the items whose title continues with it
+    grounding_adjust: str = NONE  # decoding=grounded, BIGRec's adjusted grounding: "popularity" (PDA: training target counts), "collaborative" (CI: the assistant's scores) or "none" (plain L2)
+    grounding_gamma: float = 0.0  # grounding_adjust's gamma: items ranked by minmax(L2 distance) times (1 + signal) to the power -gamma; 0 = the plain L2 order
 
     def __post_init__(self):
         """Impossible settings fail when the run is planned, before anything trains."""
@@ -101,8 +114,66 @@ class LLMConfig:
             ("search", SEARCHES),
             ("grounding", GROUNDINGS),
             ("precision", PRECISIONS),
+            ("assistant_reduce", REDUCES),
+            ("grounding_adjust", GROUNDING_ADJUSTS),
         ):
             check_choice(name, getattr(self, name), values)
+        self._check_decoding_aids()
+
+    def _check_decoding_aids(self) -> None:
+        """The assistant's and the adjusted grounding's settings fit the decoding they act in."""
+        self.assistant_settings()  # readable
+        if not math.isfinite(self.assistant_scale):
+            raise ValueError(f"assistant_scale must be a finite number, not {self.assistant_scale}")
+        if not (math.isfinite(self.grounding_gamma) and self.grounding_gamma >= 0):
+            raise ValueError(f"grounding_gamma must be a finite number >= 0, not {self.grounding_gamma}")
+        if self.assistant_set and not self.assistant:
+            raise ValueError(
+                "assistant_set gives settings to an assistant, but none is named; set assistant too, e.g. assistant=sasrec"
+            )
+        if self.mixes_assistant_in:
+            scale = f"assistant_scale={self.assistant_scale:g}"
+            if not self.assistant:
+                raise ValueError(
+                    f"{scale} mixes an assistant's scores into decoding, but none is named; set assistant, e.g. assistant=sasrec"
+                )
+            if self.decoding != CONSTRAINED:
+                raise ValueError(
+                    f"{scale} (D3's text-free assistant) acts in constrained decoding only; set decoding=constrained, "
+                    "or use grounding_adjust=collaborative with decoding=grounded"
+                )
+            if self.search != OWN:
+                raise ValueError(f"{scale} (D3's text-free assistant) runs in the own beam search only; set search=own")
+        if self.grounding_adjust != NONE and self.decoding != GROUNDED:
+            raise ValueError(f"grounding_adjust={self.grounding_adjust} acts in grounded decoding only; set decoding=grounded")
+        if self.grounding_adjust == COLLABORATIVE and not self.assistant:
+            raise ValueError(
+                "grounding_adjust=collaborative ranks by an assistant's scores, but none is named; set assistant, e.g. assistant=sasrec"
+            )
+
+    @property
+    def mixes_assistant_in(self) -> bool:
+        """D3's text-free assistant takes part in decoding (assistant_scale is not 1)."""
+        return self.assistant_scale != 1.0
+
+    @property
+    def scores_by_assistant(self) -> bool:
+        """Decoding asks the assistant for score rows: the text-free assistant or collaborative grounding."""
+        return self.mixes_assistant_in or self.grounding_adjust == COLLABORATIVE
+
+    def assistant_settings(self) -> dict[str, str]:
+        """assistant_set as {setting: text}: "epochs=50;hidden_size=64" -> {"epochs": "50", "hidden_size": "64"}."""
+        out = {}
+        for pair in self.assistant_set.split(";"):
+            if not pair.strip():
+                continue
+            key, eq, value = pair.partition("=")
+            if not (eq and key.strip() and value.strip()):
+                raise ValueError(
+                    f"assistant_set must be setting=value pairs joined by ';', e.g. epochs=50;hidden_size=64, not '{self.assistant_set}'"
+                )
+            out[key.strip()] = value.strip()
+        return out
 
     def objective(self) -> Objective:
         """What training optimises: plain SFT (token cross-entropy on the response) unless a

@@ -4,7 +4,8 @@
   grounded to catalogue items afterwards (see ground.py).
 - `TitleTrie` + `constrained_beam_search`: beam search that may only follow the token sequence of
   some catalogue title (sft by default, any LLM method with decoding=constrained; D3 style); each
-  finished beam names one item. The trie holds exactly the labelled responses the model was
+  finished beam names one item. D3's text-free assistant (methods.llm.tfa) can be mixed into its
+  steps (own search only). The trie holds exactly the labelled responses the model was
   trained on in the run's prompt format (`PromptFormat.response_ids`, methods.llm.prompts): the
   quoted title + EOS in "quoted", title + closing quote + EOS in "title-close".
 
@@ -49,9 +50,10 @@ from transformers import GenerationConfig
 
 from bench.progress import step_task
 from methods.llm import prompts as P
-from methods.llm.beam import FlatTrie, beam_search
+from methods.llm.beam import FlatTrie, StepHook, beam_search
 from methods.llm.options import OWN, SEARCHES, check_choice
 from methods.llm.prompts import PromptFormat
+from methods.llm.tfa import ItemTree, TextFreeAssistant
 
 _FILL = -1
 
@@ -130,10 +132,13 @@ def _check_search(search: str) -> str:
     return check_choice("search", search, SEARCHES)
 
 
-def _run_batch(model, ids, mask, config: GenerationConfig, search: str, trie: TitleTrie | None = None) -> list[list[int]]:
+def _run_batch(
+    model, ids, mask, config: GenerationConfig, search: str, trie: TitleTrie | None = None, step_hook: StepHook | None = None
+) -> list[list[int]]:
     """The generated part of the `num_return_sequences` returned beams of every prompt of a batch
     (batch * num_return rows, best first per prompt, `_FILL` after a beam's end), by the own search
-    or by transformers' (with the trie as prefix_allowed_tokens_fn)."""
+    (with `step_hook` after the trie constraint) or by transformers' (with the trie as
+    prefix_allowed_tokens_fn)."""
     start = ids.shape[1]
     if search == OWN:
         result = beam_search(
@@ -147,6 +152,7 @@ def _run_batch(model, ids, mask, config: GenerationConfig, search: str, trie: Ti
             length_penalty=config.length_penalty,
             trie=None if trie is None else trie.flat(ids.device),
             fill=_FILL,
+            step_hook=step_hook,
         )
         return result.sequences.reshape(-1, result.sequences.shape[-1]).tolist()
     allowed_tokens = None
@@ -226,29 +232,37 @@ class TitleTrie:
     tokenise to the same ids, the first keeps the sequence and `collisions` counts the others."""
 
     def __init__(self, fmt: PromptFormat, titles: Sequence[str]):
-        self.eos = fmt.eos
-        self._root: dict = {}
-        self._items: dict[tuple[int, ...], int] = {}
-        self._flat: dict[torch.device, FlatTrie] = {}
-        self.collisions = 0
+        self._start(fmt.eos)
         for item, title in enumerate(titles):
             self.add(fmt.response_ids(title), item)
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], eos: int) -> TitleTrie:
         trie = cls.__new__(cls)
-        trie.eos, trie._root, trie._items, trie._flat, trie.collisions = eos, {}, {}, {}, 0
+        trie._start(eos)
         for item, seq in enumerate(sequences):
             trie.add(seq, item)
         return trie
 
+    def _start(self, eos: int) -> None:
+        self.eos = eos
+        self._root: dict = {}
+        self._items: dict[tuple[int, ...], int] = {}
+        self._sequences: list[tuple[int, ...]] = []  # every item's, in item order (collisions too)
+        self._flat: dict[torch.device, FlatTrie] = {}
+        self._trees: dict[torch.device, ItemTree] = {}
+        self.collisions = 0
+
     def add(self, sequence: Sequence[int], item: int) -> None:
+        """Items are added in id order (item == the number added before)."""
         key = tuple(int(t) for t in sequence)
+        self._sequences.append(key)
+        self._flat.clear()
+        self._trees.clear()
         if key in self._items:
             self.collisions += 1
             return
         self._items[key] = item
-        self._flat.clear()
         node = self._root
         for t in key:
             node = node.setdefault(t, {})
@@ -259,6 +273,14 @@ class TitleTrie:
         if device not in self._flat:
             self._flat[device] = FlatTrie.build(self._root, self.eos, device)
         return self._flat[device]
+
+    def item_tree(self, device) -> ItemTree:
+        """Every item's node on `flat(device)` (D3's text-free assistant, methods.llm.tfa; built
+        once per device; items whose sequences collide share a node)."""
+        device = torch.device(device)
+        if device not in self._trees:
+            self._trees[device] = ItemTree.build(self.flat(device), self._sequences)
+        return self._trees[device]
 
     def _node(self, prefix: Sequence[int]) -> dict | None:
         node = self._root
@@ -294,6 +316,7 @@ def constrained_beam_search(
     trie: TitleTrie | None = None,
     *,
     search: str = OWN,
+    assistant: TextFreeAssistant | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beam search restricted to catalogue titles (D3 style: no length normalisation, all
     `num_beams` finished beams returned). Returns ((n, num_beams) int64 item ids best first, -1
@@ -301,8 +324,12 @@ def constrained_beam_search(
     of returned beams naming no catalogue item, e.g. cut by `max_new_tokens` before EOS).
 
     The prompts must end where the labelled response of `fmt` starts (examples.inference_prompts
-    with the same format). `trie` may be passed to reuse one built for the same format and titles."""
+    with the same format). `trie` may be passed to reuse one built for the same format and titles.
+    `assistant`: D3's text-free assistant mixed into every step of the own search, its scores
+    asked for one batch of prompts at a time (their positions in `prompts`)."""
     eos = fmt.eos
+    if assistant is not None and search != OWN:
+        raise ValueError("D3's text-free assistant runs in the own beam search only; use search=own")
     if trie is None:
         trie = TitleTrie(fmt, titles)
     device = _device_of(model)
@@ -315,7 +342,8 @@ def constrained_beam_search(
     with _eval_mode(model), _blank_generation_config(model), step_task(progress, "constrained beam search", len(batches)) as task:
         for batch in batches:
             ids, mask = _left_pad([rows[i] for i in batch], eos, device)
-            gen = _run_batch(model, ids, mask, config, search, trie)
+            hook = None if assistant is None else assistant.step_hook(trie.item_tree(device), batch)
+            gen = _run_batch(model, ids, mask, config, search, trie, hook)
             for j, i in enumerate(batch):
                 found: list[int] = []
                 for b in range(num_beams):

@@ -5,6 +5,8 @@ Every catalogue title and every generated title (the generation stripped of its 
 model (last layer's hidden state at the text's last token); each generated text ranks all items by
 Euclidean distance. "original" keeps beam 0's ranking; "interleaved" merges the rankings of all
 beams round-robin (rank 1 of beams 0..B-1, then rank 2, ...), dropping items already placed.
+BIGRec's adjusted grounding (methods.llm.adjust: popularity, a collaborative model's scores)
+re-weights each beam's distances before they are ranked.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from bench.progress import step_task
+from methods.llm.adjust import GroundingAdjustment
 from methods.llm.options import GROUNDINGS, INTERLEAVED, ORIGINAL
 from methods.llm.prompts import PromptFormat
 
@@ -92,6 +95,7 @@ def ground_by_l2(
     k: int,
     mode: str = INTERLEAVED,
     chunk: int = 256,
+    adjust: GroundingAdjustment | None = None,
 ) -> np.ndarray:
     """Rank catalogue items for each sample from the embeddings of its generated texts.
 
@@ -99,7 +103,9 @@ def ground_by_l2(
     item id. "original": beam 0's ranking; "interleaved": round-robin merge of every beam's
     ranking without duplicates. Returns (n, min(k, n_items)) int64 distinct item ids per row; with
     k >= n_items every row is a full ranking. `chunk` samples are ranked at a time, so at most
-    chunk x beams x n_items distances exist at once."""
+    chunk x beams x n_items distances exist at once. `adjust` (BIGRec's adjusted grounding,
+    methods.llm.adjust) turns each chunk's distances into the scores ranked instead, with the
+    signal rows of the chunk's samples."""
     if mode not in GROUNDINGS:
         raise ValueError(f"unknown grounding mode {mode!r}; expected one of {GROUNDINGS}")
     if generated.ndim != 3:
@@ -120,6 +126,8 @@ def ground_by_l2(
         q = generated[s : s + chunk, :beams].float().to(items.device) - centre  # (c, B, d)
         c = q.shape[0]
         dist = _distances(q.reshape(c * beams, -1), items)  # (c*B, n_items)
+        if adjust is not None:
+            dist = adjust(dist.view(c, beams, n_items), slice(s, s + c)).view(c * beams, n_items)
         # stable sort: equal distances keep the lower item id first
         ranked = torch.sort(dist, dim=1, stable=True).indices  # (c*B, n_items)
         del dist

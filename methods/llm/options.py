@@ -9,6 +9,8 @@ method reads these without loading the engine, and the engine's modules import t
     weighting       linear, reciprocal              the token weights' decay (methods.llm.loss)
     precision       auto, fp32, bf16-mixed, bf16-pure   weights and arithmetic (methods.llm.precision)
     balance         fixed, gradcraft                how the CFT loss's two terms are combined (methods.llm.gradcraft)
+    assistant_reduce  max, sum                      D3's text-free assistant: items under a token (methods.llm.tfa)
+    grounding_adjust  none, popularity, collaborative   BIGRec's adjusted grounding (methods.llm.adjust)
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ PRECISIONS = (AUTO, FP32, BF16_MIXED, BF16_PURE)
 
 FIXED, GRADCRAFT = "fixed", "gradcraft"
 BALANCES = (FIXED, GRADCRAFT)
+
+MAX, SUM = "max", "sum"
+REDUCES = (MAX, SUM)
+
+NONE, POPULARITY, COLLABORATIVE = "none", "popularity", "collaborative"
+GROUNDING_ADJUSTS = (NONE, POPULARITY, COLLABORATIVE)
 
 
 def check_choice(name: str, value: str, values: tuple[str, ...]) -> str:

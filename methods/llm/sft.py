@@ -23,5 +23,4 @@ class SFT(LLMMethod):
     num_beams is -1."""
 
     name = "sft"
-    description = "LLM fine-tuned on title generation; beam search constrained to catalogue titles."
     Config = SFTConfig

@@ -53,16 +53,15 @@ driven by `code/evaluate.py`), and where this differs:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from methods.llm.beam import DEAD, ROOT, FlatTrie
+from methods.llm.options import MAX, REDUCES, SUM
 
-MAX, SUM = "max", "sum"
-REDUCES = (MAX, SUM)
 EPSILON = 1e-20  # added to every allowed token's value before normalising (the reference's)
 _SCATTER = {MAX: "amax", SUM: "sum"}
 
@@ -229,3 +228,22 @@ class AssistantMix:
 
     def __call__(self, log_probs: torch.Tensor, tokens: torch.Tensor, children: torch.Tensor) -> torch.Tensor:
         return mix(log_probs, tokens, children, self.node_values, self.gamma)
+
+
+@dataclass
+class TextFreeAssistant:
+    """What constrained decoding mixes in (decode.constrained_beam_search): `scores_of(rows)` gives
+    the assistant's (len(rows), n_items) scores for the prompts at positions `rows` of the decoded
+    list, in that order; `gamma` and `reduce` as `AssistantMix` takes them."""
+
+    scores_of: Callable[[Sequence[int]], torch.Tensor]
+    gamma: float
+    reduce: str = MAX
+
+    def __post_init__(self):
+        self.gamma = check_gamma(self.gamma)
+        check_reduce(self.reduce)
+
+    def step_hook(self, tree: ItemTree, rows: Sequence[int]) -> AssistantMix:
+        """The step hook of the search over the prompts `rows` (one batch, in its order)."""
+        return AssistantMix(tree, item_probabilities(self.scores_of(rows)), self.gamma, self.reduce)
