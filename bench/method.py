@@ -98,6 +98,9 @@ class Method(ABC):
     # configurations of a grid that differ only in them share one fit, and the runner hands the
     # fitted method each configuration in turn through reconfigure()
     decode_settings: ClassVar[frozenset[str]] = frozenset()
+    # the settings that name another method to use (assistant_of): the run key holds that method's
+    # resolved identity instead of their texts, so "epochs=3" and "epochs=03" are one run
+    assistant_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

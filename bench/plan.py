@@ -50,7 +50,9 @@ class Planned:
                 else:
                     out[name] = keyed_as
         assistant = self.assistant
-        if assistant is not None:  # the assistant's resolved identity, not only the texts that chose it
+        if assistant is not None:  # the assistant's resolved identity, not the texts that chose it
+            for name in getattr(self.cls, "assistant_fields", ()):
+                out.pop(name, None)
             out["assistant_key"] = {"method": assistant.name, "version": assistant.cls.version, "config": assistant.key_config}
         return out
 
@@ -69,7 +71,10 @@ class Planned:
         name, settings = wanted
         if name == self.name:
             raise BenchError(f"Method '{self.name}' cannot be its own assistant; name another method, e.g. sasrec.")
-        (planned,) = plan_methods([name], {name: dict(settings)})
+        try:
+            (planned,) = plan_methods([name], {name: dict(settings)})
+        except BenchError as exc:
+            raise BenchError(f"The assistant of '{self.name}' cannot be planned: {exc}") from None
         return planned
 
 

@@ -108,7 +108,9 @@ class RunRecord:
     provenance: Provenance = field(default_factory=Provenance)
     info: dict = field(default_factory=dict)  # what the method reports about its fit (free form)
     reused_fit_of: str | None = None  # the run whose fit this run decoded with (decode-time settings differ only)
-    assistants: list[dict] = field(default_factory=list)  # other methods used: method, label, key, fit_s
+    # other methods used: method, label, key and fit_s, what fitting it cost in this run (0 when an
+    # earlier run of the command fitted it); an assistant fitted inside the fit is in timing.fit_s too
+    assistants: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # what the method returned beside the ranking
     started_at: str | None = None
     created_at: str | None = None

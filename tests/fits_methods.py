@@ -43,6 +43,7 @@ class Bumped(ScoreMethod):
     name = "bumped"
     Config = BumpedConfig
     decode_settings = frozenset({"bonus", "helper", "helper_set"})
+    assistant_fields = frozenset({"helper", "helper_set"})
 
     @classmethod
     def assistant_of(cls, config):

@@ -10,6 +10,7 @@ from conftest import make_split
 from test_store import quiet_console
 
 from bench import registry
+from bench.errors import BenchError
 from bench.plan import plan_methods
 from bench.request import RunRequest
 from bench.runner import run_benchmark
@@ -79,7 +80,9 @@ def test_an_assistant_is_fitted_once_recorded_and_keyed(toys, tmp_path):
     (p3,) = plan_methods(["bumped"], {"bumped": {"helper": "helper", "helper_set": "level=3"}})
     assert p2.key_config["assistant_key"] == {"method": "helper", "version": "1", "config": helper.key_config}
     assert p2.fit_key_config == p3.fit_key_config and p2.key_config != p3.key_config
-    assert p2.key_config["assistant_key"] == p2b.key_config["assistant_key"]
+    assert p2.key_config == p2b.key_config and "helper_set" not in p2.key_config  # keyed by what it resolves to
+    with pytest.raises(BenchError, match=r"^The assistant of 'bumped' cannot be planned: Method 'helper' has no setting 'levl'"):
+        _ = plan_methods(["bumped"], {"bumped": {"helper": "helper", "helper_set": "levl=2"}})[0].key_config
 
 
 def test_fitting_an_assistant_leaves_the_fit_s_random_stream_alone(toys, tmp_path):

@@ -104,6 +104,9 @@ class LLMMethod(Method):
         }
     )
 
+    # the texts that name the assistant: its resolved identity (assistant_key) is keyed instead
+    assistant_fields = frozenset({"assistant", "assistant_set"})
+
     @classmethod
     def assistant_of(cls, config: LLMConfig) -> tuple[str, dict] | None:
         """The score method this configuration names as its assistant, with its settings."""
