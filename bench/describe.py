@@ -32,6 +32,7 @@ class Setting:
     type: str  # readable: "int", "float | None", "list[str]"
     default: Any  # JSON-able
     help: str
+    acts: str = "fit"  # "fit": changing it fits the method again; "decode": it acts when recommending only
 
 
 def type_text(annotation) -> str:
@@ -155,6 +156,7 @@ def settings_of(cls) -> list[Setting]:
             type=type_text(hints.get(f.name, f.type)),
             default=jsonable(defaults[f.name]),
             help=field_help(config, f),
+            acts="decode" if f.name in getattr(cls, "decode_settings", ()) else "fit",
         )
         for f in dataclasses.fields(config)
     ]

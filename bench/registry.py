@@ -61,6 +61,12 @@ BUILTIN: dict[str, MethodSpec] = {
         MethodSpec("cft", "methods.llm.cft:CFT", "Counterfactual fine-tuning (alpha 0.1, beta 0.25) + L2 grounding."),
         MethodSpec("cft-no-cf", "methods.llm.cft:CFTNoCF", "CFT ablation without the counterfactual term (alpha 0, beta 0.25)."),
         MethodSpec("cft-no-tw", "methods.llm.cft:CFTNoTW", "CFT ablation with uniform token weights (alpha 0.1, beta 1)."),
+        MethodSpec(
+            "d3", "methods.llm.d3:D3", "D3: LLM SFT, constrained beam search mixed with a SASRec text-free assistant (gamma 0.5)."
+        ),
+        MethodSpec(
+            "d3-cft", "methods.llm.d3:D3CFT", "CFT applied to D3: the CFT loss, D3's constrained decoding and SASRec assistant."
+        ),
     ]
 }
 

@@ -198,3 +198,18 @@ def test_the_assistant_is_keyed_by_what_it_resolves_to():
     assert a.config.assistant_settings() == {"epochs": "3", "hidden_size": "64"}
     assert a.key_config["assistant_key"] == b.key_config["assistant_key"] != c.key_config["assistant_key"]
     assert a.key_config["assistant_key"]["config"]["epochs"] == 3 and a.fit_key_config == c.fit_key_config
+
+
+def test_the_papers_four_backbones_are_registered():
+    """bigrec, cft (CFT on BIGRec), d3 and d3-cft (CFT on D3): the paper's comparison by name."""
+    from bench.plan import plan_methods
+
+    bigrec, cft, d3, d3_cft = plan_methods(["bigrec", "cft", "d3", "d3-cft"])
+    assert (bigrec.config.decoding, cft.config.decoding) == ("grounded", "grounded")
+    for p in (d3, d3_cft):
+        c = p.config
+        assert (c.decoding, c.num_beams, c.assistant, c.assistant_scale) == ("constrained", 10, "sasrec", 0.5)
+        assert p.key_config["assistant_key"]["method"] == "sasrec" and "assistant" not in p.key_config
+        assert "assistant_scale" in p.cls.decode_settings  # a grid over gamma shares one fine-tuning
+    assert (d3_cft.config.alpha, d3_cft.config.beta) == (cft.config.alpha, cft.config.beta) == (0.1, 0.25)
+    assert not hasattr(d3.config, "alpha")

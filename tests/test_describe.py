@@ -186,7 +186,11 @@ def test_json_lists_every_field(monkeypatch, method):
     cls = registry.load_class(method)
     assert [s["name"] for s in info["settings"]] == [f.name for f in dataclasses.fields(cls.Config)]
     assert {s["name"]: s["default"] for s in info["settings"]} == json.loads(json.dumps(dataclasses.asdict(cls.Config())))
-    assert all(set(s) == {"name", "type", "default", "help"} for s in info["settings"])
+    assert all(set(s) == {"name", "type", "default", "help", "acts"} for s in info["settings"])
+    decode = getattr(cls, "decode_settings", frozenset())
+    assert {s["name"] for s in info["settings"] if s["acts"] == "decode"} == decode & {
+        f.name for f in dataclasses.fields(cls.Config)
+    }
     spec = registry.get_spec(method)
     assert (info["name"], info["description"], info["origin"], info["version"]) == (
         method,
@@ -217,7 +221,9 @@ def test_settings_whole_at_every_width(monkeypatch, method, width):
     info = describe(method)
     assert f"{method} (version {info['version']}, builtin): {info['description']}" in flat
     for s in info["settings"]:
-        row = re.compile(rf"^\s*{re.escape(s['name'])}\s+{re.escape(s['type'])}\s+{re.escape(default_text(s['default']))}\s*$")
+        row = re.compile(
+            rf"^\s*{re.escape(s['name'])}\s+{re.escape(s['type'])}\s+{re.escape(default_text(s['default']))}(\s+{s['acts']})?\s*$"
+        )
         assert any(row.match(line) for line in lines), (s, text)
         help_text = s["help"] or "(no description)"
         assert f"{s['name']}: {' '.join(help_text.split())}" in flat  # notes wrap at spaces only
@@ -230,8 +236,8 @@ def test_pipe_uses_no_terminal(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("COLUMNS", "LINES")}
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "methods", "bigrec"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^\s*max_train_samples\s+int\s+0\s*$", proc.stdout, re.M)
-    assert re.search(r"^\s*lora_targets\s+str\s+q_proj,v_proj\s*$", proc.stdout, re.M)
+    assert re.search(r"^\s*max_train_samples\s+int\s+0\s+fit\s*$", proc.stdout, re.M)
+    assert re.search(r"^\s*lora_targets\s+str\s+q_proj,v_proj\s+fit\s*$", proc.stdout, re.M)
 
 
 def test_listing_without_a_name_is_unchanged(monkeypatch):

@@ -38,10 +38,12 @@ def list_methods(
         if not settings:
             cli.console.print(Text(f"{name} has no settings."))
             return
-        rows = [([s["name"]], [s["type"], default_text(s["default"])]) for s in settings]
+        rows = [([s["name"]], [s["type"], default_text(s["default"]), s["acts"]]) for s in settings]
         notes = [f"{s['name']}: {s['help'] or '(no description)'}" for s in settings]
         notes.append(f"Change one with --set {name}.SETTING=VALUE.")
-        print_table(cli.console, None, ["setting"], ["type", "default"], rows, notes=notes, value_justify=["left", "left"])
+        notes.append("acts: fit (a new value fits the method again) or decode (a grid over it shares one fit).")
+        print_table(cli.console, None, ["setting"], ["type", "default", "acts"], rows, notes=notes,
+                    value_justify=["left", "left", "left"])  # fmt: skip
         return
     if as_json:
         specs = sorted(all_specs().values(), key=lambda s: s.name)
