@@ -116,6 +116,9 @@ class Method(ABC):
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
         self._n_items: int | None = None
+        # the training samples the fit learned from, when not all of them (a capped subset): the
+        # run records their count and content hash, so readers can check two methods saw the same
+        self.trained_samples: Samples | None = None
 
     # ---- what a method implements ------------------------------------------------------------
     @abstractmethod

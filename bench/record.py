@@ -107,6 +107,7 @@ class RunRecord:
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance)
     info: dict = field(default_factory=dict)  # what the method reports about its fit (free form)
+    train_samples: dict | None = None  # {"n", "sha256"} of the training samples the fit learned from
     reused_fit_of: str | None = None  # the run whose fit this run decoded with (decode-time settings differ only)
     # other methods used: method, label, key and fit_s, what fitting it cost in this run (0 when an
     # earlier run of the command fitted it); an assistant fitted inside the fit is in timing.fit_s too
@@ -156,6 +157,7 @@ class RunRecord:
             resources=_part(Resources, data, "resources"),
             provenance=_part(Provenance, data, "provenance"),
             info=_mapping(data, "info"),
+            train_samples=_optional_mapping(data, "train_samples"),
             reused_fit_of=_optional_text(data, "reused_fit_of"),
             assistants=_assistants(data),
             extra=_mapping(data, "extra"),

@@ -91,6 +91,7 @@ def run_one(
             **provenance.collect(device), seed=seed, split_hash=split.hash, processes=distributed.launched_processes()
         ),
         info=method.run_info(),
+        train_samples=_trained_on(method, split),
         reused_fit_of=reused_fit_of,
         assistants=[u.as_record() for u in fits.uses],
         extra=prediction.extra | ({"examples": prediction.examples} if prediction.examples else {}),
@@ -101,6 +102,12 @@ def run_one(
         store.save(record, per_sample(test_index, prediction), valid_arrays, extra_parts)
         shutil.rmtree(work_dir, ignore_errors=True)
     return record
+
+
+def _trained_on(method, split: Split) -> dict:
+    samples = getattr(method, "trained_samples", None)
+    samples = split.train if samples is None else samples  # None: every training sample
+    return {"n": len(samples), "sha256": samples.content_hash()}
 
 
 def _score_valid(method, split: Split, evaluation: Evaluation) -> tuple[Score | None, dict | None]:

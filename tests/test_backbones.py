@@ -91,6 +91,10 @@ def test_the_text_free_assistant_shares_one_fit_and_mixes_as_gamma_says(counted,
     store = RunStore(tmp_path)
     (plain,) = run(store, "sft", {"decoding": "constrained"})
     assert FITS == ["llm"]
+    # the LLM learned from a seeded subset of 16 training samples, and the run says which
+    from methods.llm.examples import cap_samples
+
+    assert plain.train_samples == {"n": 16, "sha256": cap_samples(backbone_split().train, 16, 0).content_hash()}
     FITS.clear()
     records = run(store, "sft", {"decoding": "constrained"}, ["sft.assistant=pop,oracle", "sft.assistant_scale=1,0.5,0"])
     assert FITS == ["llm", "pop", "oracle"]  # the LLM once, each assistant once

@@ -119,3 +119,15 @@ def test_total_time_covers_fit_recommendations_validation_and_history(tmp_path):
     stored, problem = check_run(store.run_dir("tiny", "pop", record.key))
     assert problem is None and stored == record  # what was saved is what was built
     assert json.loads((store.run_dir("tiny", "pop", record.key) / "run.json").read_text())["schema"] == SCHEMA_VERSION
+
+
+def test_a_run_records_which_training_samples_it_learned_from(tmp_path):
+    split = make_split()
+    (record,) = run_benchmark(RunRequest(["pop"], "tiny", [0], device="cpu"), split=split, store=RunStore(tmp_path),
+                              show_progress=False)  # fmt: skip
+    assert record.train_samples == {"n": len(split.train), "sha256": split.train.content_hash()}
+    # the hash is of the samples in their order: another order or one sample fewer is another hash
+    n = len(split.train)
+    hashes = {split.train.content_hash(), split.train.subset(list(range(n))[::-1]).content_hash(),
+              split.train.head(n - 1).content_hash()}  # fmt: skip
+    assert len(hashes) == 3 and split.train.subset(range(n)).content_hash() == split.train.content_hash()

@@ -61,6 +61,18 @@ class Samples:
             times=self.times[index],
         )
 
+    def content_hash(self) -> str:
+        """A hash of the samples in their order (user, history, target, time each): two runs with
+        the same hash learned from the same samples."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        digest.update("\x1f".join(map(str, self.users.tolist())).encode())
+        digest.update(";".join(",".join(map(str, h)) for h in self.histories).encode())
+        digest.update(np.asarray(self.targets, dtype=np.int64).tobytes())
+        digest.update(np.asarray(self.times, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
     def head(self, n: int | None) -> Samples:
         if n is None or n >= len(self):
             return self

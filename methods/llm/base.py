@@ -150,6 +150,7 @@ class LLMMethod(Method):
         self.tokenizer = loaded.tokenizer
         self.format = PromptFormat(loaded.tokenizer, context.card, cfg.label_layout, cfg.cutoff)
         train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
+        self.trained_samples = train
         valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
         data = examples.training_set(self.format, self.titles, train, valid)
         model, self.state = train_model(
