@@ -36,6 +36,19 @@ def isolated_dirs(tmp_path, monkeypatch):
     return tmp_path
 
 
+def prepare_ml100k(tmp_path_factory, name: str = "prepared"):
+    """A fresh data folder holding ml-100k prepared (from RecBole's wheel, a few seconds), for a
+    module-scoped fixture: the project's own cards, whatever the test environment points at."""
+    from bench.data.prepare import prepare
+
+    folder = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_DATA_DIR", str(folder))
+        mp.delenv("BENCH_CARDS_DIR", raising=False)
+        prepare("ml-100k")
+    return folder
+
+
 def make_split(n_items: int = 30, n_train: int = 60, n_valid: int = 10, n_test: int = 10, seed: int = 0) -> Split:
     """A small synthetic split with readable titles, for unit tests of methods."""
     rng = np.random.default_rng(seed)

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import make_split
+from conftest import make_split, prepare_ml100k
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -111,14 +111,7 @@ def fake_plugin(plugin_dir, monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def prepared_dir(tmp_path_factory) -> Path:
     """ml-100k prepared once for this file (about 3 s); tests point BENCH_DATA_DIR at it."""
-    from bench.data.prepare import prepare
-
-    folder = tmp_path_factory.mktemp("prepared")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(folder))
-        mp.delenv("BENCH_CARDS_DIR", raising=False)
-        prepare("ml-100k")
-    return folder
+    return prepare_ml100k(tmp_path_factory, "prepared")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import prepare_ml100k
 from test_store import assert_one_sentence_error, cli
 
 from bench import paths
@@ -24,13 +25,7 @@ POP = ["run", "--methods", "pop", "--dataset", "ml-100k", "--limit-test", "20", 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """ml-100k prepared once for the module; each test copies it."""
-    from bench.data.prepare import prepare
-
-    folder = tmp_path_factory.mktemp("reliability-data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(folder))
-        prepare("ml-100k")
-    return folder
+    return prepare_ml100k(tmp_path_factory, "reliability-data")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slurm_cluster
+from conftest import prepare_ml100k
 from rich.console import Console
 from slurm_cluster import SlurmCluster
 from typer.testing import CliRunner
@@ -40,14 +41,7 @@ TINY_SASREC = [x for s in ("epochs=1", "n_layers=1", "n_heads=1", "batch_size=20
 
 @pytest.fixture(scope="module")
 def prepared_dir(tmp_path_factory) -> Path:
-    from bench.data.prepare import prepare
-
-    folder = tmp_path_factory.mktemp("prepared")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(folder))
-        mp.delenv("BENCH_CARDS_DIR", raising=False)
-        prepare("ml-100k")
-    return folder
+    return prepare_ml100k(tmp_path_factory, "prepared")
 
 
 @pytest.fixture

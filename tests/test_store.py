@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split
+from conftest import make_split, prepare_ml100k
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -110,13 +110,7 @@ def run_folders(store: RunStore, dataset: str, method: str) -> list[Path]:
 @pytest.fixture(scope="module")
 def ml100k_dir(tmp_path_factory) -> Path:
     """A data folder with ml-100k prepared once for the module (read only by the tests using it)."""
-    from bench.data.prepare import prepare
-
-    folder = tmp_path_factory.mktemp("ml100k-data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(folder))
-        prepare("ml-100k")
-    return folder
+    return prepare_ml100k(tmp_path_factory, "ml100k-data")
 
 
 # --- 1. several processes prepare one dataset ---------------------------------------------------

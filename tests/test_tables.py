@@ -8,6 +8,7 @@ import io
 import re
 
 import pytest
+from conftest import prepare_ml100k
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -21,13 +22,7 @@ WIDTHS = (60, 80, 200)
 @pytest.fixture(scope="module")
 def ml100k_dir(tmp_path_factory):
     """MovieLens-100k prepared once for the module (each test reads it, none writes it)."""
-    from bench.data.prepare import prepare
-
-    folder = tmp_path_factory.mktemp("prepared")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_DATA_DIR", str(folder))
-        prepare("ml-100k")
-    return folder
+    return prepare_ml100k(tmp_path_factory, "prepared")
 
 
 def run_cli(monkeypatch, width: int, *args: str) -> str:
