@@ -1,7 +1,8 @@
 """Running a command's runs as separate jobs: N local processes, or one Slurm job each through
 submitit. Every job is one (method, configuration, seed) and runs the ordinary `bench run` for it,
 so it is keyed, stored and resumed like any run; the store's per-key locks keep two jobs of one key
-from computing it twice.
+from computing it twice, and jobs whose configurations differ in decode-time settings only share
+one fit through the fit cache (bench.fitcache: the first fits, the others wait and load it).
 
     bench run --methods cft,sasrec --grid cft.alpha=0.05,0.1 --executor local --jobs 2
     bench run ... --executor slurm --partition gpu --gpus-per-job 1 --time 240 --sbatch 'account=abc'

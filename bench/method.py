@@ -10,6 +10,10 @@ computes a metric (the harness does, the same way for every method).
         def _fit(self, train, valid, context): ...
         def _recommend(self, samples, k) -> Recommendations: ...
 
+A method may also implement `_save_fit(folder)` and `_load_fit(folder, train, valid, context)`:
+the harness then keeps its fitted model on disk per training key (bench.fitcache), and a run that
+differs from a fitted one in `decode_settings` only loads it instead of fitting again.
+
 The public `fit` and `recommend` belong to this base class and check what every method owes
 (fitted before recommending, one list per sample, at most k items, ids inside the catalogue), so a
 plugin's mistake ends in one sentence naming the plugin. Methods that score the whole catalogue
@@ -34,7 +38,7 @@ from bench.data.cards import DatasetCard
 from bench.data.split import Catalogue, Samples
 from bench.errors import BenchError
 
-_FINAL = ("fit", "recommend", "score")
+_FINAL = ("fit", "recommend", "score", "save_fit", "load_fit")
 INSPECT = 3  # samples whose outputs (generations, top items) a run keeps for inspection
 
 
@@ -158,6 +162,30 @@ class Method(ABC):
     def fit(self, train: Samples, valid: Samples, context: Context) -> None:
         self._n_items = None
         self._fit(train, valid, context)
+        self._n_items = context.n_items
+
+    @classmethod
+    def caches_fits(cls) -> bool:
+        """Whether the method can store its fitted model and load it back (bench.fitcache)."""
+        return cls._save_fit is not Method._save_fit and cls._load_fit is not Method._load_fit
+
+    def _save_fit(self, folder: Path) -> None:
+        """Write what recommending needs into the new folder `folder` (optional hook)."""
+        raise NotImplementedError
+
+    def _load_fit(self, folder: Path, train: Samples, valid: Samples, context: Context) -> None:
+        """Become the method `_save_fit` wrote into `folder`, for the same split and seed (optional hook)."""
+        raise NotImplementedError
+
+    def save_fit(self, folder: Path) -> None:
+        if not self.fitted:
+            raise MethodError(f"{self._who()} was asked to save its fit before it was fitted; call fit first.")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._save_fit(Path(folder))
+
+    def load_fit(self, folder: Path, train: Samples, valid: Samples, context: Context) -> None:
+        self._n_items = None
+        self._load_fit(Path(folder), train, valid, context)
         self._n_items = context.n_items
 
     def reconfigure(self, config: Any) -> None:

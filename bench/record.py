@@ -108,9 +108,12 @@ class RunRecord:
     provenance: Provenance = field(default_factory=Provenance)
     info: dict = field(default_factory=dict)  # what the method reports about its fit (free form)
     train_samples: dict | None = None  # {"n", "sha256"} of the training samples the fit learned from
-    reused_fit_of: str | None = None  # the run whose fit this run decoded with (decode-time settings differ only)
-    # other methods used: method, label, key and fit_s, what fitting it cost in this run (0 when an
-    # earlier run of the command fitted it); an assistant fitted inside the fit is in timing.fit_s too
+    # the run whose fit this run decoded with (decode-time settings differ only), in memory within one
+    # command (timing.fit_s 0) or loaded from the fit cache (timing.fit_s: the loading); None: fitted
+    reused_fit_of: str | None = None
+    # other methods used: method, label, key and fit_s, what fitting or loading it cost in this run
+    # (0 when an earlier run of the command had it); an assistant fitted inside the fit is in
+    # timing.fit_s too
     assistants: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # what the method returned beside the ranking
     started_at: str | None = None

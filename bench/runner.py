@@ -14,7 +14,8 @@ from rich.markup import escape
 from bench import distributed, evaluate, provenance
 from bench.data.split import Split
 from bench.errors import BenchError, is_storage_error
-from bench.fits import Fits
+from bench.fitcache import FitCache, budget_bytes
+from bench.fits import FitBusy, Fits
 from bench.history import change_history
 from bench.method import Context
 from bench.plan import Planned
@@ -40,7 +41,7 @@ def run_one(
     work_dir = store.root / ".work" / key
     work_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    fits = fits or Fits(evaluation, split.hash, store.root / ".work")
+    fits = fits or Fits(evaluation, split.hash, store.root / ".work", FitCache(store.root))
     context = Context(
         device=device,
         seed=seed,
@@ -52,7 +53,8 @@ def run_one(
     )
     started = datetime.now(timezone.utc)
     meter = ResourceMeter(device)
-    method, fit_s, reused_fit_of = fits.method_for(p, seed, key, split.train, split.valid, context)  # fit_s 0: reused
+    # fit_s: fitting or loading it from the fit cache; 0 when an earlier run of the command fitted it
+    method, fit_s, reused_fit_of = fits.method_for(p, seed, key, split.train, split.valid, context)
     t1 = time.perf_counter()
     test_index = evaluation.test.indices(len(split.test))
     prediction = predict(method, split.test.subset(test_index))
@@ -63,9 +65,7 @@ def run_one(
     t4 = time.perf_counter()
     history, extra_parts = _score_history(method, split, evaluation, test_index)
     t5 = time.perf_counter()
-    timing = Timing.of(
-        fit_s=fit_s if reused_fit_of is None else 0.0, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4
-    )
+    timing = Timing.of(fit_s=fit_s, recommend_s=t2 - t1, metrics_s=t3 - t2, valid_s=t4 - t3, history_s=t5 - t4)
     record = RunRecord(
         key=key,
         config_key=evaluation.key(p, split.hash, -1),
@@ -164,12 +164,13 @@ def run_benchmark(
     evaluation, name, force, busy = request.evaluation, request.name, request.force, request.busy
     planned = request.plan()
     device = resolve_device(request.device)  # options first: a typo must not prepare or download a dataset
+    budget_bytes()  # a BENCH_FIT_CACHE_GB that is not a size: one sentence before anything starts
     if split is None:
         split = load_dataset(request.dataset, console, show_progress)
     for p in planned:  # e.g. a model that cannot be loaded: fail before anything trains
         p.cls.preflight(p.config)
     distributed.init_group(device)  # a launched job: one group per command, its backend the device's
-    fits = Fits(evaluation, split.hash, store.root / ".work")
+    fits = Fits(evaluation, split.hash, store.root / ".work", FitCache(store.root), busy=busy, force=force, say=console.print)
     command = _Command(split, store, evaluation, device, console, name, force, busy, fits)
     records, failures, busy_skipped = [], [], []
     try:
@@ -246,8 +247,12 @@ class _Command:
                 self.console.print(f"[dim]{label}: stored without these validation scores, run again[/]")
             named = set(stored.record.experiments) if stored is not None else set()
             named |= {self.name} if self.name else set()
-            record, failure = _attempt(p, self.split, seed, self.device, self.evaluation, self.store, progress, sorted(named),
-                                       self.console, self.fits)  # fmt: skip
+            try:
+                record, failure = _attempt(p, self.split, seed, self.device, self.evaluation, self.store, progress,
+                                           sorted(named), self.console, self.fits)  # fmt: skip
+            except FitBusy:
+                self.console.print(f"[yellow]run {label}: another process is fitting its model; skipped[/]")
+                return "busy", None
         finally:
             if lock is not True:
                 lock.release()
@@ -255,7 +260,10 @@ class _Command:
             self.console.print(f"[red]{label} failed:[/] {escape(failure)}")
             return "failed", failure
         shown = ", ".join(f"{m} {record.metrics[m]:.4f}" for m in ("NDCG@10", "HR@10"))
-        reused = f", the fit of {record.reused_fit_of[:8]} reused" if record.reused_fit_of else ""
+        reused = ""
+        if record.reused_fit_of:
+            where = "loaded from the fit cache" if self.fits.loaded_from_cache else "reused"
+            reused = f", the fit of {record.reused_fit_of[:8]} {where}"
         self.console.print(f"[green]{label}[/]: {shown} ({record.timing.total_s:.1f}s{reused})")
         return "done", record
 
@@ -306,6 +314,8 @@ def _attempt(
         return run_one(p, split, seed, device, evaluation, store, progress, experiments, fits), None
     except BenchError as exc:
         return None, str(exc)
+    except FitBusy:
+        raise
     except Exception as exc:  # a bug in a method: keep the other runs going, show the trace
         if is_storage_error(exc):
             raise  # a folder the user must make writable or free: one sentence, not one failure per run

@@ -63,15 +63,20 @@ def list_methods(
 @cli.friendly
 def runs_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="One dataset; every dataset when omitted."),
-    prune: bool = typer.Option(False, "--prune", help="Delete damaged runs and leftover work and temporary folders."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete damaged runs, leftover work and temporary folders, and the fit cache (never a stored run)."
+    ),
 ):
-    """List stored runs with their state; find damaged runs and leftover files and folders, and prune them."""
+    """List stored runs with their state; find damaged runs and leftover files and folders, and prune them
+    with the fit cache."""
     from bench.data.prepare import leftovers as data_leftovers
+    from bench.fitcache import FitCache
     from bench.store import RunStore
 
     store = RunStore()
     runs, damaged = store.scan(dataset)
-    leftovers = store.leftovers() + data_leftovers()
+    cache = FitCache(store.root)
+    leftovers = store.leftovers() + data_leftovers() + cache.leftovers()
     _print_stored(runs, dataset)
     failed = []
     for path, sentence in [(d.folder, d.sentence()) for d in damaged] + [(f, str(f)) for f in leftovers]:
@@ -88,11 +93,35 @@ def runs_command(
         cli.console.print("Run `bench runs --prune` to delete the damaged runs and leftover files and folders listed above.")
     if not (damaged or leftovers):
         cli.console.print("No damaged run and no leftover file or folder.")
+    failed += _cached_fits(cache, prune)
     if failed:
         raise BenchError(
             f"{len(failed)} of them could not be removed ({failed[0]}); make the results and data folders writable and "
             "run `bench runs --prune` again."
         )
+
+
+def _cached_fits(cache, prune: bool) -> list[str]:
+    """Say what the fit cache holds; with `prune`, empty it of every fit no process is using.
+    Returns what could not be removed."""
+    entries = cache.entries()
+    if not entries:
+        return []
+    if not prune:
+        cli.console.print(Text(cache.summary()), soft_wrap=True)
+        return []
+    failed, removed, size = [], 0, 0
+    for entry in entries:
+        if cache.busy(entry.key):
+            continue  # a process is fitting or loading it now
+        bytes_ = entry.size()
+        problem = _remove(entry.folder)
+        if problem is None:
+            removed, size = removed + 1, size + bytes_
+        else:
+            failed.append(problem)
+    cli.console.print(Text(f"removed: {removed} cached fit(s), {size / 1e6:.1f} MB, from {cache.root}"), soft_wrap=True)
+    return failed
 
 
 def _remove(path) -> str | None:

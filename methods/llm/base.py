@@ -126,32 +126,10 @@ class LLMMethod(Method):
 
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
         from methods.llm import examples, models
-        from methods.llm.adjust import popularity_signal
-        from methods.llm.precision import Precision
-        from methods.llm.prompts import PromptFormat
         from methods.llm.train import train as train_model
 
         cfg = self.config
-        self.context = context
-        self.titles = list(context.items.titles)
-        self._fit_assistant(cfg)  # aside, before the LLM trains: a refusal costs no training
-        # BIGRec's popularity (PDA) signal: the whole training split's targets, whatever the cap
-        self._popularity = popularity_signal(train.targets, context.n_items)
-        self._trie = None
-        precision = Precision.resolve(cfg.precision, context.device)
-        loaded = models.load_model(
-            cfg.model,
-            context.device,
-            dtype=precision.weights_dtype,
-            cache_dir=context.cache_dir,
-            tiny_texts=models.tiny_training_texts(context.card, self.titles) if cfg.model == models.TINY else None,
-            seed=context.seed,
-        )
-        self.tokenizer = loaded.tokenizer
-        self.format = PromptFormat(loaded.tokenizer, context.card, cfg.label_layout, cfg.cutoff)
-        train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
-        self.trained_samples = train
-        valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
+        loaded, precision, train, valid = self._prepare(train, valid, context)
         data = examples.training_set(self.format, self.titles, train, valid)
         model, self.state = train_model(
             loaded.model,
@@ -173,7 +151,73 @@ class LLMMethod(Method):
             valid_samples=len(data.valid),
             history_titles_dropped=int(sum(e.dropped for e in data.train)),
         )
+
+    def _prepare(self, train: Samples, valid: Samples, context: Context):
+        """What a fit and a fit loaded from the cache both start from: the base model loaded, the
+        prompt format, the popularity signal, the capped samples. Returns (loaded model, precision,
+        training samples, validation samples)."""
+        from methods.llm import examples, models
+        from methods.llm.adjust import popularity_signal
+        from methods.llm.precision import Precision
+        from methods.llm.prompts import PromptFormat
+
+        cfg = self.config
+        self.context = context
+        self.titles = list(context.items.titles)
+        self._fit_assistant(cfg)  # aside, before the LLM trains: a refusal costs no training
+        # BIGRec's popularity (PDA) signal: the whole training split's targets, whatever the cap
+        self._popularity = popularity_signal(train.targets, context.n_items)
+        self._trie = None
         self._item_embeddings = None
+        precision = Precision.resolve(cfg.precision, context.device)
+        loaded = models.load_model(
+            cfg.model,
+            context.device,
+            dtype=precision.weights_dtype,
+            cache_dir=context.cache_dir,
+            tiny_texts=models.tiny_training_texts(context.card, self.titles) if cfg.model == models.TINY else None,
+            seed=context.seed,
+        )
+        self.tokenizer = loaded.tokenizer
+        self.format = PromptFormat(loaded.tokenizer, context.card, cfg.label_layout, cfg.cutoff)
+        train = examples.cap_samples(train, cfg.max_train_samples, context.seed)
+        self.trained_samples = train
+        valid = examples.cap_samples(valid, cfg.max_valid_samples, context.seed)
+        return loaded, precision, train, valid
+
+    # the fitted model as decoding uses it (after the cast to the decoding dtype), and the facts
+    def _save_fit(self, folder) -> None:
+        import json
+        from dataclasses import asdict
+
+        import torch
+
+        from bench.atomic import write_text
+
+        weights, on_cpu = {}, {}  # tied tensors (embeddings and LM head) stay one tensor in the file
+        for name, tensor in self.model.state_dict().items():
+            same = (tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
+            if same not in on_cpu:
+                on_cpu[same] = tensor.detach().to("cpu")
+            weights[name] = on_cpu[same]
+        torch.save(weights, folder / "weights.pt")
+        write_text(folder / "state.json", json.dumps({"state": asdict(self.state), "facts": self.facts}, default=str))
+
+    def _load_fit(self, folder, train: Samples, valid: Samples, context: Context) -> None:
+        import json
+
+        import torch
+
+        from methods.llm.checkpoint import TrainState
+
+        saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        weights = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        loaded, precision, _, _ = self._prepare(train, valid, context)
+        model = loaded.model.to(dtype=precision.decode_dtype)
+        model.load_state_dict(weights)
+        model.config.use_cache = True
+        self.model = model.eval().to(_device(context.device))
+        self.state, self.facts = TrainState(**saved["state"]), saved["facts"]
 
     def _fit_assistant(self, cfg: LLMConfig):
         """The named assistant, fitted by the harness on this split and seed (once per command), or None."""

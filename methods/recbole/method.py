@@ -87,35 +87,15 @@ class RecBoleMethod(ScoreMethod):
 
     # ---- training ---------------------------------------------------------------------------
     def _fit(self, train: Samples, valid: Samples, context: Context) -> None:
-        if not self.recbole_model:
-            raise BenchError(
-                f"Method '{self.name}' names no RecBole model; register it with options {{'recbole_model': 'SASRec'}}."
-            )
-        install_shims()
         import torch
-        from recbole.utils import get_trainer, init_seed
+        from recbole.utils import get_trainer
 
         cfg = self.config
         started = time.perf_counter()
-        folder = Path(context.work_dir) / "recbole"
-        # RecBole needs a third file; it is never used here (the harness scores the test samples)
-        write_atomic_files(folder / DATASET, {"train": train, "valid": valid, "test": valid}, context.n_items, cfg.max_history)
-        config = build_config(self.recbole_model, recbole_settings(self.recbole_model, cfg, folder, context.seed), context.device)
-        self.device = config["device"]
-        self.data = load_data(config, cfg.max_history)
-        self._item_columns(context.n_items)
-
         cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
         try:
+            config = self._build(train, valid, context)  # seeds RecBole (and sets cudnn's flags) for training
             with quiet():
-                init_seed(config["seed"], config["reproducibility"])
-                try:
-                    self.model = model_class(self.recbole_model)(config, self.data.train._dataset).to(self.device)
-                except (ValueError, KeyError, TypeError, AssertionError) as exc:
-                    raise BenchError(
-                        f"RecBole could not build {self.recbole_model} with these settings ({exc}); "
-                        "fix the --set values, or the model needs inputs this benchmark does not provide."
-                    ) from exc
                 self.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, self.model)
                 task = _Progress(context.progress, self.name, cfg.epochs)
                 self.trainer.fit(
@@ -145,6 +125,62 @@ class RecBoleMethod(ScoreMethod):
             "parameters": int(sum(p.numel() for p in self.model.parameters())),
             "fit_seconds": round(time.perf_counter() - started, 3),
         }
+
+    def _build(self, train: Samples, valid: Samples, context: Context):
+        """RecBole's data and an untrained model for this split and seed; returns RecBole's config.
+        RecBole's seeding sets cudnn's flags: the caller restores them."""
+        if not self.recbole_model:
+            raise BenchError(
+                f"Method '{self.name}' names no RecBole model; register it with options {{'recbole_model': 'SASRec'}}."
+            )
+        install_shims()
+        from recbole.utils import init_seed
+
+        cfg = self.config
+        folder = Path(context.work_dir) / "recbole"
+        # RecBole needs a third file; it is never used here (the harness scores the test samples)
+        write_atomic_files(folder / DATASET, {"train": train, "valid": valid, "test": valid}, context.n_items, cfg.max_history)
+        config = build_config(self.recbole_model, recbole_settings(self.recbole_model, cfg, folder, context.seed), context.device)
+        self.device = config["device"]
+        self.data = load_data(config, cfg.max_history)
+        self._item_columns(context.n_items)
+        try:
+            with quiet():
+                init_seed(config["seed"], config["reproducibility"])
+                self.model = model_class(self.recbole_model)(config, self.data.train._dataset).to(self.device)
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise BenchError(
+                f"RecBole could not build {self.recbole_model} with these settings ({exc}); "
+                "fix the --set values, or the model needs inputs this benchmark does not provide."
+            ) from exc
+        return config
+
+    # the trained weights (as RecBole saves its best epoch) and the facts of the fit
+    def _save_fit(self, folder: Path) -> None:
+        import json
+
+        import torch
+
+        state = {"state_dict": self.model.state_dict(), "other_parameter": self.model.other_parameter()}
+        torch.save(state, folder / "model.pth")
+        (folder / "info.json").write_text(json.dumps(self.info))
+
+    def _load_fit(self, folder: Path, train: Samples, valid: Samples, context: Context) -> None:
+        import json
+
+        import torch
+
+        info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+        saved = torch.load(folder / "model.pth", map_location="cpu", weights_only=False)  # our own file
+        cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+        try:
+            self._build(train, valid, context)
+        finally:
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+        self.model.load_state_dict(saved["state_dict"])
+        self.model.load_other_parameter(saved.get("other_parameter"))
+        self.model.eval()
+        self.info = info
 
     def _load_best(self) -> None:
         import torch
