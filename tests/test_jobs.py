@@ -44,6 +44,7 @@ from bench.subsets import SampleChoice
 PLUGIN_CODE = """
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -62,6 +63,7 @@ class Config:
     flag: bool = False
     tags: list[str] = field(default_factory=list)
     note: Optional[str] = None
+    shown: int = 0  # a decode-time setting: a grid over it shares one fit (through the fit cache across jobs)
 
 
 class Fake(Method):
@@ -69,11 +71,22 @@ class Fake(Method):
     description = "a test plugin whose jobs die on demand"
     version = "1"
     Config = Config
+    decode_settings = frozenset({"shown"})
 
     def _fit(self, train, valid, context):
         markers = Path(os.environ.get("JOBSFAKE_MARKERS", "/nonexistent"))
         if (markers / f"kill-level-{self.config.level}").exists():
             os.kill(os.getpid(), signal.SIGKILL)  # a job killed from outside (OOM killer, scancel -9)
+        if self.config.shown:
+            (markers / f"fit-{os.getpid()}").touch()
+            time.sleep(2)  # long enough for a parallel job of the same fit to find it being fitted
+
+    def _save_fit(self, folder):
+        (folder / "fitted").write_text(str(os.getpid()))
+
+    def _load_fit(self, folder, train, valid, context):
+        markers = Path(os.environ.get("JOBSFAKE_MARKERS", "/nonexistent"))
+        (markers / f"load-{os.getpid()}").write_text((folder / "fitted").read_text())
 
     def _recommend(self, samples, k):
         return Recommendations(items=np.tile(np.array(FIXED[:k], dtype=np.int64), (len(samples), 1)))
@@ -269,6 +282,21 @@ def test_local_grid_with_a_killed_job_resumes_only_that_job(fake_plugin, ml100k,
     assert "ml-100k: 4 job(s)" in text
     for job in after:
         assert row_pattern(job.label, 0, "finished", "local", job.job_id, job.log).search(text), (job.label, text)
+
+
+def test_parallel_jobs_of_one_training_key_fit_once_and_share_it(fake_plugin, ml100k, monkeypatch):
+    command = ["run", "--methods", "fake", "--grid", "fake.shown=1,2,3", "--dataset", "ml-100k", "--limit-test", "5",
+               "--no-valid", "--executor", "local", "--jobs", "3", "--device", "cpu"]  # fmt: skip
+    result, text = invoke(monkeypatch, *command)
+    assert result.exit_code == 0, (result.output, text)
+    fitted = sorted(fake_plugin.glob("fit-*"))
+    loads = sorted(fake_plugin.glob("load-*"))
+    assert len(fitted) == 1 and len(loads) == 2  # three jobs at once, one fit
+    fitter = fitted[0].name.split("-")[1]
+    assert {f.read_text() for f in loads} == {fitter}  # both loaded what the fitting job stored
+    records = [r.record for r in RunStore().runs("ml-100k")]
+    (first,) = [r for r in records if r.reused_fit_of is None]
+    assert sorted(r.reused_fit_of or "" for r in records) == ["", first.key, first.key]
 
 
 # ---- 2. `bench jobs` ----------------------------------------------------------------------------------
