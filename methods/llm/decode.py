@@ -41,6 +41,7 @@ not a finished beam and is skipped; copies are removed with the other duplicates
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -104,6 +105,18 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
             ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
             mask[i, width - len(r) :] = 1
     return ids.to(device), mask.to(device)
+
+
+class _KnownFill(logging.Filter):
+    """transformers warns of every negative pad_token_id; ours (_FILL) is negative on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(
+            "The following generation flags are not valid and may be ignored: ['pad_token_id']"
+        )
+
+
+logging.getLogger("transformers.generation.configuration_utils").addFilter(_KnownFill())
 
 
 def _beam_config(tokenizer, num_beams: int, num_return: int, max_new_tokens: int, length_penalty: float) -> GenerationConfig:

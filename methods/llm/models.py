@@ -81,15 +81,18 @@ def load_model(
     import torch
 
     dtype = torch.float32 if dtype is None else dtype
-    if name == TINY:
-        if cache_dir is None or tiny_texts is None:
-            raise ValueError("the tiny model needs cache_dir and tiny_texts (its tokenizer's training texts)")
-        loaded = load_tiny(tiny_texts, cache_dir, seed)
-        loaded.model.to(dtype)
-    elif name == SMOLLM2:
-        loaded = load_smollm2(dtype)
-    else:
-        loaded = load_pretrained(name, dtype)
+    from methods.llm.setup import no_progress_bars
+
+    with no_progress_bars():  # transformers' "Loading weights" bar on every load: noise beside ours
+        if name == TINY:
+            if cache_dir is None or tiny_texts is None:
+                raise ValueError("the tiny model needs cache_dir and tiny_texts (its tokenizer's training texts)")
+            loaded = load_tiny(tiny_texts, cache_dir, seed)
+            loaded.model.to(dtype)
+        elif name == SMOLLM2:
+            loaded = load_smollm2(dtype)
+        else:
+            loaded = load_pretrained(name, dtype)
     _set_padding(loaded.tokenizer)
     return loaded
 

@@ -5,6 +5,7 @@ checkpointing. methods.llm.train puts them together.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from methods.llm.options import BF16_PURE
@@ -149,3 +150,17 @@ def add_lora(model, config: LLMConfig):
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """transformers' progress bars off for the block (its "Loading weights" bar on every load)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
