@@ -138,8 +138,8 @@ class Fits:
 
         if distributed.launched_processes() > 1:
             return contextlib.nullcontext()
-        lock = cache.lock(key)
         try:
+            lock = cache.lock(key)
             lock.acquire(timeout=0)
             return _held(lock)
         except Timeout:
