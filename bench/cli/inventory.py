@@ -108,7 +108,7 @@ def _cached_fits(cache, prune: bool) -> list[str]:
     if not entries:
         return []
     if not prune:
-        cli.console.print(Text(cache.summary()), soft_wrap=True)
+        cli.console.print(Text(cache.summary()))
         return []
     failed, removed, size = [], 0, 0
     for entry in entries:
@@ -120,7 +120,7 @@ def _cached_fits(cache, prune: bool) -> list[str]:
             removed, size = removed + 1, size + bytes_
         else:
             failed.append(problem)
-    cli.console.print(Text(f"removed: {removed} cached fit(s), {size / 1e6:.1f} MB, from {cache.root}"), soft_wrap=True)
+    cli.console.print(Text(f"removed: {removed} cached fit(s), {size / 1e6:.1f} MB, from {cache.root}"))
     return failed
 
 

@@ -75,7 +75,7 @@ def min_max(x: torch.Tensor) -> torch.Tensor:
 def popularity_signal(train_targets, n_items: int, device=None) -> torch.Tensor:
     """(n_items,) float32 in [0, 1]: each item's share of the training targets, min-max normalised
     (BIGRec's PDA signal)."""
-    targets = torch.as_tensor(np.asarray(train_targets, dtype=np.int64))
+    targets = torch.from_numpy(np.array(train_targets, dtype=np.int64))  # a copy: split arrays are read-only
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= n_items):
         raise ValueError(f"training targets must be item ids in [0, {n_items})")
     counts = torch.bincount(targets, minlength=n_items).to(torch.float32)
