@@ -154,13 +154,25 @@ def add_lora(model, config: LLMConfig):
 
 @contextlib.contextmanager
 def no_progress_bars():
-    """transformers' progress bars off for the block (its "Loading weights" bar on every load)."""
+    """transformers' progress bars off for the block: its "Loading weights" bar on every load, and
+    the GGUF reader's de-quantizing bar (plain tqdm, which the switch does not reach)."""
+    import functools
+
     from transformers.utils import logging as hf_logging
 
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_reader
+    except ImportError:  # pragma: no cover (an older transformers)
+        gguf_reader = None
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    bar = getattr(gguf_reader, "tqdm", None)
+    if bar is not None:
+        gguf_reader.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        if bar is not None:
+            gguf_reader.tqdm = bar
         if was:
             hf_logging.enable_progress_bar()
