@@ -214,27 +214,37 @@ def test_bench_runs_shows_the_cache_and_prune_empties_it(toys, tmp_path, monkeyp
 # --- real methods: a loaded fit decodes as the fitted one ----------------------------------------
 
 
-def test_the_tiny_llm_loaded_from_the_cache_decodes_as_a_fresh_fit(tmp_path):
-    import torch
+def tiny_bigrec(store, sets: list[str], device: str = "cpu"):
+    """One bigrec run on the tiny model and the backbone tests' split (8 test samples)."""
     from test_backbones import FAST, backbone_split
 
-    torch.set_num_threads(1)
     settings = [f"bigrec.{k}={v}" for k, v in FAST.items()]
+    request = RunRequest.from_options("bigrec", sets=settings + sets, device=device, valid=False, limit_test=8)
+    console, _ = quiet_console()
+    (record,) = run_benchmark(request, split=backbone_split(), store=store, console=console, show_progress=False)
+    return record
 
-    def bigrec(store, sets):
-        request = RunRequest.from_options("bigrec", sets=settings + sets, device="cpu", valid=False, limit_test=8)
-        console, _ = quiet_console()
-        (record,) = run_benchmark(request, split=backbone_split(), store=store, console=console, show_progress=False)
-        return record
 
-    cached = RunStore(tmp_path / "a")
-    first = bigrec(cached, [])
-    loaded = bigrec(cached, ["bigrec.num_beams=3"])  # grounded decoding with 3 beams: the fit loaded
-    fresh = bigrec(RunStore(tmp_path / "b"), ["bigrec.num_beams=3"])
+def loaded_and_fresh(tmp_path, device: str = "cpu", load_on: str | None = None):
+    """A fit stored by one command, loaded by a second one with other decode settings (on
+    `load_on`, default the same device), and the second's configuration fitted afresh elsewhere:
+    (first, loaded, fresh) records and their stores."""
+    cached, elsewhere = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
+    first = tiny_bigrec(cached, [], device)
+    loaded = tiny_bigrec(cached, ["bigrec.num_beams=3"], load_on or device)  # grounded decoding with 3 beams
+    fresh = tiny_bigrec(elsewhere, ["bigrec.num_beams=3"], load_on or device)
     assert loaded.reused_fit_of == first.key and fresh.reused_fit_of is None and loaded.key == fresh.key
+    return (first, loaded, fresh), (cached, elsewhere)
+
+
+def test_the_tiny_llm_loaded_from_the_cache_decodes_as_a_fresh_fit(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    (first, loaded, fresh), (cached, elsewhere) = loaded_and_fresh(tmp_path)
     for part in ("topk", "rank", "invalid"):
         assert np.array_equal(cached.load("tiny", "bigrec", loaded.key).arrays()[part],
-                              RunStore(tmp_path / "b").load("tiny", "bigrec", fresh.key).arrays()[part])  # fmt: skip
+                              elsewhere.load("tiny", "bigrec", fresh.key).arrays()[part])  # fmt: skip
     # the fit's facts are the fitted run's (its losses, epochs), not made up
     assert loaded.info == first.info
     assert [e["train_loss"] for e in loaded.info["history"]] == [e["train_loss"] for e in fresh.info["history"]]

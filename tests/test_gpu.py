@@ -138,3 +138,17 @@ def test_nccl_group_gathers_python_objects(tmp_path):
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_fit_cached_on_the_gpu_decodes_as_a_fresh_fit_and_loads_on_a_cpu(tmp_path):
+    """The fit cache keeps the weights as decoding uses them (bf16 on a GPU): loaded on the GPU they
+    give the lists of a fresh fit; a CPU can load the same entry and decode."""
+    import numpy as np
+    from test_fitcache import loaded_and_fresh
+
+    (_, loaded, fresh), (cached, elsewhere) = loaded_and_fresh(tmp_path, "cuda")
+    for part in ("topk", "rank"):
+        assert np.array_equal(cached.load("tiny", "bigrec", loaded.key).arrays()[part],
+                              elsewhere.load("tiny", "bigrec", fresh.key).arrays()[part])  # fmt: skip
+    (_, on_cpu, _), _ = loaded_and_fresh(tmp_path / "cpu", "cuda", load_on="cpu")
+    assert on_cpu.reused_fit_of is not None and on_cpu.provenance.device.startswith("cpu")
