@@ -214,25 +214,23 @@ def test_bench_runs_shows_the_cache_and_prune_empties_it(toys, tmp_path, monkeyp
 # --- real methods: a loaded fit decodes as the fitted one ----------------------------------------
 
 
-def tiny_bigrec(store, sets: list[str], device: str = "cpu"):
-    """One bigrec run on the tiny model and the backbone tests' split (8 test samples)."""
+def tiny_bigrec(store, sets: list[str], device: str = "cpu", grid=()):
+    """The records of bigrec runs on the tiny model and the backbone tests' split (8 test samples)."""
     from test_backbones import FAST, backbone_split
 
     settings = [f"bigrec.{k}={v}" for k, v in FAST.items()]
-    request = RunRequest.from_options("bigrec", sets=settings + sets, device=device, valid=False, limit_test=8)
+    request = RunRequest.from_options("bigrec", sets=settings + sets, grid=list(grid), device=device, valid=False, limit_test=8)
     console, _ = quiet_console()
-    (record,) = run_benchmark(request, split=backbone_split(), store=store, console=console, show_progress=False)
-    return record
+    return run_benchmark(request, split=backbone_split(), store=store, console=console, show_progress=False)
 
 
-def loaded_and_fresh(tmp_path, device: str = "cpu", load_on: str | None = None):
-    """A fit stored by one command, loaded by a second one with other decode settings (on
-    `load_on`, default the same device), and the second's configuration fitted afresh elsewhere:
-    (first, loaded, fresh) records and their stores."""
+def loaded_and_fresh(tmp_path, device: str = "cpu"):
+    """A fit stored by one command, loaded by a second one with other decode settings, and the
+    second's configuration fitted afresh elsewhere: (first, loaded, fresh) records and their stores."""
     cached, elsewhere = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
-    first = tiny_bigrec(cached, [], device)
-    loaded = tiny_bigrec(cached, ["bigrec.num_beams=3"], load_on or device)  # grounded decoding with 3 beams
-    fresh = tiny_bigrec(elsewhere, ["bigrec.num_beams=3"], load_on or device)
+    (first,) = tiny_bigrec(cached, [], device)
+    (loaded,) = tiny_bigrec(cached, ["bigrec.num_beams=3"], device)  # grounded decoding with 3 beams
+    (fresh,) = tiny_bigrec(elsewhere, ["bigrec.num_beams=3"], device)
     assert loaded.reused_fit_of == first.key and fresh.reused_fit_of is None and loaded.key == fresh.key
     return (first, loaded, fresh), (cached, elsewhere)
 

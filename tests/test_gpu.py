@@ -140,15 +140,25 @@ def test_nccl_group_gathers_python_objects(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_a_fit_cached_on_the_gpu_decodes_as_a_fresh_fit_and_loads_on_a_cpu(tmp_path):
+def test_a_fit_cached_on_the_gpu_decodes_as_in_memory_and_loads_on_a_cpu(tmp_path):
     """The fit cache keeps the weights as decoding uses them (bf16 on a GPU): loaded on the GPU they
-    give the lists of a fresh fit; a CPU can load the same entry and decode."""
-    import numpy as np
-    from test_fitcache import loaded_and_fresh
+    give the lists the fitted model gave in memory (not a fresh fit's: CUDA's embedding backward
+    adds in any order); a CPU can load the same entry and decode."""
+    import shutil
 
-    (_, loaded, fresh), (cached, elsewhere) = loaded_and_fresh(tmp_path, "cuda")
+    import numpy as np
+    from test_fitcache import tiny_bigrec
+
+    from bench.store import RunStore
+
+    fitted, later, on_cpu = (RunStore(tmp_path / name) for name in ("fitted", "later", "cpu"))
+    _, in_memory = tiny_bigrec(fitted, [], "cuda", grid=["bigrec.num_beams=5,3"])  # 3 beams: the fit in memory
+    for store in (later, on_cpu):
+        shutil.copytree(fitted.root / "fits", store.root / "fits")
+    (loaded,) = tiny_bigrec(later, ["bigrec.num_beams=3"], "cuda")
+    assert loaded.key == in_memory.key and loaded.reused_fit_of == in_memory.reused_fit_of is not None
     for part in ("topk", "rank"):
-        assert np.array_equal(cached.load("tiny", "bigrec", loaded.key).arrays()[part],
-                              elsewhere.load("tiny", "bigrec", fresh.key).arrays()[part])  # fmt: skip
-    (_, on_cpu, _), _ = loaded_and_fresh(tmp_path / "cpu", "cuda", load_on="cpu")
-    assert on_cpu.reused_fit_of is not None and on_cpu.provenance.device.startswith("cpu")
+        assert np.array_equal(later.load("tiny", "bigrec", loaded.key).arrays()[part],
+                              fitted.load("tiny", "bigrec", in_memory.key).arrays()[part])  # fmt: skip
+    (cpu,) = tiny_bigrec(on_cpu, ["bigrec.num_beams=3"], "cpu")
+    assert cpu.reused_fit_of == in_memory.reused_fit_of and cpu.provenance.device.startswith("cpu")
