@@ -125,6 +125,7 @@ class FitCache:
         return folder
 
     def remove(self, entry: Entry) -> None:
+        """Remove an entry whose training key's lock the caller holds."""
         shutil.rmtree(entry.folder, ignore_errors=True)
 
     def entries(self) -> list[Entry]:
@@ -151,18 +152,21 @@ class FitCache:
         for entry in entries:
             if total <= budget:
                 break
-            if entry.key == keep:
-                continue
-            lock = self.lock(entry.key)
-            if not _try(lock):
-                continue  # a process is fitting or loading it now
-            try:
-                self.remove(entry)
-            finally:
-                lock.release()
-            total -= sizes[entry.folder]
-            removed.append(entry)
+            if entry.key != keep and self.remove_unused(entry, shutil.rmtree)[0]:
+                total -= sizes[entry.folder]
+                removed.append(entry)
         return removed
+
+    def remove_unused(self, entry: Entry, remove) -> tuple[bool, object]:
+        """`remove(entry.folder)` unless a process is fitting or loading the entry now (it holds the
+        training key's lock, which is held here while removing): (whether it was called, what it returned)."""
+        lock = self.lock(entry.key)
+        if not _try(lock):
+            return False, None
+        try:
+            return True, remove(entry.folder)
+        finally:
+            lock.release()
 
     def busy(self, key: str) -> bool:
         lock = self.lock(key)

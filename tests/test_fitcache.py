@@ -206,9 +206,13 @@ def test_bench_runs_shows_the_cache_and_prune_empties_it(toys, tmp_path, monkeyp
     leftover.mkdir()
     code, text, _ = cli(monkeypatch, ["runs"])
     assert code == 0 and f"2 cached fit(s), 0.0 MB in {tmp_path / 'fits'}" in text and f"leftover: {leftover}" in text
-    code, text, _ = cli(monkeypatch, ["runs", "--prune"])
-    assert code == 0 and "removed: 2 cached fit(s)" in text and FitCache(tmp_path).entries() == []
+    in_use = FitCache(tmp_path).entries()[0]
+    with held_elsewhere(FitCache(tmp_path).lock(in_use.key)):  # a process loading it now: kept
+        code, text, _ = cli(monkeypatch, ["runs", "--prune"])
+    assert code == 0 and "removed: 1 cached fit(s)" in text and FitCache(tmp_path).entries() == [in_use]
     assert not leftover.exists() and len(store.runs()) == 2  # stored runs untouched
+    code, text, _ = cli(monkeypatch, ["runs", "--prune"])
+    assert code == 0 and "removed: 1 cached fit(s)" in text and FitCache(tmp_path).entries() == []
 
 
 # --- real methods: a loaded fit decodes as the fitted one ----------------------------------------

@@ -112,10 +112,10 @@ def _cached_fits(cache, prune: bool) -> list[str]:
         return []
     failed, removed, size = [], 0, 0
     for entry in entries:
-        if cache.busy(entry.key):
-            continue  # a process is fitting or loading it now
         bytes_ = entry.size()
-        problem = _remove(entry.folder)
+        called, problem = cache.remove_unused(entry, _remove)
+        if not called:
+            continue  # a process is fitting or loading it now
         if problem is None:
             removed, size = removed + 1, size + bytes_
         else:
