@@ -39,9 +39,13 @@ def run(
     history: Optional[str] = typer.Option(
         None, "--history", help="Evaluate the test samples again with the history changed: none,shuffled,last (any of them)."
     ),
-    force: bool = typer.Option(False, "--force", help="Recompute runs that are stored already."),
+    force: bool = typer.Option(
+        False, "--force", help="Recompute runs that are stored already, fitting again rather than loading a cached fit."
+    ),
     busy: str = typer.Option(
-        "wait", "--busy", help="A run another process is computing: wait for it, or skip it and go on with the others."
+        "wait",
+        "--busy",
+        help="A run (or its model's fit) another process is computing: wait for it, or skip it and go on with the others.",
     ),
     executor: Optional[str] = typer.Option(
         None, "--executor", help="Run each (method, configuration, seed) as a job: local (processes) or slurm (submitit)."
