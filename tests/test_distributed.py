@@ -172,7 +172,8 @@ def test_launched_processes_need_a_prepared_dataset(monkeypatch):
 def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     """`torchrun --nproc_per_node 2 -m bench.cli run ...` on the CPU (gloo), as on two GPUs: the
     32 training samples are split between the processes (4 optimizer steps of 4 samples each, not
-    8), inference is split, and rank 0 alone stores the one run."""
+    8), inference is split, and rank 0 alone stores the one run and its fit; a second launched run
+    that differs in a decode setting loads that fit in both processes."""
     from bench.data.prepare import prepare
     from bench.store import RunStore
 
@@ -213,6 +214,13 @@ def test_a_launched_run_trains_data_parallel_and_stores_once(tmp_path):
     assert record.info["train_samples"] == 32 and record.info["optimizer_steps"] == 4
     assert len(runs[0].arrays()["rank"]) == 6
     assert not any((Path(os.environ["BENCH_RESULTS_DIR"]) / ".work").glob("*"))  # scratch removed by rank 0
+
+    # a decode setting changed: both processes load the fit rank 0 stored in the fit cache
+    torchrun(*args, "--set", "sft.num_beams=3", timeout=600)
+    (loaded,) = [r.record for r in RunStore().runs("ml-100k") if r.key != record.key]
+    assert loaded.reused_fit_of == record.key and loaded.provenance.processes == 2 and loaded.n_test == 6
+    assert loaded.info["optimizer_steps"] == 4 and loaded.config["num_beams"] == 3
+    assert len(list((Path(os.environ["BENCH_RESULTS_DIR"]) / "fits" / "sft").iterdir())) == 1
 
 
 def test_the_group_backend_follows_the_run_device():
