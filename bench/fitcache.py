@@ -69,7 +69,8 @@ class Entry:
         return (self.manifest or {}).get("fitted_by", "")
 
     def size(self) -> int:
-        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        """Bytes on disk (0 for what another process removed meanwhile)."""
+        return _size(self.folder)
 
     def last_used(self) -> float:
         try:
@@ -117,7 +118,7 @@ class FitCache:
                 "key": key,
                 "fitted_by": fitted_by,
                 "fit_s": round(fit_s, 3),
-                "bytes": sum(f.stat().st_size for f in (tmp / MODEL).rglob("*") if f.is_file()),
+                "bytes": _size(tmp / MODEL),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -196,6 +197,17 @@ def _try(lock) -> bool:
     except Timeout:
         return False
     return True
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    try:
+        for f in folder.rglob("*"):
+            if f.is_file():
+                total += f.stat().st_size
+    except FileNotFoundError:
+        pass  # removed while it was measured
+    return total
 
 
 def _gb(n: int) -> str:
