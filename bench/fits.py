@@ -70,9 +70,7 @@ class Fits:
     loaded_from_cache: bool = False  # whether the run being computed loaded its fit from the cache
 
     def fit_key(self, p: Planned, seed: int) -> str:
-        from bench.store import run_key
-
-        return run_key(p.name, p.cls.version, p.fit_key_config, self.split_hash, seed, None, None)
+        return training_key(p, self.split_hash, seed)
 
     def method_for(self, p: Planned, seed: int, run_key: str, train, valid, context: Context) -> tuple[Method, float, str | None]:
         """(the method fitted for `p`, seconds spent fitting or loading it now, the run whose fit
@@ -181,6 +179,14 @@ class Fits:
         self.assistants.clear()
 
 
+def training_key(p: Planned, split_hash: str, seed: int) -> str:
+    """What fitting `p` with `seed` on the split depends on: the run key without the decode-time
+    settings and the test subset. Configurations with one training key share one fit."""
+    from bench.store import run_key
+
+    return run_key(p.name, p.cls.version, p.fit_key_config, split_hash, seed, None, None)
+
+
 def _timed_fit(method: Method, train, valid, context: Context) -> tuple[Method, float]:
     started = time.perf_counter()
     method.fit(train, valid, context)
@@ -208,11 +214,3 @@ def _held(lock):
             lock.release()
 
     return held()
-
-
-def share_fits(planned: list[Planned], fit_key) -> list[Planned]:
-    """The planned configurations with those sharing a fit next to each other (stable)."""
-    order: dict[str, int] = {}
-    for p in planned:
-        order.setdefault(fit_key(p), len(order))
-    return sorted(planned, key=lambda p: order[fit_key(p)])

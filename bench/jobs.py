@@ -1,8 +1,10 @@
 """Running a command's runs as separate jobs: N local processes, or one Slurm job each through
-submitit. Every job is one (method, configuration, seed) and runs the ordinary `bench run` for it,
-so it is keyed, stored and resumed like any run; the store's per-key locks keep two jobs of one key
-from computing it twice, and jobs whose configurations differ in decode-time settings only share
-one fit through the fit cache (bench.fitcache: the first fits, the others wait and load it).
+submitit. Every job is one (method, configuration, seed), or the configurations of one method and
+seed that share a fit (they differ in decode-time settings only: bench.job_groups), and runs the
+ordinary `bench run` for them, so each run is keyed, stored and resumed like any run; the store's
+per-key locks keep two jobs of one key from computing it twice, and the fit cache
+(bench.fitcache) lets a later job load a fit an earlier one stored. The job book keeps one record
+per run; the runs of one job share its command, id and log.
 
     bench run --methods cft,sasrec --grid cft.alpha=0.05,0.1 --executor local --jobs 2
     bench run ... --executor slurm --partition gpu --gpus-per-job 1 --time 240 --sbatch 'account=abc'
@@ -17,11 +19,9 @@ has no record of it; a local job is running while its process lives, lost once i
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -35,6 +35,8 @@ from rich.markup import escape
 from bench import paths
 from bench.atomic import write_text
 from bench.errors import BenchError
+from bench.job_groups import group_request, job_groups, job_units, named
+from bench.local_gpus import gpu_slots, visible_gpus
 from bench.locks import lock_for
 
 EXECUTORS = ("local", "slurm")
@@ -233,40 +235,6 @@ def _quiet_submitit():
         logger.setLevel(level)
 
 
-# ---- the local executor's GPUs ------------------------------------------------------------------
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs local jobs may use, as CUDA_VISIBLE_DEVICES entries, without importing torch:
-    those CUDA_VISIBLE_DEVICES names when it is set, else the indices `nvidia-smi -L` lists."""
-    chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if chosen is not None:  # CUDA ignores every entry from the first invalid one on (-1 hides them all)
-        return list(itertools.takewhile(lambda e: e and not e.startswith("-"), (e.strip() for e in chosen.split(","))))
-    try:
-        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if listed.returncode != 0:
-        return []
-    return re.findall(r"^GPU (\d+):", listed.stdout, re.M)
-
-
-def gpu_slots(gpus: list[str], n_parallel: int) -> tuple[list[str], str]:
-    """The CUDA_VISIBLE_DEVICES of each of the `n_parallel` jobs running at a time, and one
-    sentence saying how the GPUs were split. A job runs as one process, which uses one GPU: each
-    job gets one of its own while there are enough, else jobs share them in turn. One GPU or none:
-    nothing to split ([], "")."""
-    n = len(gpus)
-    if n < 2:
-        return [], ""
-    slots = [gpus[i % n] for i in range(n_parallel)]
-    line = f"{n} GPUs, {n_parallel} job(s) at a time: "
-    if n_parallel <= n:
-        unused = f"; {n - n_parallel} stay unused (--jobs {n} uses them all)" if n_parallel < n else ""
-        return slots, line + f"one GPU each (CUDA_VISIBLE_DEVICES {', '.join(slots)}){unused}."
-    return slots, line + f"up to {-(-n_parallel // n)} jobs share each GPU (CUDA_VISIBLE_DEVICES {', '.join(gpus)})."
-
-
 def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console, gpus: list[str] = ()) -> None:
     """Run the jobs as `n_parallel` processes at a time, splitting the CPU threads between them
     and, with several GPUs, the GPUs (gpu_slots)."""
@@ -277,33 +245,33 @@ def run_local(jobs: list[Job], n_parallel: int, book: JobBook, console, gpus: li
         console.print(split, highlight=False)
         if "CUDA_VISIBLE_DEVICES" not in os.environ:
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's numbering, as nvidia-smi's
-    free, waiting, running = list(range(n_parallel)), list(jobs), []
+    free, waiting, running = list(range(n_parallel)), job_units(jobs), []
     while waiting or running:
         while waiting and free:
-            job, slot = waiting.pop(0), free.pop(0)
-            job.gpus = slots[slot] if slots else ""
-            job_env = dict(env, CUDA_VISIBLE_DEVICES=job.gpus) if job.gpus else env
-            log = open(job.log, "w", encoding="utf-8")  # noqa: SIM115 (closed when the job ends)
-            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=job_env)
-            job.state, job.job_id, job.submitted_at = RUNNING, str(proc.pid), _now()
-            book.update(job)
-            running.append((job, proc, log, slot))
-            on_gpu = f" on GPU {job.gpus}" if job.gpus else ""
-            console.print(f"[dim]started {escape(job.label)} seed {job.seed}{on_gpu} (log {job.log})[/]", highlight=False)
+            unit, slot = waiting.pop(0), free.pop(0)
+            first, gpus = unit[0], slots[slot] if slots else ""
+            job_env = dict(env, CUDA_VISIBLE_DEVICES=gpus) if gpus else env
+            log = open(first.log, "w", encoding="utf-8")  # noqa: SIM115 (closed when the job ends)
+            proc = subprocess.Popen(first.command, stdout=log, stderr=subprocess.STDOUT, env=job_env)
+            for job in unit:
+                job.gpus, job.state, job.job_id, job.submitted_at = gpus, RUNNING, str(proc.pid), _now()
+            book.update(*unit)
+            running.append((unit, proc, log, slot))
+            on_gpu = f" on GPU {gpus}" if gpus else ""
+            console.print(f"[dim]started {named(unit)}{on_gpu} (log {first.log})[/]", highlight=False)
         time.sleep(0.2)
         for entry in list(running):
-            job, proc, log, slot = entry
+            unit, proc, log, slot = entry
             if proc.poll() is None:
                 continue
             log.close()
             running.remove(entry)
             free = sorted(free + [slot])
-            job.returncode, job.ended_at = proc.returncode, _now()
-            job.state = DONE if proc.returncode == 0 else FAILED
-            book.update(job)
-            console.print(
-                f"{'finished' if job.state == DONE else '[red]failed[/]'} {escape(job.label)} seed {job.seed}", highlight=False
-            )
+            for job in unit:
+                job.returncode, job.ended_at = proc.returncode, _now()
+                job.state = DONE if proc.returncode == 0 else FAILED
+            book.update(*unit)
+            console.print(f"{'finished' if proc.returncode == 0 else '[red]failed[/]'} {named(unit)}", highlight=False)
 
 
 def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> None:
@@ -317,12 +285,13 @@ def submit_slurm(jobs: list[Job], cluster: Cluster, book: JobBook, console) -> N
     if cluster.cpus_per_job:
         params["cpus_per_task"] = cluster.cpus_per_job
     executor.update_parameters(**params)
-    for job in jobs:
-        submitted = executor.submit(submitit.helpers.CommandFunction(job.command, verbose=True))
-        job.job_id, job.submitted_at, job.state = str(submitted.job_id), _now(), PENDING
-        job.log = str(submitted.paths.stdout)
-        book.update(job)
-        console.print(f"submitted {escape(job.label)} seed {job.seed}: Slurm job {job.job_id} (log {job.log})", highlight=False)
+    for unit in job_units(jobs):
+        submitted = executor.submit(submitit.helpers.CommandFunction(unit[0].command, verbose=True))
+        for job in unit:
+            job.job_id, job.submitted_at, job.state = str(submitted.job_id), _now(), PENDING
+            job.log = str(submitted.paths.stdout)
+        book.update(*unit)
+        console.print(f"submitted {named(unit)}: Slurm job {unit[0].job_id} (log {unit[0].log})", highlight=False)
 
 
 def _import_submitit():
@@ -344,7 +313,8 @@ def check_executor(executor: str, n_parallel: int) -> None:
 
 
 def submit(request, planned, split, store, executor: str, n_parallel: int, cluster: Cluster, console) -> list[Job]:
-    """One job per (configuration, seed) of the request not stored yet and not already pending or running."""
+    """The runs of the request not stored yet and not already pending or running, one job per
+    configuration and seed, or per group of configurations sharing a fit (bench.job_groups)."""
     check_executor(executor, n_parallel)
     book = JobBook(split.name, store.root)
     book.folder.mkdir(parents=True, exist_ok=True)
@@ -362,20 +332,30 @@ def submit(request, planned, split, store, executor: str, n_parallel: int, clust
     previous = [known[key] for _, _, key in wanted if key in known]
     slurm = ask_slurm([job for job in previous if _asks_slurm(job)])
     todo, here = [], dict(host=socket.gethostname(), submitter=os.getpid())
+    ready = []
     for p, seed, key in wanted:
         earlier = known.get(key)
         if earlier is not None and refresh(earlier, False, slurm).state in IN_FLIGHT:
             console.print(f"[dim]{escape(p.label)} seed {seed}: {_not_again(earlier)}[/]", highlight=False)
-            continue
-        log = str(book.folder / f"{key}.log")
-        command = job_command(request.for_job(p, seed), cluster.gpus_per_job if executor == "slurm" else 0)
-        todo.append(Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log, **here))
-    console.print(f"{len(todo)} job(s) to run, {skipped} stored already.")
+        else:
+            ready.append((p, seed, key))
+    for group in job_groups(request, ready, split.hash):
+        log = str(book.folder / f"{group[0][2]}.log")
+        command = job_command(group_request(request, group, split.hash), cluster.gpus_per_job if executor == "slurm" else 0)
+        todo += [
+            Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log, **here) for p, seed, key in group
+        ]
+    n_jobs = len(job_units(todo))
+    shared = f" ({len(todo)} runs: configurations that share a fit run in one job)" if n_jobs < len(todo) else ""
+    console.print(f"{n_jobs} job(s) to run{shared}, {skipped} stored already.")
     if todo:
         book.update(*todo)
         if executor == "local":
             # GPUs are split when a job may take any (not on CPU, nor when one is named: cuda:N)
             run_local(todo, n_parallel, book, console, gpus=visible_gpus() if request.device in ("auto", "cuda") else [])
+            for job in todo:  # a job that failed after storing some of its runs: those are done
+                if job.state == FAILED and store.find(split.name, p_name(job), job.key)[0] is not None:
+                    job.state = DONE
         else:
             submit_slurm(todo, cluster, book, console)
     failed = [job for job in todo if job.state == FAILED]
@@ -383,6 +363,11 @@ def submit(request, planned, split, store, executor: str, n_parallel: int, clust
         shown = "; ".join(f"{job.label} seed {job.seed} (log {job.log})" for job in failed)
         raise BenchError(f"{len(failed)} job(s) failed: {shown}; fix the cause and run the same command again to retry them.")
     return todo
+
+
+def p_name(job: Job) -> str:
+    """The method of a job's run (its label's name)."""
+    return job.label.split("[")[0]
 
 
 def _not_again(job: Job) -> str:
@@ -395,6 +380,6 @@ def _not_again(job: Job) -> str:
 def status(dataset: str, store) -> list[Job]:
     """Every recorded job of a dataset with its state now (the book itself is left as it is)."""
     jobs = list(JobBook(dataset, store.root).read().values())
-    stored = {job.key: store.find(dataset, job.label.split("[")[0], job.key)[0] is not None for job in jobs}
+    stored = {job.key: store.find(dataset, p_name(job), job.key)[0] is not None for job in jobs}
     slurm = ask_slurm([job for job in jobs if not stored[job.key] and _asks_slurm(job)])
     return sorted((refresh(job, stored[job.key], slurm) for job in jobs), key=lambda j: (j.label, j.seed))

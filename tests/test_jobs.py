@@ -284,19 +284,39 @@ def test_local_grid_with_a_killed_job_resumes_only_that_job(fake_plugin, ml100k,
         assert row_pattern(job.label, 0, "finished", "local", job.job_id, job.log).search(text), (job.label, text)
 
 
-def test_parallel_jobs_of_one_training_key_fit_once_and_share_it(fake_plugin, ml100k, monkeypatch):
-    command = ["run", "--methods", "fake", "--grid", "fake.shown=1,2,3", "--dataset", "ml-100k", "--limit-test", "5",
-               "--no-valid", "--executor", "local", "--jobs", "3", "--device", "cpu"]  # fmt: skip
+def test_a_grid_over_a_decode_setting_is_one_job_that_fits_once(fake_plugin, ml100k, monkeypatch):
+    command = ["run", "--methods", "fake", "--grid", "fake.shown=1,2,3", "--grid", "fake.rate=0.5,0.25", "--dataset",
+               "ml-100k", "--limit-test", "5", "--no-valid", "--executor", "local", "--jobs", "3", "--device", "cpu"]  # fmt: skip
     result, text = invoke(monkeypatch, *command)
     assert result.exit_code == 0, (result.output, text)
-    fitted = sorted(fake_plugin.glob("fit-*"))
-    loads = sorted(fake_plugin.glob("load-*"))
-    assert len(fitted) == 1 and len(loads) == 2  # three jobs at once, one fit
-    fitter = fitted[0].name.split("-")[1]
-    assert {f.read_text() for f in loads} == {fitter}  # both loaded what the fitting job stored
+    # rate changes the fit, shown does not: two jobs of three runs, one fit each, nothing loaded
+    assert "2 job(s) to run (6 runs: configurations that share a fit run in one job), 0 stored already." in text
+    assert text.count("started ") == 2 and "fake[rate=0.25,shown=1] and 2 more sharing its fit seed 0" in text
+    assert len(list(fake_plugin.glob("fit-*"))) == 2 and not list(fake_plugin.glob("load-*"))
+    records = [r.record for r in RunStore().runs("ml-100k")]
+    assert len(records) == 6 and sum(r.reused_fit_of is None for r in records) == 2
+    book = JobBook("ml-100k").read()
+    assert len(book) == 6 and len({job.job_id for job in book.values()}) == 2  # one record per run, two processes
+    assert {job.state for job in status("ml-100k", RunStore())} == {"finished"}
+    result, text = invoke(monkeypatch, *command)
+    assert "0 job(s) to run, 6 stored already." in text
+
+
+def test_two_commands_of_one_training_key_at_once_fit_once(fake_plugin, ml100k, monkeypatch):
+    """Two `bench run` processes started together (as two Slurm jobs of one grid given separately):
+    one fits and stores the fit, the other waits for it and loads it."""
+    base = [sys.executable, "-m", "bench.cli", "run", "--methods", "fake", "--dataset", "ml-100k", "--limit-test", "5",
+            "--no-valid", "--device", "cpu"]  # fmt: skip
+    procs = [subprocess.Popen([*base, "--set", f"fake.shown={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in (1, 2)]  # fmt: skip
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    fitted, loads = list(fake_plugin.glob("fit-*")), list(fake_plugin.glob("load-*"))
+    assert len(fitted) == 1 and len(loads) == 1
+    assert loads[0].read_text() == fitted[0].name.split("-")[1]  # it loaded what the other process stored
     records = [r.record for r in RunStore().runs("ml-100k")]
     (first,) = [r for r in records if r.reused_fit_of is None]
-    assert sorted(r.reused_fit_of or "" for r in records) == ["", first.key, first.key]
+    assert sorted(r.reused_fit_of or "" for r in records) == ["", first.key]
 
 
 # ---- 2. `bench jobs` ----------------------------------------------------------------------------------

@@ -172,6 +172,24 @@ def test_a_grid_of_pop_and_sasrec_runs_as_slurm_jobs_and_is_stored(slurm, use, m
     assert "0 job(s) to run, 3 stored already." in text
 
 
+def test_configurations_sharing_a_fit_run_as_one_slurm_job(slurm, use, ml100k, monkeypatch):
+    use(slurm)
+    tiny = ("model=tiny", "epochs=1", "max_train_samples=32", "max_valid_samples=8", "max_new_tokens=16")
+    command = ["run", "--methods", "sft", "--dataset", "ml-100k", "--grid", "sft.num_beams=2,3",
+               *[x for s in tiny for x in ("--set", f"sft.{s}")], "--limit-test", "5", "--no-valid", "--device", "cpu",
+               "--executor", "slurm"]  # fmt: skip
+    text = invoke(monkeypatch, *command)
+    assert "1 job(s) to run (2 runs: configurations that share a fit run in one job), 0 stored already." in text
+    book = JobBook("ml-100k").read()
+    (job_id,) = {job.job_id for job in book.values()}
+    assert len(book) == 2 and len({job.log for job in book.values()}) == 1
+    wait_for_states({(job.label, 0): "finished" for job in book.values()}, timeout=240)
+    records = [r.record for r in RunStore().runs("ml-100k")]
+    assert sorted(r.config["num_beams"] for r in records) == [2, 3]
+    assert sum(r.reused_fit_of is None for r in records) == 1  # one fit, decoded twice
+    assert set(shown_states(monkeypatch).values()) == {("finished", job_id)}
+
+
 # ---- what `bench jobs` says ------------------------------------------------------------------------------
 
 
