@@ -702,6 +702,33 @@ def test_a_job_computes_the_key_it_was_submitted_for(fake_plugin, monkeypatch):
         assert read_back.evaluation.key(q, "0" * 16, 4) == request.evaluation.key(p, "0" * 16, 4)
 
 
+def test_a_group_job_computes_exactly_the_keys_of_its_group(monkeypatch):
+    """Configurations sharing a fit become one job whose command, read back by `bench run`, plans
+    exactly their keys: the shared settings as --set, the varied ones as --grid, a grid value that
+    is the default (num_beams=10) included."""
+    from bench.job_groups import group_request, group_runs
+
+    request = RunRequest.from_options(
+        "sft", seeds="0,1", sets=["sft.model=tiny"], grid=["sft.num_beams=4,10", "sft.max_train_samples=8,16",
+        "sft.grounding_gamma=0,2"], limit_test=5, dataset="ml-100k", device="cpu",
+    )  # fmt: skip
+    split_hash = "0" * 16
+    wanted = [(p, seed, request.evaluation.key(p, split_hash, seed)) for p in request.plan() for seed in request.seeds]
+    groups = group_runs(wanted, split_hash)
+    assert len(wanted) == 16 and [len(g) for g in groups] == [4, 4, 4, 4]  # (max_train_samples, seed) each
+    captured = []
+    monkeypatch.setattr("bench.runner.run_benchmark", lambda request, **kw: captured.append(request) or [])
+    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
+    for group in groups:
+        job = group_request(request, group, split_hash)
+        assert job is not None and job.seeds == (group[0][1],)
+        result = CliRunner().invoke(cli.app, job_command(job, gpus=0)[3:])
+        assert result.exit_code == 0, (result.output, result.exception)
+        read_back = captured[-1]
+        planned = {read_back.evaluation.key(q, split_hash, group[0][1]) for q in read_back.plan()}
+        assert planned == {key for _, _, key in group}
+
+
 # ---- 6. bad input ---------------------------------------------------------------------------------------
 
 
