@@ -94,7 +94,10 @@ class FitCache:
     def lock(self, key: str):
         from bench.locks import lock_for
 
-        return lock_for(self.results_root / ".locks" / f"fit-{key}.lock")
+        return lock_for(self._lock_path(key))
+
+    def _lock_path(self, key: str) -> Path:
+        return self.results_root / ".locks" / f"fit-{key}.lock"
 
     def find(self, method: str, key: str) -> Entry | None:
         folder = self.folder(method, key)
@@ -161,8 +164,10 @@ class FitCache:
     def remove_unused(self, entry: Entry, remove) -> tuple[bool, object]:
         """`remove(entry.folder)` unless a process is fitting or loading the entry now (it holds the
         training key's lock, which is held here while removing): (whether it was called, what it returned)."""
+        from bench.locks import try_acquire
+
         lock = self.lock(entry.key)
-        if not _try(lock):
+        if not try_acquire(lock):
             return False, None
         try:
             return True, remove(entry.folder)
@@ -170,14 +175,10 @@ class FitCache:
             lock.release()
 
     def busy(self, key: str) -> bool:
-        lock = self.lock(key)
-        try:
-            if not _try(lock):
-                return True
-        except OSError:
-            return False  # a folder that cannot hold locks has nobody working in it
-        lock.release()
-        return False
+        """Whether a process is fitting, loading or removing the entry of `key` now."""
+        from bench.locks import held_elsewhere
+
+        return held_elsewhere(self._lock_path(key))
 
     def summary(self) -> str:
         entries = self.entries()
@@ -187,16 +188,6 @@ class FitCache:
         if limit == 0:
             return f"{where}; the fit cache is off ({ENV}=0)."
         return f"{where} (at most {_gb(limit)}, least recently used removed first; {ENV} sets it)."
-
-
-def _try(lock) -> bool:
-    from bench.locks import Timeout
-
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    return True
 
 
 def _size(folder: Path) -> int:

@@ -17,6 +17,7 @@ grid so that configurations sharing a fit come one after the other.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -127,27 +128,31 @@ class Fits:
                 raise
             self._say(f"[yellow]the fit was not kept in the fit cache: {storage_sentence(exc)}[/]")
 
+    @contextlib.contextmanager
     def _claim(self, cache: FitCache, key: str, name: str):
-        """The training key's lock (one process fits a key at a time); nothing to hold in a launched job."""
-        import contextlib
-
+        """Hold the training key's lock for the block (one process fits a key at a time); nothing
+        to hold in a launched job, or in a results folder that cannot hold locks."""
         from bench import distributed
-        from bench.locks import Timeout
+        from bench.locks import try_acquire
 
         if distributed.launched_processes() > 1:
-            return contextlib.nullcontext()
+            yield
+            return
         try:
             lock = cache.lock(key)
-            lock.acquire(timeout=0)
-            return _held(lock)
-        except Timeout:
-            if self.busy == "skip":
-                raise FitBusy(key) from None
+            acquired = try_acquire(lock)
         except OSError:
-            return contextlib.nullcontext()  # a results folder that cannot hold locks: fit here
-        self._say(f"[dim]{name}: another process is fitting the same model ({key[:8]}); waiting to load it[/]")
-        lock.acquire()
-        return _held(lock)
+            yield  # a results folder that cannot hold locks: fit here
+            return
+        if not acquired:
+            if self.busy == "skip":
+                raise FitBusy(key)
+            self._say(f"[dim]{name}: another process is fitting the same model ({key[:8]}); waiting to load it[/]")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _say(self, markup: str) -> None:
         if self.say is not None:
@@ -201,16 +206,3 @@ def _agreed(entry):
         return entry
     seen = distributed.gather(entry is not None and entry.manifest is not None)
     return entry if all(seen) else None
-
-
-def _held(lock):
-    import contextlib
-
-    @contextlib.contextmanager
-    def held():
-        try:
-            yield
-        finally:
-            lock.release()
-
-    return held()

@@ -43,12 +43,16 @@ def group_request(request: RunRequest, group: list[tuple[Planned, int, str]], sp
     return job if planned == keys else None
 
 
-def job_groups(request: RunRequest, ready: list[tuple[Planned, int, str]], split_hash: str) -> list[list]:
-    """The runs to submit, grouped into jobs (bench.job_groups): a group the job's command would
-    not plan exactly is split into one job per run."""
+def job_groups(request: RunRequest, ready: list[tuple[Planned, int, str]], split_hash: str) -> list[tuple[list, RunRequest]]:
+    """The runs to submit, grouped into jobs, each with the request its job runs: a group the job's
+    command would not plan exactly is split into one job per run."""
     out = []
     for group in group_runs(ready, split_hash):
-        out += [group] if group_request(request, group, split_hash) is not None else [[run] for run in group]
+        job = group_request(request, group, split_hash)
+        if job is not None:
+            out.append((group, job))
+        else:
+            out += [([run], group_request(request, [run], split_hash)) for run in group]
     return out
 
 

@@ -35,7 +35,7 @@ from rich.markup import escape
 from bench import paths
 from bench.atomic import write_text
 from bench.errors import BenchError
-from bench.job_groups import group_request, job_groups, job_units, named
+from bench.job_groups import job_groups, job_units, named
 from bench.local_gpus import gpu_slots, visible_gpus
 from bench.locks import lock_for
 
@@ -339,9 +339,9 @@ def submit(request, planned, split, store, executor: str, n_parallel: int, clust
             console.print(f"[dim]{escape(p.label)} seed {seed}: {_not_again(earlier)}[/]", highlight=False)
         else:
             ready.append((p, seed, key))
-    for group in job_groups(request, ready, split.hash):
+    for group, job_request in job_groups(request, ready, split.hash):
         log = str(book.folder / f"{group[0][2]}.log")
-        command = job_command(group_request(request, group, split.hash), cluster.gpus_per_job if executor == "slurm" else 0)
+        command = job_command(job_request, cluster.gpus_per_job if executor == "slurm" else 0)
         todo += [
             Job(key=key, label=p.label, seed=seed, command=command, executor=executor, log=log, **here) for p, seed, key in group
         ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import BaseFileLock, FileLock, SoftFileLock, Timeout
 
-__all__ = ["Timeout", "lock_for"]
+__all__ = ["Timeout", "held_elsewhere", "lock_for", "try_acquire"]
 
 
 def lock_for(path: Path | str) -> BaseFileLock:
@@ -27,3 +27,25 @@ def lock_for(path: Path | str) -> BaseFileLock:
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = SoftFileLock if os.environ.get("BENCH_LOCKS", "").lower() == "soft" else FileLock
     return kind(str(path))
+
+
+def try_acquire(lock: BaseFileLock) -> bool:
+    """Acquire `lock` if no other process holds it; whether it was acquired (never waits)."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    return True
+
+
+def held_elsewhere(path: Path | str) -> bool:
+    """Whether another process holds the lock whose file is `path` (is working on what it guards
+    now). A folder that cannot hold locks (read-only) has nobody working in it."""
+    try:
+        lock = lock_for(path)
+        if not try_acquire(lock):
+            return True
+    except OSError:
+        return False
+    lock.release()
+    return False

@@ -182,7 +182,10 @@ class RunStore:
         """The inter-process lock of a run key: one process computes a key at a time."""
         from bench.locks import lock_for
 
-        return lock_for(self.root / ".locks" / f"{key}.lock")
+        return lock_for(self._lock_path(key))
+
+    def _lock_path(self, key: str) -> Path:
+        return self.root / ".locks" / f"{key}.lock"
 
     def save(
         self,
@@ -280,17 +283,9 @@ class RunStore:
     def busy(self, key: str) -> bool:
         """Whether another process holds the key's lock (is computing it now). A store that cannot
         hold locks (a read-only folder) has nobody computing in it."""
-        from bench.locks import Timeout
+        from bench.locks import held_elsewhere
 
-        try:
-            lock = self.lock(key)
-            lock.acquire(timeout=0)
-        except Timeout:
-            return True
-        except OSError:
-            return False
-        lock.release()
-        return False
+        return held_elsewhere(self._lock_path(key))
 
 
 def _orphans(folder: Path) -> list[Path]:

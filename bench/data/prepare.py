@@ -29,23 +29,15 @@ def is_prepared(name: str) -> bool:
 def leftovers() -> list[Path]:
     """Temporary or set-aside copies of splits left by a killed `bench data prepare`, of datasets
     no process is preparing now."""
-    from filelock import Timeout
+    from bench.locks import held_elsewhere
 
     found = []
     for folder in sorted(paths.data_dir().glob(".*")):
         name, marker, _ = folder.name[1:].rpartition(".tmp-") if ".tmp-" in folder.name else folder.name[1:].rpartition(".old-")
         if not (folder.is_dir() and marker):
             continue
-        lock = lock_for(folder.with_name(f".{name}.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            continue  # being prepared now
-        except OSError:
-            pass  # a read-only data folder: nobody prepares in it
-        else:
-            lock.release()
-        found.append(folder)
+        if not held_elsewhere(folder.with_name(f".{name}.lock")):  # else: being prepared now
+            found.append(folder)
     return found
 
 
